@@ -1,0 +1,61 @@
+"""smsgate: send SMS through Chinese SMS vendors — a small core and one plugin per vendor.
+
+Importing this package is cheap: names are loaded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # errors
+    "SmsError": "errors", "ConfigError": "errors", "ValidationError": "errors", "ProviderError": "errors",
+    "AuthError": "errors", "RateLimited": "errors", "InsufficientBalance": "errors", "TransportError": "errors",
+    # models
+    "Message": "models", "SendResult": "models", "RecipientResult": "models", "Reason": "models",
+    "Outcome": "models", "Status": "models", "Operation": "models", "DeliveryReport": "models",
+    "InboundMessage": "models", "TaskSummary": "models", "Balance": "models", "PullQuery": "models",
+    "HttpRequest": "models", "HttpResponse": "models", "CallbackRequest": "models", "CallbackResult": "models",
+    "SendReply": "models", "CHINA_TZ": "models", "to_jsonable": "models", "converter": "models",
+    # plugin authoring
+    "hookimpl": "hookspecs", "hookspec": "hookspecs",
+    "Provider": "provider", "Capabilities": "provider", "HookContext": "provider",
+    "ProviderConfig": "config", "secret": "config",
+    # utilities
+    "normalise_phone": "phones", "mask_phone": "phones", "segments": "phones",
+    # embedding
+    "Gateway": "gateway", "PluginManager": "plugins",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'smsgate' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"smsgate.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import ProviderConfig, secret
+    from .errors import (AuthError, ConfigError, InsufficientBalance, ProviderError, RateLimited, SmsError,
+                         TransportError, ValidationError)
+    from .gateway import Gateway
+    from .hookspecs import hookimpl, hookspec
+    from .models import (CHINA_TZ, Balance, CallbackRequest, CallbackResult, DeliveryReport, HttpRequest,
+                         HttpResponse, InboundMessage, Message, Operation, Outcome, PullQuery, Reason,
+                         RecipientResult, SendReply, SendResult, Status, TaskSummary, converter, to_jsonable)
+    from .phones import mask_phone, normalise_phone, segments
+    from .plugins import PluginManager
+    from .provider import Capabilities, HookContext, Provider

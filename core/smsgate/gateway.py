@@ -1,0 +1,211 @@
+"""``Gateway``: the embedding API. The CLI uses nothing else."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .config import ProviderSettings, Settings, load_settings, settings_from_mapping, structure_config
+from .errors import ConfigError, ProviderError, ValidationError
+from .models import Balance, CallbackRequest, CallbackResult, Message, Operation, PullQuery, SendResult
+from .provider import HookContext, default_nonce
+
+
+class Gateway:
+    """Send SMS and talk to vendors through the installed provider plugins.
+
+    ``settings`` is a path to a TOML file, a mapping shaped like one (``{"providers": {...}}``),
+    a :class:`Settings`, or None for ``$SMSGATE_CONFIG`` (or nothing). ``clock`` and ``nonce``
+    replace the time source and nonce generator every hook sees (tests fix them).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | Mapping[str, Any] | str | os.PathLike | None = None,
+        *,
+        plugins: Any = None,
+        clock: Callable[[], float] | None = None,
+        nonce: Callable[[], str] | None = None,
+        transport: Any = None,
+        environ: Mapping[str, str] | None = None,
+        extras: Mapping[str, Any] | None = None,
+    ):
+        from .plugins import PluginManager
+
+        self.environ = os.environ if environ is None else environ
+        if settings is None or isinstance(settings, (str, os.PathLike)):
+            settings = load_settings(None if settings is None else os.fspath(settings), environ=self.environ)
+        elif not isinstance(settings, Settings):
+            settings = settings_from_mapping(settings)
+        self.settings = settings
+        self.plugins = plugins if plugins is not None else PluginManager()
+        self.clock = clock or time.time
+        self.nonce = nonce or default_nonce
+        self._transport = transport
+        self._extras = dict(extras or {})
+        self._configs: dict[str, tuple[Any, Any]] = {}
+        self._last_call: dict[tuple[str, Operation], float] = {}
+        self._rate_lock = threading.Lock()
+        from .log import get_logger
+
+        self.log = get_logger("smsgate.pipeline")
+
+    # -- configuration ---------------------------------------------------------------------
+    @property
+    def transport(self) -> Any:
+        if self._transport is None:
+            from .transport import default_transport
+
+            self._transport = default_transport()
+        return self._transport
+
+    def provider_names(self) -> list[str]:
+        """Configured provider names (tables in the config file)."""
+        return sorted(self.settings.providers)
+
+    def _resolve(self, name: str | None) -> str:
+        if name:
+            return name
+        default = self.settings.extra.get("default_provider")
+        if isinstance(default, str):
+            return default
+        if len(self.settings.providers) == 1:
+            return next(iter(self.settings.providers))
+        raise ConfigError("no provider named: pass provider=... (or set default_provider in the config)")
+
+    def provider(self, name: str | None = None) -> tuple[Any, Any]:
+        """``(ProviderEntry, config object)`` for a configured name, structured on first use."""
+        name = self._resolve(name)
+        cached = self._configs.get(name)
+        if cached is not None:
+            return cached
+        ps = self.settings.providers.get(name) or ProviderSettings(name=name, plugin=name, values={})
+        entry = self.plugins.provider(ps.plugin)
+        config = structure_config(name, entry.spec.config_class, ps.values, environ=self.environ)
+        self._configs[name] = (entry, config)
+        return entry, config
+
+    def context(self, name: str | None = None, operation: Operation | None = None, index: int = 0) -> HookContext:
+        """The hook context for ``name``'s work (public so tests and tools can call hooks directly)."""
+        name = self._resolve(name)
+        entry, config = self.provider(name)
+        extras = {"transport": self.transport, **self._extras}
+        return HookContext(provider=entry.spec.name, config=config, operation=operation, clock=self.clock,
+                           nonce_factory=self.nonce, request_index=index, extras=extras)
+
+    def hooks(self, name: str | None = None) -> Any:
+        entry, _ = self.provider(name)
+        return self.plugins.hooks_for(entry.spec.name)
+
+    # -- sending ---------------------------------------------------------------------------
+    def send(self, message: Message, provider: str | None = None) -> SendResult:
+        """Send ``message``; every recipient gets an outcome (accepted, rejected or unknown).
+
+        Raises ValidationError (bad numbers or content; nothing sent) or ConfigError. Vendor and
+        transport failures do not raise: they become the outcomes of the recipients concerned.
+        """
+        from .pipeline import check_content, execute_send, merge, normalise_recipients, plan
+
+        name = self._resolve(provider)
+        entry, config = self.provider(name)
+        caps = entry.spec.capabilities
+        operation = message.operation
+        if operation not in caps.operations:
+            raise ValidationError(f"provider {name!r} cannot {operation.value}", field="personal")
+        message = normalise_recipients(message)
+        check_content(message, caps, name)
+        hooks = self.plugins.hooks_for(entry.spec.name)
+        ctx0 = self.context(name, operation)
+        replaced = hooks.validate_message(ctx=ctx0, message=message)
+        if replaced is not None:
+            message = replaced
+        limit = hooks.request_limit(ctx=ctx0, operation=operation) or caps.limit(operation)
+        batches = plan(message, limit)
+        results = execute_send(
+            hooks,
+            lambda i: self.context(name, operation, i),
+            operation,
+            batches,
+            int(getattr(config, "max_concurrency", 4)),
+            self.log,
+        )
+        return merge(name, message, results)
+
+    # -- other vendor calls ----------------------------------------------------------------
+    def _call(self, name: str | None, operation: Operation, payload: Any) -> Any:
+        from .pipeline import run_request
+
+        name = self._resolve(name)
+        entry, _ = self.provider(name)
+        if operation not in entry.spec.capabilities.operations:
+            raise ConfigError(f"provider {name!r} does not support {operation.value}", provider=name)
+        self._respect_interval(name, entry.spec.capabilities, operation)
+        hooks = self.plugins.hooks_for(entry.spec.name)
+        return run_request(hooks, lambda i: self.context(name, operation, i), operation, payload, 0)
+
+    def _respect_interval(self, name: str, caps: Any, operation: Operation) -> None:
+        """Wait out the vendor's documented minimum interval between two calls of ``operation``."""
+        interval = caps.min_interval.get(operation)
+        if not interval:
+            return
+        with self._rate_lock:
+            key = (name, operation)
+            last = self._last_call.get(key)
+            now = time.monotonic()
+            if last is not None and now - last < interval:
+                wait = interval - (now - last)
+                self.log.info("smsgate.poll.waiting", provider=name, operation=operation.value, seconds=round(wait, 3))
+                time.sleep(wait)
+                now = time.monotonic()
+            self._last_call[key] = now
+
+    def pull_reports(self, provider: str | None = None, query: PullQuery | None = None) -> list:
+        """Fetch delivery reports (vendors with a report pull)."""
+        return list(self._call(provider, Operation.PULL_REPORTS, query or PullQuery()))
+
+    def pull_inbound(self, provider: str | None = None) -> list:
+        """Fetch inbound messages (vendors with an inbound pull)."""
+        return list(self._call(provider, Operation.PULL_INBOUND, None))
+
+    def balance(self, provider: str | None = None) -> Balance:
+        return self._call(provider, Operation.BALANCE, None)
+
+    # -- pushes ----------------------------------------------------------------------------
+    def handle_callback(self, provider: str, request: CallbackRequest, **extras: Any) -> CallbackResult:
+        """Verify and parse a vendor push. Raises AuthError when refused, ValidationError when
+        malformed; returns the events and the answer for the vendor."""
+        from .errors import AuthError
+
+        name = self._resolve(provider)
+        entry, config = self.provider(name)
+        hooks = self.plugins.hooks_for(entry.spec.name)
+        ctx = self.context(name)
+        if extras:
+            import attrs
+
+            ctx = attrs.evolve(ctx, extras={**ctx.extras, **extras})
+        ok = hooks.verify_callback(ctx=ctx, request=request)
+        if ok is not True:
+            raise AuthError(f"push to provider {name!r} refused: verification failed", provider=name)
+        result = hooks.parse_callback(ctx=ctx, request=request)
+        if result is None:
+            raise ValidationError(f"provider {name!r} cannot parse pushes", field="body")
+        return result
+
+    def close(self) -> None:
+        if self._transport is not None and self._transport is not getattr(
+            __import__("smsgate.transport").transport, "_default", None
+        ):
+            self._transport.close()
+
+    def __enter__(self) -> "Gateway":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+__all__ = ["Gateway", "ProviderError"]

@@ -1,0 +1,122 @@
+"""smsgate's pluggy hook specifications. Specs only: the implementations live in plugins.
+
+A *provider* plugin declares itself with :func:`smsgate_provider` and implements the request
+hooks (:func:`validate_message`, :func:`build_request`, :func:`sign`, :func:`parse_response`) and,
+if its vendor pushes, :func:`verify_callback` and :func:`parse_callback`. The core calls a
+provider's hooks only for that provider's own work, so a provider never asks "is this mine?".
+
+Any other plugin is a *wrapper*: its ``@hookimpl(wrapper=True)`` implementations of the same hooks
+run around every provider's, for logging, metrics, auditing or test capture.
+
+Every hook that takes ``ctx`` gets a :class:`smsgate.HookContext`: provider name, its config
+object, the operation, and the clock and nonce to use (fixed in tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("smsgate")
+hookimpl = pluggy.HookimplMarker("smsgate")
+
+
+@hookspec(firstresult=True)
+def smsgate_provider() -> Any:
+    """Declare a provider: return a :class:`smsgate.Provider` (name, Config class, capabilities,
+    simulator path).
+
+    Called once per plugin when the plugin manager loads it, directly on that plugin (wrappers do
+    not see this call). A plugin that implements this hook is a provider; one provider per plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def validate_message(ctx: Any, message: Any) -> Any:
+    """Check a message against the vendor's rules before any request is built.
+
+    Called once per :meth:`Gateway.send`, after recipients were normalised, with the whole message.
+    Raise :class:`smsgate.ValidationError` naming the field to refuse it (nothing is sent then).
+    May return a replacement :class:`smsgate.Message` (for example params rewritten to the form the
+    vendor wants); return None to keep it as it is. First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def request_limit(ctx: Any, operation: Any) -> Any:
+    """The most recipients one request of ``operation`` may carry under ``ctx.config``.
+
+    Optional: without it the pipeline uses ``Capabilities.max_recipients``. A provider whose
+    limit is configurable (guodu's ``max_phones``) returns it here. First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def build_request(ctx: Any, operation: Any, payload: Any) -> Any:
+    """Build the unsigned :class:`smsgate.HttpRequest` for one vendor call.
+
+    ``operation`` is a :class:`smsgate.Operation`. ``payload`` is, for ``send`` and
+    ``send_batch``, a :class:`smsgate.Message` whose ``to`` holds this request's recipients only
+    (already normalised to 11 digits and within the provider's limit); for ``pull_reports`` a
+    :class:`smsgate.PullQuery`; for ``pull_inbound`` and ``balance`` None.
+    Called once per request. First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def sign(ctx: Any, operation: Any, request: Any) -> Any:
+    """Return ``request`` signed the way the vendor wants (headers, body fields, MAC ...).
+
+    Called once per request, right after :func:`build_request`, with its result. A vendor that
+    signs nothing may leave this hook out; the request is then sent as built. Take the time and
+    nonce from ``ctx`` (``ctx.timestamp()``, ``ctx.nonce()``), never from the system directly.
+    First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def transmit(ctx: Any, request: Any) -> Any:
+    """Send a signed :class:`smsgate.HttpRequest` and return the :class:`smsgate.HttpResponse`.
+
+    The core implements this over its shared urllib3 pool (``trylast``); it raises
+    :class:`smsgate.TransportError`. Providers normally leave it alone (the loopback provider
+    answers in-process for its ``memory://`` URL). Wrappers see every exchange here.
+    First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def parse_response(ctx: Any, operation: Any, request: Any, response: Any) -> Any:
+    """Turn the vendor's :class:`smsgate.HttpResponse` into a result, or raise a classified error.
+
+    Returns, by operation: ``send``/``send_batch`` -> :class:`smsgate.SendReply`;
+    ``pull_reports`` -> a list of :class:`smsgate.DeliveryReport`; ``pull_inbound`` -> a list of
+    :class:`smsgate.InboundMessage`; ``balance`` -> :class:`smsgate.Balance`.
+    Raise :class:`smsgate.ProviderError` (or a subclass: ``AuthError``, ``RateLimited``,
+    ``InsufficientBalance``) with the vendor's code, text and request id, and ``not_sent=True``
+    only when the answer proves the vendor did not take the request.
+    Called once per response. First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def verify_callback(ctx: Any, request: Any) -> Any:
+    """Decide whether a push (:class:`smsgate.CallbackRequest`) really comes from the vendor.
+
+    Return True to accept; return False or raise :class:`smsgate.AuthError` to refuse (nothing
+    is parsed or dispatched then). Compare secrets in constant time. A provider whose vendor
+    gives no way to verify returns True and says in its docs how to protect the endpoint.
+    ``ctx.extras["replay_store"]`` holds the replay-protection store for nonce checks.
+    First non-None result wins; no implementation at all means refused.
+    """
+
+
+@hookspec(firstresult=True)
+def parse_callback(ctx: Any, request: Any) -> Any:
+    """Parse a verified push into a :class:`smsgate.CallbackResult`: its events
+    (:class:`smsgate.DeliveryReport`, :class:`smsgate.InboundMessage`, :class:`smsgate.TaskSummary`)
+    and the HTTP answer the vendor's document asks for.
+
+    Raise :class:`smsgate.ValidationError` for a malformed body. First non-None result wins.
+    """

@@ -1,0 +1,376 @@
+"""Values that travel through smsgate: frozen attrs classes, structured and unstructured by cattrs."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+#: Vendors in this field speak China Standard Time (no daylight saving time).
+CHINA_TZ = _dt.timezone(_dt.timedelta(hours=8), "CST")
+
+
+class Operation(str, enum.Enum):
+    """Which vendor call a request is for. One set of hooks serves all of them."""
+
+    SEND = "send"  #: same content (template + params, or text) to every recipient
+    SEND_BATCH = "send_batch"  #: personalised: each recipient its own params or text
+    PULL_REPORTS = "pull_reports"  #: fetch delivery reports
+    PULL_INBOUND = "pull_inbound"  #: fetch inbound (MO) messages
+    BALANCE = "balance"  #: account balance
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Status(str, enum.Enum):
+    """Normalised delivery status, kept beside the vendor's raw code."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    PENDING = "pending"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Outcome(str, enum.Enum):
+    """What became of one recipient of a send."""
+
+    ACCEPTED = "accepted"  #: the vendor took it, with a message id
+    REJECTED = "rejected"  #: certainly not sent; the reason says why
+    UNKNOWN = "unknown"  #: the request may have reached the vendor; never resent automatically
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _freeze_params(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise TypeError(f"params must be a list or a mapping, not {type(value).__name__}")
+
+
+def _freeze_personal(value: Any) -> Any:
+    if value is None:
+        return None
+    return {str(k): (_freeze_params(v) if not isinstance(v, str) else v) for k, v in dict(value).items()}
+
+
+@attrs.frozen(kw_only=True)
+class Message:
+    """One SMS request from the application.
+
+    Content is either a template (``template_id`` plus ``params``, positional as a list or named
+    as a mapping) or free ``text``. The personalised form sets ``personal``: a mapping phone ->
+    params (template) or phone -> text (free text); its keys are the recipients.
+    """
+
+    to: tuple[str, ...] = attrs.field(converter=lambda v: (v,) if isinstance(v, str) else tuple(v))
+    template_id: str | None = None
+    params: tuple[Any, ...] | dict[str, Any] | None = attrs.field(default=None, converter=_freeze_params)
+    text: str | None = None
+    sign_name: str | None = None
+    extend_code: str | None = None
+    biz_id: str | None = None
+    send_at: _dt.datetime | None = None
+    personal: dict[str, Any] | None = attrs.field(default=None, converter=_freeze_personal)
+
+    @classmethod
+    def personalised(cls, personal: Mapping[str, Any], **kwargs: Any) -> "Message":
+        """Build the personalised form: ``personal`` maps each phone to its params or its text."""
+        return cls(to=tuple(personal), personal=personal, **kwargs)
+
+    @property
+    def is_personalised(self) -> bool:
+        return self.personal is not None
+
+    @property
+    def operation(self) -> Operation:
+        return Operation.SEND_BATCH if self.personal is not None else Operation.SEND
+
+    def content_for(self, phone: str) -> Any:
+        """The params (template) or text (free text) that ``phone`` gets."""
+        if self.personal is not None:
+            return self.personal[phone]
+        return self.params if self.template_id is not None else self.text
+
+    def send_at_china(self) -> _dt.datetime | None:
+        """``send_at`` in China Standard Time (naive datetimes are taken as China time)."""
+        if self.send_at is None:
+            return None
+        if self.send_at.tzinfo is None:
+            return self.send_at.replace(tzinfo=CHINA_TZ)
+        return self.send_at.astimezone(CHINA_TZ)
+
+
+@attrs.frozen
+class Reason:
+    """Why a recipient was rejected: the vendor's code and text (or the transport's)."""
+
+    code: str
+    message: str
+    not_sent: bool = True
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+@attrs.frozen(kw_only=True)
+class RecipientResult:
+    phone: str
+    outcome: Outcome
+    message_id: str | None = None
+    reason: Reason | None = None
+    request_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SendResult:
+    """Every recipient's outcome. ``ok`` only when every recipient was accepted."""
+
+    provider: str
+    recipients: tuple[RecipientResult, ...]
+    segments: int | None = None  #: SMS parts per recipient for free text (None for templates)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.recipients) and all(r.outcome is Outcome.ACCEPTED for r in self.recipients)
+
+    def _with(self, outcome: Outcome) -> list[RecipientResult]:
+        return [r for r in self.recipients if r.outcome is outcome]
+
+    @property
+    def accepted(self) -> list[str]:
+        return [r.phone for r in self._with(Outcome.ACCEPTED)]
+
+    @property
+    def rejected(self) -> list[RecipientResult]:
+        return self._with(Outcome.REJECTED)
+
+    @property
+    def unknown(self) -> list[str]:
+        return [r.phone for r in self._with(Outcome.UNKNOWN)]
+
+    @property
+    def message_ids(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.recipients:
+            if r.message_id:
+                seen.setdefault(r.message_id)
+        return list(seen)
+
+    @property
+    def request_ids(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.recipients:
+            if r.request_id:
+                seen.setdefault(r.request_id)
+        return list(seen)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The CLI's ``--json`` object."""
+        return {
+            "provider": self.provider,
+            "ok": self.ok,
+            "message_ids": self.message_ids,
+            "accepted": self.accepted,
+            "rejected": [
+                {"phone": r.phone, "reason": str(r.reason), "code": r.reason.code if r.reason else None}
+                for r in self.rejected
+            ],
+            "unknown": self.unknown,
+            "request_ids": self.request_ids,
+            "segments": self.segments,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryReport:
+    """A delivery report for one recipient of one message."""
+
+    provider: str
+    message_id: str | None
+    phone: str | None
+    status: Status
+    raw_status: str | None = None  #: the vendor's own status word or code
+    description: str | None = None  #: the vendor's error code or text, when it gives one
+    reported_at: str | None = None  #: the vendor's timestamp, as the vendor wrote it
+    biz_id: str | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class InboundMessage:
+    """An SMS a user sent to us (MO, 上行)."""
+
+    provider: str
+    phone: str
+    content: str
+    received_at: str | None = None
+    service_code: str | None = None  #: the number/extension it was sent to, when the vendor says
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class TaskSummary:
+    """A vendor's summary of a batch task (juse's sms_task_report)."""
+
+    provider: str
+    task_id: str
+    total: int
+    sent: int
+    failed: int
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class Balance:
+    provider: str
+    amount: float | int | None
+    unit: str = "messages"
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class PullQuery:
+    """What a report pull asks for; vendors that return 'everything new' ignore it."""
+
+    message_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    biz_id: str | None = None
+
+
+def _headers(value: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, Mapping):
+        value = value.items()
+    return tuple((str(k), str(v)) for k, v in value)
+
+
+def _find_header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    lname = name.lower()
+    for key, value in headers:
+        if key.lower() == lname:
+            return value
+    return None
+
+
+@attrs.frozen(kw_only=True)
+class HttpRequest:
+    """An HTTP request a provider built. ``url`` is absolute; ``body`` is bytes."""
+
+    method: str = "POST"
+    url: str
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_headers)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        return _find_header(self.headers, name)
+
+    def with_headers(self, extra: Mapping[str, str]) -> "HttpRequest":
+        lower = {k.lower() for k in extra}
+        kept = tuple((k, v) for k, v in self.headers if k.lower() not in lower)
+        return attrs.evolve(self, headers=kept + _headers(extra))
+
+    @property
+    def path(self) -> str:
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.url).path
+
+
+@attrs.frozen(kw_only=True)
+class HttpResponse:
+    status: int
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_headers)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        return _find_header(self.headers, name)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+    @classmethod
+    def of_json(cls, value: Any, status: int = 200) -> "HttpResponse":
+        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return cls(status=status, headers={"Content-Type": "application/json;charset=UTF-8"}, body=body)
+
+
+@attrs.frozen(kw_only=True)
+class CallbackRequest:
+    """A push a vendor made to us, as the receiver got it."""
+
+    method: str = "POST"
+    path: str = "/"
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_headers)
+    body: bytes = b""
+    remote_addr: str | None = None
+    query: str = ""
+
+    def header(self, name: str) -> str | None:
+        return _find_header(self.headers, name)
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+
+@attrs.frozen(kw_only=True)
+class SendReply:
+    """What ``parse_response`` returns for a send request that the vendor accepted (in whole or part).
+
+    Recipients listed in ``rejected`` are rejected with their reason; every other recipient of the
+    request is accepted with ``message_ids[phone]`` if given, else ``message_id``.
+    """
+
+    message_id: str | None = None
+    request_id: str | None = None
+    message_ids: dict[str, str] = attrs.field(factory=dict)
+    rejected: dict[str, Reason] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class CallbackResult:
+    """What ``parse_callback`` returns: the events of a push and the answer the vendor expects."""
+
+    events: tuple[Any, ...] = attrs.field(default=(), converter=tuple)
+    response: HttpResponse = attrs.field(factory=lambda: HttpResponse(status=200, body=b"ok"))
+
+
+def make_converter():
+    """A cattrs converter for vendor JSON: datetimes as ISO text, enums by value."""
+    import cattrs
+
+    converter = cattrs.Converter(forbid_extra_keys=False)
+    converter.register_unstructure_hook(_dt.datetime, lambda d: d.isoformat())
+    converter.register_structure_hook(_dt.datetime, lambda v, _: _dt.datetime.fromisoformat(v))
+    converter.register_unstructure_hook(bytes, lambda b: b.decode("utf-8", "replace"))
+    return converter
+
+
+_converter = None
+
+
+def converter():
+    """The shared cattrs converter (built on first use, so importing smsgate stays cheap)."""
+    global _converter
+    if _converter is None:
+        _converter = make_converter()
+    return _converter
+
+
+def to_jsonable(value: Any) -> Any:
+    """Unstructure any smsgate value (or list of them) into JSON-ready data."""
+    return converter().unstructure(value)

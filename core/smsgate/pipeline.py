@@ -1,0 +1,264 @@
+"""The message pipeline: validate -> plan batches -> build_request -> sign -> transmit -> parse_response
+-> merge, so that every recipient ends with an outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from .errors import ProviderError, SmsError, TransportError, ValidationError
+from .models import (
+    HttpRequest,
+    Message,
+    Operation,
+    Outcome,
+    Reason,
+    RecipientResult,
+    SendReply,
+    SendResult,
+)
+from .phones import mask_phone, normalise_phone, segments
+
+_LOG_PHONES = 10  # masked phones listed per log line at most
+
+
+def normalise_recipients(message: Message) -> Message:
+    """Normalise every phone to 11 digits, drop duplicates (first wins), and refuse the message
+    with one ValidationError naming every bad number."""
+    if not message.to:
+        raise ValidationError("no recipients: give at least one phone number", field="to")
+    bad: list[str] = []
+    seen: dict[str, None] = {}
+    personal = None if message.personal is None else {}
+    for raw in message.to:
+        phone = normalise_phone(raw)
+        if phone is None:
+            bad.append(str(raw))
+            continue
+        if personal is not None:
+            content = message.personal[raw]
+            if phone in personal and personal[phone] != content:
+                raise ValidationError(
+                    f"phone number {raw!r} appears twice with different content", invalid=(str(raw),), field="personal"
+                )
+            personal[phone] = content
+        seen.setdefault(phone)
+    if bad:
+        listed = ", ".join(repr(b) for b in bad)
+        raise ValidationError(
+            f"{len(bad)} invalid phone number{'s' if len(bad) > 1 else ''} (mainland China mobile "
+            f"numbers, 11 digits starting 13-19, optional +86/86/0086): {listed}",
+            invalid=tuple(bad),
+            field="to",
+        )
+    return attrs.evolve(message, to=tuple(seen), personal=personal)
+
+
+def check_content(message: Message, capabilities: Any, provider: str) -> None:
+    """The provider-independent content rules, then the provider's declared capabilities."""
+    is_template = message.template_id is not None
+    if is_template and message.text is not None:
+        raise ValidationError("give either a template id or a text, not both", field="text")
+    if not is_template and message.text is None and message.personal is None:
+        raise ValidationError("nothing to send: give a template id or a text", field="template_id")
+    if is_template and not str(message.template_id).strip():
+        raise ValidationError("template id is empty", field="template_id")
+    if is_template and not capabilities.templates:
+        raise ValidationError(f"provider {provider!r} does not send templates; send a text instead",
+                              field="template_id")
+    if not is_template and not capabilities.text:
+        raise ValidationError(f"provider {provider!r} sends only templates; give a template id", field="text")
+    if message.send_at is not None and not capabilities.scheduling:
+        raise ValidationError(f"provider {provider!r} cannot schedule a send time", field="send_at")
+    if message.personal is not None:
+        if Operation.SEND_BATCH not in capabilities.operations:
+            raise ValidationError(f"provider {provider!r} has no personalised send", field="personal")
+        for phone, content in message.personal.items():
+            if is_template and isinstance(content, str):
+                raise ValidationError(f"personalised params for {phone!r} must be a list or mapping",
+                                      field="personal")
+            if not is_template and not isinstance(content, str):
+                raise ValidationError(f"personalised text for {phone!r} must be a string", field="personal")
+    texts = []
+    if not is_template:
+        texts = list(message.personal.values()) if message.personal is not None else [message.text]
+    for text in texts:
+        if not text.strip():
+            raise ValidationError("text is empty", field="text")
+        if capabilities.max_text_length and len(text) > capabilities.max_text_length:
+            raise ValidationError(
+                f"text is {len(text)} characters; provider {provider!r} takes at most "
+                f"{capabilities.max_text_length}",
+                field="text",
+            )
+    params_list = [message.params] if message.personal is None else list(message.personal.values())
+    if is_template:
+        for params in params_list:
+            if isinstance(params, dict) and not capabilities.named_params:
+                raise ValidationError(f"provider {provider!r} takes positional params (a list), not named ones",
+                                      field="params")
+            if isinstance(params, tuple) and params and not capabilities.positional_params:
+                raise ValidationError(f"provider {provider!r} takes named params (a mapping), not a list",
+                                      field="params")
+
+
+def plan(message: Message, limit: int) -> list[Message]:
+    """Cut the recipients into requests of at most ``limit`` phones each."""
+    limit = max(1, int(limit))
+    phones = message.to
+    batches = []
+    for start in range(0, len(phones), limit):
+        chunk = phones[start:start + limit]
+        personal = None
+        if message.personal is not None:
+            personal = {p: message.personal[p] for p in chunk}
+        batches.append(attrs.evolve(message, to=chunk, personal=personal))
+    return batches
+
+
+@attrs.define
+class RequestRun:
+    """One request's trip through the hooks; its outcome for each of its recipients."""
+
+    index: int
+    payload: Any
+    results: list[RecipientResult] = attrs.field(factory=list)
+
+
+def _masked(phones: Sequence[str]) -> list[str]:
+    return [mask_phone(p) for p in phones[:_LOG_PHONES]]
+
+
+def run_request(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, payload: Any, index: int) -> Any:
+    """build_request -> sign -> transmit -> parse_response for one vendor call."""
+    ctx = make_ctx(index)
+    try:
+        request = hooks.build_request(ctx=ctx, operation=operation, payload=payload)
+        if not isinstance(request, HttpRequest):
+            raise ProviderError(f"provider {ctx.provider!r} built no request for {operation.value}",
+                                code="PLUGIN", not_sent=True, provider=ctx.provider)
+        signed = hooks.sign(ctx=ctx, operation=operation, request=request)
+    except SmsError as exc:
+        if isinstance(exc, ValidationError):  # nothing left the process
+            raise ProviderError(str(exc), code="INVALID", not_sent=True, provider=ctx.provider) from None
+        raise
+    except Exception as exc:  # a plugin bug before sending: nothing left the process
+        raise ProviderError(f"provider {ctx.provider!r} failed to build or sign the request: "
+                            f"{type(exc).__name__}: {exc}", code="PLUGIN", not_sent=True,
+                            provider=ctx.provider) from None
+    if signed is not None:
+        request = signed
+    try:
+        response = hooks.transmit(ctx=ctx, request=request)
+    except SmsError:
+        raise
+    except Exception as exc:  # a transmit wrapper failed: the request may have left
+        raise TransportError(f"sending failed: {type(exc).__name__}: {exc}", not_sent=False) from None
+    try:
+        result = hooks.parse_response(ctx=ctx, operation=operation, request=request, response=response)
+    except SmsError:
+        raise
+    except Exception as exc:  # the answer could not be understood: it may still have been taken
+        raise ProviderError(
+            f"could not understand the answer of provider {ctx.provider!r} (HTTP {response.status}): "
+            f"{type(exc).__name__}: {exc}",
+            code=f"HTTP{response.status}",
+            not_sent=False,
+            provider=ctx.provider,
+        ) from None
+    if result is None:
+        raise ProviderError(
+            f"provider {ctx.provider!r} could not parse the answer (HTTP {response.status})",
+            code=f"HTTP{response.status}",
+            not_sent=False,
+            provider=ctx.provider,
+        )
+    return result
+
+
+def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batch: Message,
+                  index: int, log: Any) -> list[RecipientResult]:
+    provider = make_ctx(index).provider
+    try:
+        reply = run_request(hooks, make_ctx, operation, batch, index)
+    except TransportError as exc:
+        if exc.not_sent:
+            reason = Reason(code="CONNECT", message=str(exc), not_sent=True)
+            log.warning("smsgate.send.not_sent", provider=provider, recipients=len(batch.to),
+                        phones=_masked(batch.to), attempts=exc.attempts, error=str(exc))
+            return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason) for p in batch.to]
+        log.warning("smsgate.send.unknown", provider=provider, recipients=len(batch.to),
+                    phones=_masked(batch.to), error=str(exc))
+        return [RecipientResult(phone=p, outcome=Outcome.UNKNOWN,
+                                reason=Reason(code="TRANSPORT", message=str(exc), not_sent=False))
+                for p in batch.to]
+    except ProviderError as exc:
+        code = exc.code or type(exc).__name__
+        reason = Reason(code=code, message=exc.vendor_message or str(exc), not_sent=exc.not_sent)
+        if exc.not_sent:
+            log.warning("smsgate.send.rejected", provider=provider, recipients=len(batch.to),
+                        phones=_masked(batch.to), code=code, error=str(exc), request_id=exc.request_id)
+            return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason, request_id=exc.request_id)
+                    for p in batch.to]
+        log.warning("smsgate.send.unknown", provider=provider, recipients=len(batch.to),
+                    phones=_masked(batch.to), code=code, error=str(exc), request_id=exc.request_id)
+        return [RecipientResult(phone=p, outcome=Outcome.UNKNOWN, reason=reason, request_id=exc.request_id)
+                for p in batch.to]
+    if not isinstance(reply, SendReply):
+        raise ProviderError(f"provider {provider!r}: parse_response returned {type(reply).__name__}, "
+                            "not SendReply", not_sent=False, provider=provider)
+    results = []
+    accepted = []
+    for phone in batch.to:
+        reason = reply.rejected.get(phone)
+        if reason is not None:
+            results.append(RecipientResult(phone=phone, outcome=Outcome.REJECTED, reason=reason,
+                                           request_id=reply.request_id))
+        else:
+            accepted.append(phone)
+            results.append(RecipientResult(phone=phone, outcome=Outcome.ACCEPTED,
+                                           message_id=reply.message_ids.get(phone, reply.message_id),
+                                           request_id=reply.request_id))
+    if accepted:
+        log.info("smsgate.send.accepted", provider=provider, recipients=len(accepted),
+                 phones=_masked(accepted), message_id=reply.message_id, request_id=reply.request_id)
+    if reply.rejected:
+        rejected = [p for p in batch.to if p in reply.rejected]
+        log.warning("smsgate.send.rejected", provider=provider, recipients=len(rejected),
+                    phones=_masked(rejected), request_id=reply.request_id)
+    return results
+
+
+def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batches: list[Message],
+                 max_concurrency: int, log: Any, executor_factory: Callable[[int], Any] | None = None
+                 ) -> list[RecipientResult]:
+    """Send every batch (concurrently, at most ``max_concurrency`` at once) and merge the outcomes."""
+    if len(batches) == 1 or max_concurrency <= 1:
+        out: list[RecipientResult] = []
+        for i, batch in enumerate(batches):
+            out.extend(send_outcomes(hooks, make_ctx, operation, batch, i, log))
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = min(max_concurrency, len(batches))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsgate-send") as pool:
+        futures = [pool.submit(send_outcomes, hooks, make_ctx, operation, b, i, log) for i, b in enumerate(batches)]
+        out = []
+        for fut in futures:
+            out.extend(fut.result())
+        return out
+
+
+def merge(provider: str, message: Message, results: list[RecipientResult]) -> SendResult:
+    by_phone = {r.phone: r for r in results}
+    missing = [p for p in message.to if p not in by_phone]
+    if missing:  # a provider bug must never lose a recipient silently
+        raise ProviderError(f"provider {provider!r} returned no outcome for {len(missing)} recipient(s)",
+                            not_sent=False, provider=provider)
+    seg = None
+    if message.template_id is None:
+        texts = list(message.personal.values()) if message.personal is not None else [message.text or ""]
+        seg = max(segments(t) for t in texts)
+    return SendResult(provider=provider, recipients=tuple(by_phone[p] for p in message.to), segments=seg)

@@ -1,0 +1,125 @@
+"""What a provider plugin declares (name, Config class, capabilities), and the hook context."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from .models import CHINA_TZ, Operation
+
+
+def _ops(value: Any) -> frozenset[Operation]:
+    return frozenset(Operation(v) for v in value)
+
+
+def _limits(value: Any) -> dict[Operation, int]:
+    return {Operation(k): int(v) for k, v in dict(value).items()}
+
+
+def _intervals(value: Any) -> dict[Operation, float]:
+    return {Operation(k): float(v) for k, v in dict(value).items()}
+
+
+@attrs.frozen(kw_only=True)
+class Capabilities:
+    """What a provider can do, and the limits the pipeline must respect when cutting work.
+
+    ``max_recipients`` gives, per send operation, the most phones one request may carry.
+    ``min_interval`` gives, per operation, the least number of seconds between two calls (the
+    vendor's documented rate limit; the gateway waits rather than breaking it).
+    ``max_text_length`` is the longest free text the vendor takes (None: no documented limit).
+    """
+
+    operations: frozenset[Operation] = attrs.field(converter=_ops)
+    max_recipients: dict[Operation, int] = attrs.field(factory=dict, converter=_limits)
+    templates: bool = True
+    text: bool = False
+    named_params: bool = True
+    positional_params: bool = True
+    scheduling: bool = False
+    callbacks: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    min_interval: dict[Operation, float] = attrs.field(factory=dict, converter=_intervals)
+    max_text_length: int | None = None
+
+    def limit(self, operation: Operation) -> int:
+        return self.max_recipients.get(operation, 1)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "operations": sorted(o.value for o in self.operations),
+            "max_recipients": {o.value: n for o, n in sorted(self.max_recipients.items())},
+            "templates": self.templates,
+            "text": self.text,
+            "named_params": self.named_params,
+            "positional_params": self.positional_params,
+            "scheduling": self.scheduling,
+            "callbacks": sorted(self.callbacks),
+            "min_interval": {o.value: s for o, s in sorted(self.min_interval.items())},
+            "max_text_length": self.max_text_length,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class Provider:
+    """A provider's declaration, returned by its ``smsgate_provider`` hook.
+
+    ``simulator`` is the import path (``module:Class``) of the plugin's simulator, a subclass of
+    :class:`smsgate.testing.SimulatorServer`; the demo and the conformance suite use it.
+    """
+
+    name: str
+    config_class: type
+    capabilities: Capabilities
+    description: str = ""
+    simulator: str | None = None
+    docs_url: str | None = None
+
+
+def default_nonce() -> str:
+    return uuid.uuid4().hex
+
+
+@attrs.frozen(kw_only=True)
+class HookContext:
+    """Passed to every provider hook: who is calling, with which config, and where time and
+    randomness come from. Tests fix ``clock`` and ``nonce`` to compare signatures byte for byte.
+    """
+
+    provider: str
+    config: Any
+    operation: Operation | None = None
+    clock: Callable[[], float] = time.time
+    nonce_factory: Callable[[], str] = default_nonce
+    request_index: int = 0  #: which request of this call (0-based), for wrappers that record
+    extras: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def now(self) -> float:
+        """Unix time in seconds, from the context's clock."""
+        return self.clock()
+
+    def now_china(self):
+        """The context's clock as an aware datetime in China Standard Time."""
+        import datetime as dt
+
+        return dt.datetime.fromtimestamp(self.clock(), CHINA_TZ)
+
+    def timestamp(self) -> int:
+        """Unix seconds."""
+        return int(self.clock())
+
+    def timestamp_ms(self) -> int:
+        """Unix milliseconds (13 digits)."""
+        return int(round(self.clock() * 1000))
+
+    def nonce(self) -> str:
+        """A fresh nonce (uuid4 hex by default)."""
+        return self.nonce_factory()
+
+    def url(self, path: str) -> str:
+        """``config.base_url`` joined with ``path``."""
+        base = str(self.config.base_url).rstrip("/")
+        return base + "/" + path.lstrip("/")

@@ -1,0 +1,170 @@
+"""HTTP transport: one shared urllib3 PoolManager, explicit timeouts, connect-only retries.
+
+Rule of the house: a request that may have reached the vendor is never sent again. Only failures
+that prove the request never left — the connection was refused, the connect timed out, the host
+did not resolve — are retried (``connect_retries`` times, with a short backoff). A read timeout or
+a connection reset after the request was written raises ``TransportError(not_sent=False)``, and
+the pipeline reports those recipients as ``unknown``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from .errors import TransportError
+from .hookspecs import hookimpl
+from .models import HttpRequest, HttpResponse
+
+DEFAULT_POOL_SIZE = 16
+
+
+class Transport:
+    """Owns the one urllib3 PoolManager (keep-alive) that every provider's requests share."""
+
+    def __init__(self, pool_maxsize: int = DEFAULT_POOL_SIZE, num_pools: int = 32, backoff: float = 0.2):
+        import urllib3
+
+        self._urllib3 = urllib3
+        self.pool = urllib3.PoolManager(num_pools=num_pools, maxsize=pool_maxsize, block=False)
+        self.backoff = backoff
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _warn_insecure(self, provider: str) -> None:
+        with self._lock:
+            if provider in self._warned:
+                return
+            self._warned.add(provider)
+        from .log import get_logger
+
+        get_logger("smsgate.transport").warning(
+            "smsgate.transport.tls_unverified",
+            provider=provider,
+            detail="verify_tls = false: the vendor's certificate is NOT checked",
+        )
+
+    def send(self, request: HttpRequest, *, provider: str, config: Any) -> HttpResponse:
+        urllib3 = self._urllib3
+        from urllib3.exceptions import (
+            ConnectTimeoutError,
+            HTTPError,
+            NameResolutionError,
+            NewConnectionError,
+            ProtocolError,
+            ReadTimeoutError,
+            SSLError,
+        )
+
+        verify = getattr(config, "verify_tls", True)
+        pool_kwargs = {}
+        if request.url.startswith("https:"):
+            if verify:
+                pool_kwargs = {"cert_reqs": "CERT_REQUIRED"}
+            else:
+                self._warn_insecure(provider)
+                pool_kwargs = {"cert_reqs": "CERT_NONE", "assert_hostname": False}
+        timeout = urllib3.Timeout(
+            connect=float(getattr(config, "connect_timeout", 5.0)),
+            read=float(getattr(config, "read_timeout", 15.0)),
+        )
+        retries_left = int(getattr(config, "connect_retries", 2))
+        attempts = 0
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(request.url)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        while True:
+            attempts += 1
+            try:
+                pool = self.pool.connection_from_host(
+                    parts.hostname, parts.port, scheme=parts.scheme, pool_kwargs=pool_kwargs or None
+                )
+                resp = pool.urlopen(
+                    request.method,
+                    path,
+                    body=request.body,
+                    headers=dict(request.headers),
+                    retries=False,
+                    redirect=False,
+                    timeout=timeout,
+                    preload_content=True,
+                    assert_same_host=False,
+                )
+                return HttpResponse(status=resp.status, headers=list(resp.headers.items()), body=resp.data)
+            except (NewConnectionError, ConnectTimeoutError, NameResolutionError) as exc:
+                # The connection was never made: the request certainly did not leave.
+                if retries_left > 0:
+                    retries_left -= 1
+                    time.sleep(self.backoff * (2 ** (attempts - 1)))
+                    continue
+                raise TransportError(
+                    f"could not connect to {parts.scheme}://{parts.netloc} after {attempts} attempt(s): "
+                    f"{_short(exc)}",
+                    not_sent=True,
+                    attempts=attempts,
+                    url=_safe_url(request.url),
+                ) from None
+            except SSLError as exc:
+                # TLS failed during the handshake, before any request byte was written.
+                raise TransportError(
+                    f"TLS handshake with {parts.netloc} failed: {_short(exc)}"
+                    + (" (set verify_tls = false only if you must)" if verify else ""),
+                    not_sent=True,
+                    attempts=attempts,
+                    url=_safe_url(request.url),
+                ) from None
+            except ReadTimeoutError:
+                raise TransportError(
+                    f"no answer from {parts.netloc} within {timeout.read_timeout:g} s; "
+                    "the request may have been taken, so it is not resent",
+                    not_sent=False,
+                    attempts=attempts,
+                    url=_safe_url(request.url),
+                ) from None
+            except (ProtocolError, HTTPError, OSError) as exc:
+                raise TransportError(
+                    f"connection to {parts.netloc} broke after the request was sent ({_short(exc)}); "
+                    "it may have been taken, so it is not resent",
+                    not_sent=False,
+                    attempts=attempts,
+                    url=_safe_url(request.url),
+                ) from None
+
+    def close(self) -> None:
+        self.pool.clear()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    # urllib3 messages embed the connection object's repr; keep the useful tail.
+    if ": " in text and text.startswith("<"):
+        text = text.split(": ", 1)[1]
+    return text[:200]
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its query string (which some vendors use for credentials)."""
+    return url.split("?", 1)[0]
+
+
+_default: Transport | None = None
+_default_lock = threading.Lock()
+
+
+def default_transport() -> Transport:
+    """The process-wide shared transport."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Transport()
+        return _default
+
+
+@hookimpl(trylast=True)
+def transmit(ctx: Any, request: HttpRequest) -> HttpResponse:
+    transport = ctx.extras.get("transport") or default_transport()
+    return transport.send(request, provider=ctx.provider, config=ctx.config)
