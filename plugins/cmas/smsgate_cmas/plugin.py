@@ -1,0 +1,269 @@
+"""smsgate provider for China Mobile 云MAS over HTTPS (``cmas``).
+
+* free text -> ``/sms/submit`` (one content, up to 5000 mobiles a request)
+* template -> ``/sms/tmpsubmit`` (positional params as a JSON array string, ``[""]`` for none)
+* personalised text -> many-to-many ``/sms/submit`` (``mobiles`` empty, ``content`` a JSON object
+  phone -> text, fewer than 1000 numbers a request)
+* delivery reports -> ``/sms/report``, inbound SMS -> ``/sms/deliver`` (pulls, one call per 5 s each)
+
+Bodies are base64 JSON; sends carry an md5 ``mac`` (see :mod:`smsgate_cmas.dialect`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+
+from smsgate import (
+    AuthError,
+    Capabilities,
+    DeliveryReport,
+    HttpRequest,
+    InboundMessage,
+    Operation,
+    Provider,
+    ProviderConfig,
+    ProviderError,
+    RateLimited,
+    SendReply,
+    Status,
+    ValidationError,
+    hookimpl,
+    secret,
+)
+
+from . import dialect
+
+NAME = "cmas"
+
+_ADD_SERIAL = re.compile(r"\d{0,20}")
+
+
+def _check_add_serial(instance: Any, attribute: Any, value: str) -> None:
+    if not _ADD_SERIAL.fullmatch(value):
+        raise ValueError(f"{attribute.name} must be at most 20 digits")
+
+
+@attrs.frozen(kw_only=True)
+class CmasConfig(ProviderConfig):
+    """Keys of ``[providers.cmas]``. ``base_url`` (``https://host:port``) has no default: the
+    operator gives each customer its own address."""
+
+    ec_name: str  #: 企业名称
+    ap_id: str  #: 接口账号用户名
+    secret_key: str = secret()  #: 接口账号密码 (enters the mac; sent in clear only to the pulls)
+    sign: str  #: 签名编码, from 『管理』→『接口管理』→『短信接入用户管理』
+    add_serial: str = attrs.field(default="", validator=_check_add_serial)  #: 扩展码, "" for exact match
+
+
+CAPABILITIES = Capabilities(
+    operations={Operation.SEND, Operation.SEND_BATCH, Operation.PULL_REPORTS, Operation.PULL_INBOUND},
+    max_recipients={Operation.SEND: dialect.MAX_MOBILES, Operation.SEND_BATCH: dialect.MAX_PERSONAL},
+    templates=True,
+    text=True,
+    named_params=False,  # params travel as a JSON array
+    positional_params=True,
+    scheduling=False,
+    callbacks=frozenset(),
+    min_interval={Operation.PULL_REPORTS: dialect.PULL_INTERVAL, Operation.PULL_INBOUND: dialect.PULL_INTERVAL},
+    max_text_length=None,  # the document gives none
+)
+
+
+@hookimpl
+def smsgate_provider() -> Provider:
+    return Provider(
+        name=NAME,
+        config_class=CmasConfig,
+        capabilities=CAPABILITIES,
+        description="China Mobile 云MAS HTTPS (submit, tmpsubmit, report and inbound pulls)",
+        simulator="smsgate_cmas.simulator:CmasSimulator",
+    )
+
+
+# -- validation ----------------------------------------------------------------------------
+
+@hookimpl
+def validate_message(ctx: Any, message: Any) -> None:
+    if message.personal is not None and message.template_id is not None:
+        raise ValidationError(
+            "cmas has no personalised template send: personalise free text (many-to-many submit) "
+            "or send one template to all", field="personal")
+    if message.extend_code is not None and not _ADD_SERIAL.fullmatch(message.extend_code):
+        raise ValidationError("cmas extend code (addSerial) must be at most 20 digits", field="extend_code")
+    if message.sign_name is not None and not message.sign_name.strip():
+        raise ValidationError("sign code is empty", field="sign_name")
+    return None
+
+
+# -- requests ------------------------------------------------------------------------------
+
+def _sign_code(ctx: Any, message: Any) -> str:
+    """A message's ``sign_name`` overrides the configured 签名编码 (it must be a code, not a name)."""
+    return message.sign_name if message.sign_name is not None else ctx.config.sign
+
+
+def _add_serial(ctx: Any, message: Any) -> str:
+    return message.extend_code if message.extend_code is not None else ctx.config.add_serial
+
+
+def _post(ctx: Any, path: str, fields: dict[str, Any]) -> HttpRequest:
+    return HttpRequest(method="POST", url=ctx.url(path),
+                       headers={"Content-Type": "text/plain;charset=UTF-8"},
+                       body=dialect.encode_body(fields))
+
+
+@hookimpl
+def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest | None:
+    cfg = ctx.config
+    if operation is Operation.SEND and payload.template_id is not None:
+        return _post(ctx, dialect.TMPSUBMIT_PATH, {
+            "ecName": cfg.ec_name,
+            "apId": cfg.ap_id,
+            "templateId": str(payload.template_id),
+            "mobiles": ",".join(payload.to),
+            "params": dialect.template_params(payload.params),
+            "sign": _sign_code(ctx, payload),
+            "addSerial": _add_serial(ctx, payload),
+        })
+    if operation is Operation.SEND:
+        return _post(ctx, dialect.SUBMIT_PATH, {
+            "ecName": cfg.ec_name,
+            "apId": cfg.ap_id,
+            "mobiles": ",".join(payload.to),
+            "content": payload.text,
+            "sign": _sign_code(ctx, payload),
+            "addSerial": _add_serial(ctx, payload),
+        })
+    if operation is Operation.SEND_BATCH:
+        # many-to-many: no mobiles, the content maps each phone to its own text
+        return _post(ctx, dialect.SUBMIT_PATH, {
+            "ecName": cfg.ec_name,
+            "apId": cfg.ap_id,
+            "mobiles": "",
+            "content": dialect.json_text({phone: payload.personal[phone] for phone in payload.to}),
+            "sign": _sign_code(ctx, payload),
+            "addSerial": _add_serial(ctx, payload),
+        })
+    if operation in (Operation.PULL_REPORTS, Operation.PULL_INBOUND):
+        path = dialect.REPORT_PATH if operation is Operation.PULL_REPORTS else dialect.DELIVER_PATH
+        # the pulls carry the password itself; there is no mac
+        return _post(ctx, path, {"ecName": cfg.ec_name, "apId": cfg.ap_id, "secretKey": cfg.secret_key})
+    return None
+
+
+@hookimpl
+def sign(ctx: Any, operation: Operation, request: HttpRequest) -> HttpRequest:
+    order = dialect.mac_fields_for(request.path)
+    if order is None:
+        return request
+    fields = dialect.decode_body(request.body)
+    fields.pop("mac", None)
+    fields["mac"] = dialect.mac({**fields, "secretKey": ctx.config.secret_key}, order)
+    return attrs.evolve(request, body=dialect.encode_body(fields))
+
+
+# -- answers -------------------------------------------------------------------------------
+
+#: rspcod -> (error class, what to do, the document's own description). Every one of them says
+#: the platform refused the request during validation, before anything went to the SMS gateway.
+RSPCODES: dict[str, tuple[type, str, str]] = {
+    "IllegalMac": (AuthError, "cmas refused the mac: check secret_key, ec_name and ap_id", "mac校验不通过。"),
+    "InvalidUsrOrPwd": (AuthError, "cmas refused the account: check ec_name, ap_id and secret_key",
+                        "非法用户名/密码。"),
+    "IllegalSignId": (ProviderError, "cmas refused the sign code: check `sign` (签名编码)", "无效的签名编码。"),
+    "NoSignId": (ProviderError, "cmas found no signature for the sign code: check `sign` (签名编码)",
+                 "未匹配到对应的签名信息。"),
+    "InvalidMessage": (ProviderError, "cmas could not parse the request", "非法消息，请求数据解析失败。"),
+    "TooManyMobiles": (ProviderError, "cmas refused more than 5000 mobiles in one request",
+                       "手机号数量超限（>5000），应≤5000。"),
+}
+
+#: the refusal of a pull made inside the 5-second window. The document does not say how the
+#: platform refuses; the simulator answers HTTP 429 with this rspcod, and either signal counts.
+TOO_FREQUENT = "TooFrequent"
+
+
+def _error_for(data: dict[str, Any], status: int) -> ProviderError | None:
+    code = str(data.get("rspcod"))
+    if code == TOO_FREQUENT:
+        return RateLimited("cmas allows one report pull and one inbound pull per 5 s", code=code,
+                           vendor_message="5秒钟内只能请求一次", retry_after=dialect.PULL_INTERVAL, provider=NAME)
+    known = RSPCODES.get(code)
+    if known is None:
+        return None
+    cls, text, vendor_text = known
+    return cls(text, code=code, vendor_message=vendor_text, not_sent=True, provider=NAME)
+
+
+@hookimpl
+def parse_response(ctx: Any, operation: Operation, request: HttpRequest, response: Any) -> Any:
+    try:
+        data = dialect.decode_answer(response.body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data.get("rspcod") not in (None, "success"):
+        error = _error_for(data, response.status)
+        if error is not None:
+            raise error
+    if response.status == 429:
+        raise RateLimited(f"cmas answered HTTP 429 to {request.path}", code="HTTP429",
+                          retry_after=dialect.PULL_INTERVAL, provider=NAME)
+    if response.status != 200 or data is None:
+        raise ProviderError(f"cmas answered HTTP {response.status} with a body that is not its JSON",
+                            code=f"HTTP{response.status}", not_sent=False, provider=NAME)
+    if operation in (Operation.SEND, Operation.SEND_BATCH):
+        return _send_reply(data)
+    if operation in (Operation.PULL_REPORTS, Operation.PULL_INBOUND):
+        if not isinstance(data, list):
+            code = str(data.get("rspcod")) if isinstance(data, dict) else "ANSWER"
+            raise ProviderError(f"cmas answered {request.path} with something other than a list",
+                                code=code, not_sent=False, provider=NAME)
+        if operation is Operation.PULL_REPORTS:
+            return [_report(item) for item in data if isinstance(item, dict)]
+        return [_inbound(item) for item in data if isinstance(item, dict)]
+    return None
+
+
+def _send_reply(data: Any) -> SendReply:
+    if not isinstance(data, dict) or "rspcod" not in data:
+        raise ProviderError("cmas answered without rspcod", code="ANSWER", not_sent=False, provider=NAME)
+    code = str(data["rspcod"])
+    group = data.get("mgsGroup")
+    if code == "success" and data.get("success") is True and group:
+        return SendReply(message_id=str(group))
+    # an unknown rspcod, or "success" without success/mgsGroup: the request may have been taken
+    raise ProviderError(f"cmas answered rspcod {code!r} (success={data.get('success')!r}) without a message group",
+                        code=code, not_sent=False, provider=NAME)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _report(item: dict[str, Any]) -> DeliveryReport:
+    raw_status = _text(item.get("reportStatus"))
+    delivered = raw_status == "DELIVRD"
+    return DeliveryReport(
+        provider=NAME,
+        message_id=_text(item.get("msgGroup")),  # the mgsGroup the send answered
+        phone=_text(item.get("mobile")),
+        status=Status.DELIVERED if delivered else Status.FAILED,
+        raw_status=raw_status,
+        description=None if delivered else _text(item.get("errorCode")),
+        reported_at=_text(item.get("receiveDate")),
+        raw=dict(item),
+    )
+
+
+def _inbound(item: dict[str, Any]) -> InboundMessage:
+    return InboundMessage(
+        provider=NAME,
+        phone=str(item.get("mobile") or ""),
+        content=str(item.get("smsContent") or ""),
+        received_at=_text(item.get("sendTime")),
+        service_code=_text(item.get("addSerial")),
+        raw=dict(item),
+    )
