@@ -83,7 +83,7 @@ def _from_env(text: str, tp: Any) -> Any:
             return True
         if low in ("0", "false", "no", "off"):
             return False
-        raise ValueError("expected true or false")
+        raise ValueError("not a boolean")
     if tp is int:
         return int(text)
     if tp is float:
@@ -141,10 +141,10 @@ def structure_config(name: str, cls: type, raw: Mapping[str, Any], environ: Mapp
         if var in environ:
             try:
                 data[fname] = _from_env(environ[var], types.get(fname, str))
-            except ValueError as exc:
+            except ValueError:  # the value itself is never echoed: it may be a secret
                 raise ConfigError(
-                    f"provider {name!r}: field {fname!r} from {var}: {exc} "
-                    f"(expected {_type_name(types.get(fname))})",
+                    f"provider {name!r}: field {fname!r} from {var} is not a valid "
+                    f"{_type_name(types.get(fname))}",
                     provider=name,
                     field=fname,
                 ) from None

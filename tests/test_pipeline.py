@@ -1,0 +1,194 @@
+import threading
+import time
+
+import pytest
+
+from smsgate import (Gateway, Message, Operation, Outcome, ValidationError, hookimpl)
+from smsgate.testing import Fault, LoopbackSimulator
+
+
+def gateway(**values):
+    return Gateway({"providers": {"loopback": values}})
+
+
+def test_one_validation_error_names_every_bad_number(smsgate_outbox):
+    with pytest.raises(ValidationError) as err:
+        gateway().send(Message(to=["12345", "13800138000", "+1 555 0100", "138-0013-800"], text="hi"))
+    assert err.value.invalid == ("12345", "+1 555 0100", "138-0013-800")
+    for bad in err.value.invalid:
+        assert repr(bad) in str(err.value)
+    assert smsgate_outbox == []  # nothing sent
+
+
+def test_duplicates_removed_after_normalising(smsgate_outbox):
+    result = gateway().send(Message(to=["13800138000", "+86 138 0013 8000", "0086-13800138000"], text="hi"))
+    assert result.accepted == ["13800138000"]
+    assert len(smsgate_outbox) == 1
+
+
+def test_work_is_cut_by_the_providers_limit_and_every_recipient_has_an_outcome():
+    phones = [f"139{i:08d}" for i in range(250)]
+    with LoopbackSimulator() as sim:
+        result = Gateway({"providers": {"loopback": sim.demo_config()}}).send(Message(to=phones, text="hi"))
+        assert [len(r.json()["phones"]) for r in sim.requests] == [100, 100, 50] or sorted(
+            len(r.json()["phones"]) for r in sim.requests) == [50, 100, 100]
+    assert result.ok and [r.phone for r in result.recipients] == phones
+    assert len(result.message_ids) == 3
+
+
+def test_requests_run_concurrently_within_the_bound():
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    class Gauge:
+        @hookimpl(wrapper=True)
+        def transmit(self, ctx, request):
+            with lock:
+                in_flight[0] += 1
+                peak[0] = max(peak[0], in_flight[0])
+            try:
+                time.sleep(0.05)
+                return (yield)
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+
+    with LoopbackSimulator() as sim:
+        gw = Gateway({"providers": {"loopback": {**sim.demo_config(), "max_concurrency": 3}}})
+        gw.plugins.register(Gauge())
+        result = gw.send(Message(to=[f"139{i:08d}" for i in range(1000)], text="hi"))
+    assert result.ok and len(sim.requests) == 10
+    assert 1 < peak[0] <= 3
+
+
+def test_rejections_in_a_batch_are_per_recipient(smsgate_outbox):
+    gw = gateway(reject_numbers=["13900139000"])
+    result = gw.send(Message(to=["13800138000", "13900139000"], template_id="T", params={"code": "1"}))
+    assert not result.ok
+    assert result.accepted == ["13800138000"]
+    assert [(r.phone, r.reason.code) for r in result.rejected] == [("13900139000", "REJECTED")]
+
+
+def test_personalised_message(smsgate_outbox):
+    msg = Message.personalised({"+86 13800138000": "hello A", "13900139000": "hello B"})
+    result = gateway().send(msg)
+    assert result.ok and msg.operation is Operation.SEND_BATCH
+    assert {(r.phone, r.text) for r in smsgate_outbox} == {("13800138000", "hello A"), ("13900139000", "hello B")}
+
+
+def test_personalised_duplicate_with_different_content_is_refused():
+    with pytest.raises(ValidationError, match="twice"):
+        gateway().send(Message.personalised({"13800138000": "a", "+8613800138000": "b"}))
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    (dict(to=[], text="x"), "to"),
+    (dict(to=["13800138000"]), "template_id"),
+    (dict(to=["13800138000"], text="   "), "text"),
+    (dict(to=["13800138000"], text="x", template_id="T"), "text"),
+    (dict(to=["13800138000"], text="x" * 1001), "text"),
+])
+def test_content_errors_name_the_field(kwargs, field):
+    with pytest.raises(ValidationError) as err:
+        gateway().send(Message(**kwargs))
+    assert err.value.field == field
+
+
+def test_segments_are_reported_for_text(smsgate_outbox):
+    assert gateway().send(Message(to=["13800138000"], text="字" * 71)).segments == 2
+    assert gateway().send(Message(to=["13800138000"], template_id="T")).segments is None
+
+
+def test_a_plugin_bug_before_sending_rejects_that_request_without_losing_others():
+    calls = []
+
+    class Buggy:
+        @hookimpl(wrapper=True)
+        def build_request(self, ctx, operation, payload):
+            calls.append(ctx.request_index)
+            if ctx.request_index == 1:
+                raise KeyError("boom")
+            return (yield)
+
+    with LoopbackSimulator() as sim:
+        gw = Gateway({"providers": {"loopback": {**sim.demo_config(), "max_concurrency": 1}}})
+        gw.plugins.register(Buggy())
+        result = gw.send(Message(to=[f"139{i:08d}" for i in range(300)], text="hi"))
+    assert len(result.accepted) == 200
+    assert len(result.rejected) == 100 and result.rejected[0].reason.code == "PLUGIN"
+    assert len(sim.requests) == 2
+
+
+def test_read_timeout_gives_unknown_and_is_not_resent():
+    with LoopbackSimulator() as sim:
+        sim.slow_seconds = 1.0
+        gw = Gateway({"providers": {"loopback": {**sim.demo_config(), "read_timeout": 0.3}}})
+        sim.inject(Fault.SLOW)
+        result = gw.send(Message(to=["13800138000", "13900139000"], text="hi"))
+        assert result.unknown == ["13800138000", "13900139000"] and not result.ok
+        assert result.recipients[0].outcome is Outcome.UNKNOWN
+        assert "not resent" in result.recipients[0].reason.message
+        time.sleep(1.1)
+        assert len(sim.requests) == 1
+        assert len(sim.records) == 2  # the vendor did take both: which is why they must not be resent
+
+
+def test_connect_failure_is_retried_until_the_server_is_there():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    sim = LoopbackSimulator(port=port)
+    gw = Gateway({"providers": {"loopback": {**{"base_url": f"http://127.0.0.1:{port}", "api_key": "demo-key",
+                                                "api_secret": "demo-secret"}, "connect_retries": 5}}})
+    gw.transport.backoff = 0.2
+    timer = threading.Timer(0.1, sim.start)
+    timer.start()
+    try:
+        result = gw.send(Message(to=["13800138000"], text="hi"))
+    finally:
+        timer.join()
+        sim.stop()
+    assert result.ok, result.to_json_dict()
+    assert len(sim.requests) == 1
+
+
+def test_refused_connection_is_rejected_after_retries():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    gw = Gateway({"providers": {"loopback": {"base_url": f"http://127.0.0.1:{port}", "connect_retries": 3}}})
+    gw.transport.backoff = 0.01
+    result = gw.send(Message(to=["13800138000"], text="hi"))
+    reason = result.rejected[0].reason
+    assert reason.code == "CONNECT" and reason.not_sent and "4 attempt" in reason.message
+
+
+def test_tls_is_verified_by_default():
+    with LoopbackSimulator() as sim:  # speaks plain HTTP: a TLS handshake with it must fail
+        gw = Gateway({"providers": {"loopback": {**sim.demo_config(), "base_url": sim.url.replace("http:", "https:")}}})
+        result = gw.send(Message(to=["13800138000"], text="hi"))
+    assert result.rejected and result.rejected[0].reason.not_sent
+    assert "TLS" in result.rejected[0].reason.message
+
+
+def test_pull_interval_is_respected():
+    from smsgate import Capabilities
+    from smsgate.default_plugins import loopback
+
+    caps = Capabilities(operations=loopback.CAPABILITIES.operations, max_recipients={Operation.SEND: 100},
+                        min_interval={Operation.PULL_REPORTS: 0.3}, text=True)
+    with LoopbackSimulator() as sim:
+        gw = Gateway({"providers": {"loopback": sim.demo_config()}})
+        entry = gw.plugins.providers["loopback"]
+        import attrs
+
+        gw.plugins.providers["loopback"] = attrs.evolve(entry, spec=attrs.evolve(entry.spec, capabilities=caps))
+        gw.pull_reports("loopback")
+        gw.pull_reports("loopback")
+        first, second = sim.requests[0].received_at, sim.requests[1].received_at
+    assert second - first >= 0.29  # the gateway waited: a rule, not a speed measurement
