@@ -1,0 +1,390 @@
+"""The ``guodu`` provider: 国都企信通 ``HttpQuickProcess/submitJson``.
+
+One call sends one text to up to ``max_phones`` numbers; the content travels URL-encoded the way
+Java's ``URLEncoder`` writes it. Guodu signs nothing: the account name and password travel in the
+body, and its report pushes carry no signature (see ``verify_callback`` for what protects them).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+import attrs
+
+from smsgate.config import ProviderConfig, secret
+from smsgate.errors import AuthError, ProviderError, ValidationError
+from smsgate.hookspecs import hookimpl
+from smsgate.models import (
+    CallbackResult,
+    DeliveryReport,
+    HttpRequest,
+    HttpResponse,
+    InboundMessage,
+    Message,
+    Operation,
+    SendReply,
+    Status,
+)
+from smsgate.phones import mask_phone
+from smsgate.provider import Capabilities, Provider
+
+from . import dialect
+
+NAME = "guodu"
+SUBMIT_PATH = "/HttpQuickProcess/submitJson"
+#: the document's hard ceiling on phones a request; its note lowers it to 200 (the default)
+HARD_MAX_PHONES = 500
+MAX_TEXT_LENGTH = 500
+#: the document: at most 250 messages in one push
+MAX_PUSH_ITEMS = 250
+
+
+def _check_max_phones(instance: Any, attribute: Any, value: int) -> None:
+    if not 1 <= value <= HARD_MAX_PHONES:
+        raise ValueError(f"max_phones must be between 1 and {HARD_MAX_PHONES}")
+
+
+def _check_append_id(instance: Any, attribute: Any, value: str) -> None:
+    if value and not value.isdigit():
+        raise ValueError("append_id must be digits only")
+
+
+def _check_allow_ips(instance: Any, attribute: Any, value: list[str]) -> None:
+    for item in value:
+        try:
+            ipaddress.ip_network(str(item).strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"push_allow_ips: {item!r} is not an IP address or network") from None
+
+
+@attrs.frozen(kw_only=True)
+class GuoduConfig(ProviderConfig):
+    #: the address Guodu's business staff give; the document also names 221.179.172.68 (China
+    #: Mobile room) and 124.251.7.68 (21Vianet room), usually with a port: http://ip:port
+    base_url: str = "http://qxtsms.guodulink.net"
+    oper_id: str  #: OperID, the account name
+    oper_pass: str = secret()  #: OperPass, the account password
+    append_id: str = attrs.field(default="", validator=_check_append_id)  #: AppendID for every send
+    #: phones a request; the document says 500 in its table and 200 in its note
+    max_phones: int = attrs.field(default=200, validator=_check_max_phones)
+    #: source addresses (IPs or networks) a push may come from; empty = accept from anywhere
+    push_allow_ips: list[str] = attrs.field(factory=list, validator=_check_allow_ips)
+    #: when set, a push is accepted only if one segment of its URL path equals this value
+    push_path_secret: str = secret(default="")
+
+
+CAPABILITIES = Capabilities(
+    operations={Operation.SEND, Operation.SEND_BATCH},
+    # SEND: the default of max_phones (the request_limit hook answers the configured value).
+    # SEND_BATCH: submitJson has one Content, so a personalised send is one request a phone.
+    max_recipients={Operation.SEND: 200, Operation.SEND_BATCH: 1},
+    templates=False,
+    text=True,
+    scheduling=True,
+    callbacks={"report", "inbound"},
+    max_text_length=MAX_TEXT_LENGTH,
+)
+
+
+@attrs.frozen(kw_only=True)
+class UnrecognisedPush:
+    """A push to the guodu endpoint that is neither a report array nor an inbound message we can
+    read. It is answered 200 (so the vendor does not drop or resend it) and handed on whole."""
+
+    provider: str
+    body: bytes
+    content_type: str | None = None
+    path: str | None = None
+    reason: str = ""
+
+
+def _log() -> Any:
+    from smsgate.log import get_logger
+
+    return get_logger("smsgate.guodu")
+
+
+@hookimpl
+def smsgate_provider() -> Provider:
+    return Provider(
+        name=NAME,
+        config_class=GuoduConfig,
+        capabilities=CAPABILITIES,
+        description="国都企信通 submitJson: free text to up to 200 phones a request, report pushes",
+        simulator="smsgate_guodu.simulator:GuoduSimulator",
+    )
+
+
+# -- sending ---------------------------------------------------------------------------------
+
+_DIGITS = re.compile(r"\d*")
+
+
+def _with_sign(text: str, sign: str) -> str:
+    if text.startswith(sign) or text.endswith(sign):
+        return text
+    return sign + text
+
+
+@hookimpl
+def validate_message(ctx: Any, message: Message) -> Message | None:
+    """Check AppendID; put the signature into the text, where Guodu expects it."""
+    if message.extend_code is not None and not _DIGITS.fullmatch(str(message.extend_code)):
+        raise ValidationError("guodu: extend_code (AppendID) must be digits only", field="extend_code")
+    if not message.sign_name:
+        return None
+    name = message.sign_name.strip()
+    sign = name if name.startswith("【") else f"【{name}】"
+    if message.personal is not None:
+        personal = {p: _with_sign(t, sign) for p, t in message.personal.items()}
+        texts = list(personal.values())
+        replaced = attrs.evolve(message, personal=personal)
+    else:
+        replaced = attrs.evolve(message, text=_with_sign(message.text or "", sign))
+        texts = [replaced.text]
+    for text in texts:
+        if len(text) > MAX_TEXT_LENGTH:
+            raise ValidationError(
+                f"text with its signature {sign} is {len(text)} characters; provider {ctx.provider!r} "
+                f"takes at most {MAX_TEXT_LENGTH}", field="text")
+    return replaced
+
+
+@hookimpl
+def request_limit(ctx: Any, operation: Operation) -> int | None:
+    if operation is Operation.SEND:
+        return int(ctx.config.max_phones)
+    if operation is Operation.SEND_BATCH:
+        return 1
+    return None
+
+
+def submit_body(ctx: Any, message: Message) -> dict[str, str]:
+    """The submitJson fields, in the document's order."""
+    cfg = ctx.config
+    if message.personal is not None:
+        texts = {message.personal[p] for p in message.to}
+        if len(texts) != 1:  # the request_limit hook keeps personalised requests to one phone
+            raise ValidationError("guodu: one request carries one text", field="personal")
+        text = texts.pop()
+    else:
+        text = message.text or ""
+    append_id = cfg.append_id if message.extend_code is None else str(message.extend_code)
+    return {
+        "OperID": cfg.oper_id,
+        "OperPass": cfg.oper_pass,
+        "SendTime": dialect.send_time(message.send_at_china()),
+        "AppendID": append_id,
+        "DesMobile": ",".join(message.to),
+        "Content": dialect.java_urlencode(text),
+    }
+
+
+@hookimpl
+def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest | None:
+    if operation not in (Operation.SEND, Operation.SEND_BATCH):
+        return None
+    body = json.dumps(submit_body(ctx, payload), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return HttpRequest(method="POST", url=ctx.url(SUBMIT_PATH),
+                       headers={"Content-Type": "application/json;charset=UTF-8"}, body=body)
+
+
+def result_error(code: str) -> ProviderError:
+    """The classified error for a ResultCode that is not a success."""
+    text = dialect.describe(code)
+    kwargs: dict[str, Any] = {"code": code, "vendor_message": text, "provider": NAME}
+    if code in dialect.AUTH_CODES:
+        return AuthError(f"guodu refused the account: ResultCode {code} {text}", **kwargs)
+    if code in dialect.NOT_SENT_CODES:
+        return ProviderError(f"guodu refused the request: ResultCode {code} {text}", not_sent=True, **kwargs)
+    # -1 提交异常 and codes the document does not list: the vendor may have queued the messages
+    return ProviderError(f"guodu answered ResultCode {code} {text}; the messages may have been taken",
+                         not_sent=False, **kwargs)
+
+
+@hookimpl
+def parse_response(ctx: Any, operation: Operation, request: HttpRequest, response: HttpResponse) -> Any:
+    if operation not in (Operation.SEND, Operation.SEND_BATCH):
+        return None
+    try:
+        data = json.loads(response.body.decode("utf-8-sig").strip() or "null")
+    except ValueError:
+        raise ProviderError(f"guodu answered HTTP {response.status} with a body that is not JSON",
+                            code=f"HTTP{response.status}", not_sent=False, provider=NAME) from None
+    code = dialect.normalise_code(data.get("ResultCode")) if isinstance(data, dict) else None
+    if code is None:
+        raise ProviderError(f"guodu answered HTTP {response.status} without a ResultCode",
+                            code=f"HTTP{response.status}", not_sent=False, provider=NAME)
+    if code not in dialect.ACCEPTED_CODES:
+        raise result_error(code)
+    msg_id = data.get("MsgId")
+    msg_id = None if msg_id is None or str(msg_id).strip() == "" else str(msg_id).strip()
+    if msg_id is None:
+        _log().warning("smsgate.guodu.send.no_msgid", code=code)
+    return SendReply(message_id=msg_id)
+
+
+# -- pushes ----------------------------------------------------------------------------------
+
+def _client_address(raw: str | None) -> Any:
+    if not raw:
+        return None
+    text = raw.strip()
+    if text.startswith("[") and "]" in text:  # "[::1]:port"
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:  # "1.2.3.4:port"
+        text = text.split(":", 1)[0]
+    text = text.split("%", 1)[0]  # IPv6 zone
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return mapped or addr
+
+
+@hookimpl
+def verify_callback(ctx: Any, request: Any) -> bool:
+    """Guodu's pushes carry no signature. A push is refused only by the two optional checks:
+    its source address against ``push_allow_ips``, its path against ``push_path_secret``."""
+    cfg = ctx.config
+    if cfg.push_allow_ips:
+        addr = _client_address(request.remote_addr)
+        networks = [ipaddress.ip_network(str(n).strip(), strict=False) for n in cfg.push_allow_ips]
+        if addr is None or not any(addr.version == n.version and addr in n for n in networks):
+            _log().warning("smsgate.guodu.push.refused", reason="source address not in push_allow_ips",
+                           remote_addr=request.remote_addr)
+            return False
+    if cfg.push_path_secret:
+        wanted = cfg.push_path_secret.encode("utf-8")
+        found = False
+        for segment in str(request.path or "").split("/"):
+            # compare every segment, so the time taken does not depend on where a match is
+            found = hmac.compare_digest(segment.encode("utf-8"), wanted) or found
+        if not found:
+            _log().warning("smsgate.guodu.push.refused", reason="path secret missing")
+            return False
+    return True
+
+
+_PHONE_KEYS = ("mobile", "srcmobile", "src_mobile", "phone", "phonenumber", "sendmobile")
+_CONTENT_KEYS = ("content", "msgcontent", "smscontent", "text")
+_TIME_KEYS = ("recvtime", "receivetime", "motime", "sendtime", "time", "reporttime")
+_SERVICE_KEYS = ("appendid", "spnumber", "destid", "extno", "subcode")
+
+
+def _pick(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    low = {str(k).lower(): v for k, v in item.items()}
+    for key in keys:
+        if key in low and low[key] is not None:
+            return low[key]
+    return None
+
+
+def _is_report(item: Any) -> bool:
+    return isinstance(item, dict) and "status" in item
+
+
+def _report(item: dict[str, Any]) -> DeliveryReport:
+    status = item.get("status")
+    if isinstance(status, bool) or not isinstance(status, (int, str)) or not str(status).strip().lstrip("-").isdigit():
+        raise ValidationError(f"guodu report has a status that is not a number: {status!r}", field="body")
+    msg_id, mobile = item.get("msgId"), item.get("mobile")
+    if msg_id in (None, "") or mobile in (None, ""):
+        raise ValidationError("guodu report lacks msgId or mobile", field="body")
+    delivered = int(str(status).strip()) == 0
+    return DeliveryReport(
+        provider=NAME,
+        message_id=str(msg_id),
+        phone=str(mobile),
+        status=Status.DELIVERED if delivered else Status.FAILED,
+        raw_status=str(status).strip(),
+        description=None if item.get("msg") is None else str(item.get("msg")),
+        reported_at=None if item.get("reportTime") is None else str(item.get("reportTime")),
+        raw=item,
+    )
+
+
+def _inbound(item: dict[str, Any]) -> InboundMessage | None:
+    phone, content = _pick(item, _PHONE_KEYS), _pick(item, _CONTENT_KEYS)
+    if phone in (None, "") or content is None:
+        return None
+    received, service = _pick(item, _TIME_KEYS), _pick(item, _SERVICE_KEYS)
+    return InboundMessage(provider=NAME, phone=str(phone), content=str(content),
+                          received_at=None if received is None else str(received),
+                          service_code=None if service in (None, "") else str(service), raw=item)
+
+
+def _decode_json(text: str) -> Any:
+    # the document prints its example with a trailing ";" — tolerate one
+    stripped = text.strip()
+    if stripped.endswith(";"):
+        stripped = stripped[:-1].rstrip()
+    return json.loads(stripped)
+
+
+def _describe_keys(data: Any) -> list[str]:
+    if isinstance(data, list):
+        data = next((d for d in data if isinstance(d, dict)), {})
+    return sorted(str(k) for k in data) if isinstance(data, dict) else []
+
+
+def _answer() -> HttpResponse:
+    # the document names no answer; a plain 200 tells the vendor the push arrived
+    return HttpResponse(status=200, headers={"Content-Type": "text/plain;charset=UTF-8"}, body=b"ok")
+
+
+@hookimpl
+def parse_callback(ctx: Any, request: Any) -> CallbackResult:
+    """A JSON array of status reports -> DeliveryReports. Anything else is logged and answered 200:
+    items with a phone and a content field become InboundMessages (JSON or form-encoded); a body
+    that is neither becomes one :class:`UnrecognisedPush` holding the body unchanged."""
+    log = _log()
+    body: bytes = request.body or b""
+    text = body.decode("utf-8-sig", errors="replace")
+    content_type = request.header("Content-Type")
+    data: Any = None
+    if text.strip():
+        try:
+            data = _decode_json(text)
+        except ValueError:
+            data = None
+    elif request.query:
+        text = request.query
+    if data is None and not text.strip():
+        raise ValidationError("guodu push has an empty body", field="body")
+
+    items = data if isinstance(data, list) else [data] if isinstance(data, dict) else None
+    if items is not None and items and all(_is_report(i) for i in items):
+        reports = [_report(i) for i in items]
+        if len(reports) > MAX_PUSH_ITEMS:
+            log.warning("smsgate.guodu.push.oversized", items=len(reports), documented_max=MAX_PUSH_ITEMS)
+        log.info("smsgate.guodu.push.reports", reports=len(reports),
+                 phones=[mask_phone(r.phone or "") for r in reports[:10]])
+        return CallbackResult(events=reports, response=_answer())
+    if items is not None and not items:
+        return CallbackResult(events=(), response=_answer())
+    if items is not None and any(_is_report(i) for i in items):
+        raise ValidationError("guodu push mixes status reports with other items", field="body")
+
+    if items is None and data is None:  # not JSON: perhaps a form-encoded inbound message
+        pairs = parse_qsl(text.strip(), keep_blank_values=True, encoding="utf-8", errors="replace")
+        items = [dict(pairs)] if pairs and all(k for k, _ in pairs) else None
+    inbound = [m for m in (_inbound(i) for i in items if isinstance(i, dict))] if items else []
+    if items and inbound and all(m is not None for m in inbound):
+        log.info("smsgate.guodu.push.inbound", messages=len(inbound),
+                 phones=[mask_phone(m.phone) for m in inbound[:10]], keys=_describe_keys(items))
+        return CallbackResult(events=inbound, response=_answer())
+
+    reason = "not a report array and no phone/content fields found"
+    log.warning("smsgate.guodu.push.unrecognised", bytes=len(body), content_type=content_type,
+                keys=_describe_keys(data if data is not None else items or []),
+                preview=dialect.mask_phones_in(text[:120]), reason=reason)
+    return CallbackResult(events=[UnrecognisedPush(provider=NAME, body=body, content_type=content_type,
+                                                   path=request.path, reason=reason)],
+                          response=_answer())
