@@ -1,0 +1,455 @@
+"""smsgate provider plugin for the juse message center (聚思 消息中心).
+
+* One recipient and no send time -> ``POST /spi/sendSms``; several recipients or a send time ->
+  ``POST /spi/sendSmsTask`` (at most 1000 phones a request, ``planTime`` = send time or now).
+* Every call is signed with ``X-{app_key}-*`` headers: md5 over
+  ``app_secret + path + params + app_type + time + nonce`` (see :mod:`smsgate_juse.dialect`).
+* Phone numbers travel AES-128/ECB/PKCS#7 encrypted with base64-decode(``app_secret``).
+* Pushes (``sms_report``, ``sms_task_report``, ``sms_deliver``) are verified with md5 over
+  ``app_secret + time + nonce + appId + type``, a 15-minute window and a nonce replay check.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from smsgate import (
+    AuthError,
+    CallbackResult,
+    Capabilities,
+    DeliveryReport,
+    HttpRequest,
+    HttpResponse,
+    InboundMessage,
+    InsufficientBalance,
+    Operation,
+    Provider,
+    ProviderConfig,
+    ProviderError,
+    RateLimited,
+    SendReply,
+    Status,
+    TaskSummary,
+    ValidationError,
+    hookimpl,
+    secret,
+)
+
+from . import dialect
+
+NAME = "juse"
+PROD_URL = "https://msg.gooeto.com/api"
+TEST_URL = "https://msgtest.gooeto.com/api"
+DEV_URL = "https://msgdev.gooeto.com/api"
+
+SEND_SMS_PATH = "/spi/sendSms"
+SEND_TASK_PATH = "/spi/sendSmsTask"
+#: most phones one sendSmsTask request carries (the document's limit)
+MAX_TASK_PHONES = 1000
+#: positional params map to param1..paramN; the single-send API keeps params in a TreeMap
+#: (sorted by key), where "param10" would sort before "param2", so at most 9 are taken
+MAX_POSITIONAL_PARAMS = 9
+#: how long a push nonce is remembered: the window reaches 15 minutes both ways of now
+NONCE_TTL = 2 * dialect.TIME_WINDOW
+
+
+def _check_secret(instance: Any, attribute: Any, value: str) -> None:
+    dialect._key(value)  # raises ValueError: not base64 or not an AES-128/192/256 key
+
+
+def _check_app_type(instance: Any, attribute: Any, value: str) -> None:
+    if not value.isdigit():
+        raise ValueError("app_type must be a number (1 mini program, 2 web, 3 app)")
+
+
+@attrs.frozen(kw_only=True)
+class JuseConfig(ProviderConfig):
+    """``[providers.juse]``. ``base_url`` includes the ``/api`` prefix the document's URLs carry;
+    dev ``https://msgdev.gooeto.com/api``, test ``https://msgtest.gooeto.com/api``."""
+
+    base_url: str = PROD_URL
+    app_id: str
+    app_secret: str = secret(validator=_check_secret)
+    #: the ``*`` in the ``X-*-...`` header names (the message center's own service code)
+    app_key: str = "message"
+    #: terminal type: 1 mini program, 2 web (recommended), 3 app; a number or its text
+    app_type: Any = attrs.field(default="2", converter=str, validator=_check_app_type)
+    #: path prefix the message center's nginx strips before the service sees (and signs) the path
+    ignore_path: str = "/api"
+
+
+CAPABILITIES = Capabilities(
+    operations={Operation.SEND},
+    max_recipients={Operation.SEND: MAX_TASK_PHONES},
+    templates=True,
+    text=False,
+    named_params=True,
+    positional_params=True,
+    scheduling=True,
+    callbacks={"report", "inbound", "task"},
+)
+
+
+@hookimpl
+def smsgate_provider() -> Provider:
+    return Provider(
+        name=NAME,
+        config_class=JuseConfig,
+        capabilities=CAPABILITIES,
+        description="juse message center (消息中心): template SMS, signed headers, AES-encrypted phones",
+        simulator="smsgate_juse.simulator:JuseSimulator",
+    )
+
+
+# -- messages -----------------------------------------------------------------------------------
+
+def _param_text(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise ValidationError(f"template param {name!r} must be text or a number, not {type(value).__name__}",
+                          field="params")
+
+
+def named_params(params: Any) -> dict[str, str]:
+    """The message's params as juse's named map: positional ``[a, b]`` -> ``{param1: a, param2: b}``,
+    values as text. Raises ValidationError for what juse cannot take."""
+    if params is None:
+        return {}
+    if isinstance(params, Mapping):
+        out = {}
+        for key, value in params.items():
+            if not isinstance(key, str) or not key.strip():
+                raise ValidationError("template param names must be non-empty text", field="params")
+            out[key] = _param_text(key, value)
+        return out
+    values = list(params)
+    if len(values) > MAX_POSITIONAL_PARAMS:
+        raise ValidationError(
+            f"{len(values)} positional template params: juse takes named params, and positional ones are "
+            f"mapped to param1..param{MAX_POSITIONAL_PARAMS} at most (the vendor sorts names, so param10 would "
+            "come before param2); give them as a mapping instead",
+            field="params",
+        )
+    return {f"param{i}": _param_text(f"param{i}", v) for i, v in enumerate(values, 1)}
+
+
+@hookimpl
+def validate_message(ctx: Any, message: Any) -> Any:
+    if not (message.sign_name or "").strip():
+        raise ValidationError("juse needs a sign name (signName, 短信签名)", field="sign_name")
+    if message.extend_code:
+        raise ValidationError("juse has no extension code; leave extend_code empty", field="extend_code")
+    params = named_params(message.params)
+    send_at = message.send_at
+    if send_at is None and len(message.to) > 1:
+        # Several recipients go to sendSmsTask with planTime = now. Fix "now" once for the whole
+        # message, so every batch (even a last batch of one phone) is a task with the same time.
+        send_at = ctx.now_china().replace(microsecond=0)
+    return attrs.evolve(message, params=params, send_at=send_at)
+
+
+# -- requests -----------------------------------------------------------------------------------
+
+def _is_task(message: Any) -> bool:
+    return len(message.to) > 1 or message.send_at is not None
+
+
+def task_name(ctx: Any, message: Any, plan_time: str) -> str:
+    """A task name derived from the message: its biz id, else template and plan time; later
+    batches of the same message get ``#2``, ``#3`` ..."""
+    base = message.biz_id or f"smsgate {message.template_id} {plan_time}"
+    return base if ctx.request_index == 0 else f"{base} #{ctx.request_index + 1}"
+
+
+@hookimpl
+def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest | None:
+    if operation is not Operation.SEND:
+        return None
+    cfg, msg = ctx.config, payload
+    params = named_params(msg.params)
+    if not _is_task(msg):
+        fields: dict[str, Any] = {
+            "appId": cfg.app_id,
+            "templateId": msg.template_id,
+            "signName": msg.sign_name,
+            "phone": dialect.encrypt_phone(cfg.app_secret, msg.to[0]),
+            # the vendor holds these in a TreeMap: send them in that (sorted) order
+            "params": dict(sorted(params.items())),
+        }
+        path = SEND_SMS_PATH
+    else:
+        when = msg.send_at_china() if msg.send_at is not None else ctx.now_china()
+        plan_time = when.strftime("%Y-%m-%d %H:%M:%S")
+        fields = {
+            "appId": cfg.app_id,
+            "name": task_name(ctx, msg, plan_time),
+            "templateId": msg.template_id,
+            "signName": msg.sign_name,
+            "planTime": plan_time,
+            "phones": dialect.encrypt_phone(cfg.app_secret, ",".join(msg.to)),
+            "params": params,  # order kept: the vendor substitutes in this order
+        }
+        path = SEND_TASK_PATH
+    return HttpRequest(method="POST", url=ctx.url(path),
+                       headers={"Content-Type": "application/json;charset=UTF-8"},
+                       body=dialect.encode_body(fields))
+
+
+@hookimpl
+def sign(ctx: Any, operation: Operation, request: HttpRequest) -> HttpRequest:
+    cfg = ctx.config
+    ts, nonce = str(ctx.timestamp()), ctx.nonce()
+    params = dialect.sign_params(dialect.decode_body(request.body)) if request.body else ""
+    path = dialect.strip_ignore_path(request.path, cfg.ignore_path)
+    signature = dialect.request_signature(cfg.app_secret, path, params, cfg.app_type, ts, nonce)
+    h = lambda suffix: dialect.header_name(cfg.app_key, suffix)  # noqa: E731
+    return request.with_headers({
+        h("Algorithm"): dialect.ALGORITHM,
+        h("Time"): ts,
+        h("AppType"): cfg.app_type,
+        h("AppID"): cfg.app_id,
+        h("Nonce"): nonce,
+        h("Sign"): signature,
+    })
+
+
+# -- answers ------------------------------------------------------------------------------------
+
+_ID_KEYS = ("sendRecordId", "sendTaskId", "recordId", "taskId", "id")
+
+
+def _message_id(data: Any, request_id: Any) -> str | None:
+    if isinstance(data, (str, int)) and not isinstance(data, bool) and str(data).strip():
+        return str(data)
+    if isinstance(data, Mapping):
+        for key in _ID_KEYS:
+            value = data.get(key)
+            if value not in (None, ""):
+                return str(value)
+    return None if request_id in (None, "") else str(request_id)
+
+
+def classify(cfg: Any, code: str, mes: str, request_id: Any) -> ProviderError:
+    """The error for an answer whose ``code`` is not 200.
+
+    4xx codes are the message center refusing the request itself (parameters, headers, signature),
+    before any vendor is called: not sent. Anything else (5xx, unknown) may come after the message
+    center called its SMS vendor synchronously: outcome unknown.
+    """
+    rid = None if request_id in (None, "") else str(request_id)
+    kwargs = {"code": code, "vendor_message": mes, "request_id": rid, "provider": NAME}
+    low = mes.lower()
+    # a header named, or verification words; not a bare 签名, which also means the SMS sign name
+    auth_words = (f"x-{cfg.app_key}-".lower(), "验签", "appsecret", "密钥", "appid", "认证", "鉴权")
+    if code in ("401", "403") or (code == "400" and any(w in low for w in auth_words)):
+        return AuthError(f"juse refused the request's credentials or signature: {mes}", **kwargs)
+    if code == "429" or "频繁" in mes:
+        return RateLimited(f"juse: too many requests: {mes}", **kwargs)
+    if "余额" in mes:
+        return InsufficientBalance(f"juse: balance exhausted: {mes}", **kwargs)
+    if code.isdigit() and 400 <= int(code) < 500:
+        return ProviderError(f"juse refused the request: {mes}", not_sent=True, **kwargs)
+    return ProviderError(f"juse answered code {code}: {mes}", not_sent=False, **kwargs)
+
+
+@hookimpl
+def parse_response(ctx: Any, operation: Operation, request: HttpRequest, response: HttpResponse) -> Any:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or data.get("code") is None:
+        raise ProviderError(f"juse answered HTTP {response.status} without a code", code=f"HTTP{response.status}",
+                            not_sent=False, provider=NAME)
+    code = str(data["code"])
+    request_id = data.get("requestId")
+    if code != "200":
+        mes = str(data.get("mes") or data.get("detail") or "")
+        raise classify(ctx.config, code, mes, request_id)
+    if operation is Operation.SEND:
+        return SendReply(message_id=_message_id(data.get("data"), request_id),
+                         request_id=None if request_id in (None, "") else str(request_id))
+    return None
+
+
+# -- pushes -------------------------------------------------------------------------------------
+
+class MemoryReplayStore:
+    """Nonces seen recently, in this process. ``add`` answers False for a nonce seen before."""
+
+    def __init__(self, clock: Any):
+        self._clock = clock
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: str, ttl: float) -> bool:
+        now = float(self._clock())
+        with self._lock:
+            if len(self._seen) > 1024:
+                self._seen = {k: exp for k, exp in self._seen.items() if exp > now}
+            expires = self._seen.get(key)
+            if expires is not None and expires > now:
+                return False
+            self._seen[key] = now + ttl
+            return True
+
+
+_stores: dict[int, MemoryReplayStore] = {}
+_stores_lock = threading.Lock()
+
+
+def default_replay_store(ctx: Any) -> MemoryReplayStore:
+    """The in-memory store of one configured provider (one per config object, so per Gateway)."""
+    key = id(ctx.config)
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = MemoryReplayStore(ctx.clock)
+            weakref.finalize(ctx.config, _stores.pop, key, None)
+        return store
+
+
+def _log() -> Any:
+    from smsgate.log import get_logger
+
+    return get_logger("smsgate.juse")
+
+
+def _refuse(ctx: Any, why: str) -> bool:
+    _log().warning("smsgate.callback.refused", provider=ctx.provider, reason=why)
+    return False
+
+
+@hookimpl
+def verify_callback(ctx: Any, request: Any) -> bool:
+    cfg = ctx.config
+    h = lambda suffix: request.header(dialect.header_name(cfg.app_key, suffix))  # noqa: E731
+    ts, nonce, sig = h("Time"), h("Nonce"), h("Sign")
+    if not (ts and nonce and sig):
+        return _refuse(ctx, "missing time, nonce or sign header")
+    try:
+        body = request.json()
+    except ValueError:
+        return _refuse(ctx, "body is not JSON")
+    if not isinstance(body, dict):
+        return _refuse(ctx, "body is not a JSON object")
+    app_id, kind = body.get("appId"), body.get("type")
+    if not isinstance(app_id, str) or not isinstance(kind, str):
+        return _refuse(ctx, "appId or type missing")
+    if not hmac.compare_digest(app_id.encode("utf-8"), cfg.app_id.encode("utf-8")):
+        return _refuse(ctx, "appId is not ours")
+    try:
+        sent_at = int(ts)
+    except ValueError:
+        return _refuse(ctx, "time is not a number")
+    if abs(ctx.now() - sent_at) > dialect.TIME_WINDOW:
+        return _refuse(ctx, "time outside the 15-minute window")
+    expected = dialect.callback_signature(cfg.app_secret, ts, nonce, app_id, kind)
+    if not hmac.compare_digest(expected.encode("ascii"), sig.strip().lower().encode("utf-8", "replace")):
+        return _refuse(ctx, "bad signature")
+    store = ctx.extras.get("replay_store")
+    if store is None:
+        store = default_replay_store(ctx)
+    # recorded only once the signature holds: a forged push cannot burn a real nonce
+    if not store.add(f"{NAME}:{cfg.app_id}:{nonce}", ttl=NONCE_TTL):
+        return _refuse(ctx, "nonce seen before")
+    return True
+
+
+#: sendStatus: 0 waiting, 1 sent, 2 sending, -1 failed
+SEND_STATUS = {1: Status.DELIVERED, -1: Status.FAILED, 0: Status.PENDING, 2: Status.PENDING}
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _status(value: Any) -> Status:
+    try:
+        return SEND_STATUS.get(int(value), Status.UNKNOWN)
+    except (TypeError, ValueError):
+        return Status.UNKNOWN
+
+
+def _report(item: Mapping[str, Any]) -> DeliveryReport:
+    return DeliveryReport(provider=NAME, message_id=_opt_str(item.get("sendRecordId")), phone=None,
+                          status=_status(item.get("sendStatus")), raw_status=_opt_str(item.get("sendStatus")),
+                          description=_opt_str(item.get("remark")), reported_at=_opt_str(item.get("reportDate")),
+                          raw=dict(item))
+
+
+def _int(item: Mapping[str, Any], key: str) -> int:
+    value = item.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise TypeError(key)
+    return int(value)
+
+
+def _task(item: Mapping[str, Any]) -> TaskSummary:
+    task_id = item.get("sendTaskId")
+    if task_id in (None, ""):
+        raise KeyError("sendTaskId")
+    return TaskSummary(provider=NAME, task_id=str(task_id), total=_int(item, "totalCount"),
+                       sent=_int(item, "sendCount"), failed=_int(item, "failCount"), raw=dict(item))
+
+
+def _inbound(cfg: Any, item: Mapping[str, Any]) -> InboundMessage:
+    mobile = str(item["mobile"])
+    if not mobile.isdigit():  # the document is silent on inbound encryption: take either form
+        try:
+            mobile = dialect.decrypt_phone(cfg.app_secret, mobile)
+        except ValueError:
+            pass
+    content = item.get("content")
+    if not isinstance(content, str):
+        raise TypeError("content")
+    return InboundMessage(provider=NAME, phone=mobile, content=content, received_at=_opt_str(item.get("sendTime")),
+                          service_code=_opt_str(item.get("addSerial")), raw=dict(item))
+
+
+def _items(body: Mapping[str, Any], key: str) -> list:
+    items = body.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise TypeError(key)
+    return items
+
+
+#: the answer the document asks of the receiver
+ACK = {"code": 200, "mes": "success", "data": None, "requestId": None}
+
+
+@hookimpl
+def parse_callback(ctx: Any, request: Any) -> CallbackResult:
+    try:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise TypeError("body")
+        kind = body.get("type")
+        # the lists are read by their names (the document's table pairs two of them with the wrong type)
+        if kind == "sms_report":
+            events: list[Any] = [_report(i) for i in _items(body, "sendSmsRecordDtoList")]
+        elif kind == "sms_task_report":
+            task = body.get("sendSmsTaskDto")
+            if not isinstance(task, Mapping):
+                raise KeyError("sendSmsTaskDto")
+            events = [_task(task)]
+        elif kind == "sms_deliver":
+            events = [_inbound(ctx.config, i) for i in _items(body, "smsDeliverDtoList")]
+        else:  # a type added later: acknowledge it so the vendor does not retry, but carry nothing
+            _log().warning("smsgate.callback.unknown_type", provider=ctx.provider, type=str(kind)[:40])
+            events = []
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValidationError(f"juse push is malformed: {type(exc).__name__} {exc}", field="body") from None
+    return CallbackResult(events=events, response=HttpResponse.of_json(ACK))
