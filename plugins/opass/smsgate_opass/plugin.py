@@ -1,0 +1,400 @@
+"""smsgate provider ``opass``: 经分助手 / infocloud SMS API (``https://opassapi.infocloud.cc``).
+
+* same content to many -> ``POST /message/send`` (``phones`` comma-joined, at most 1000;
+  ``templateParam`` a JSON array text);
+* personalised -> ``POST /message/sendBatch`` (``phonesJson``, ``templateParamJson``);
+* report pull -> ``POST /sms/arriveRes/qry`` (at most 600 a call, each report returned once);
+* balance -> ``POST /sms/residueValue/qry``;
+* report and inbound pushes: ``{"apiKey": ..., "data": [...]}``, unsigned.
+
+Every call is signed with the ``x-api-key``/``x-nonce``/``x-sign-method``/``x-timestamp``/``x-sign``
+headers (see :mod:`smsgate_opass.dialect`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+import attrs
+
+from smsgate import (
+    AuthError,
+    Balance,
+    Capabilities,
+    CallbackResult,
+    DeliveryReport,
+    HttpRequest,
+    HttpResponse,
+    InboundMessage,
+    InsufficientBalance,
+    Operation,
+    Provider,
+    ProviderConfig,
+    ProviderError,
+    RateLimited,
+    Reason,
+    SendReply,
+    Status,
+    ValidationError,
+    hookimpl,
+    secret,
+)
+
+from . import dialect
+
+NAME = "opass"
+DEFAULT_BASE_URL = "https://opassapi.infocloud.cc"
+
+PATHS = {
+    Operation.SEND: "/message/send",
+    Operation.SEND_BATCH: "/message/sendBatch",
+    Operation.PULL_REPORTS: "/sms/arriveRes/qry",
+    Operation.BALANCE: "/sms/residueValue/qry",
+}
+
+MAX_PHONES = 1000  #: /message/send and /message/sendBatch: "最多可以向1000个手机号码"
+MAX_BID_LENGTH = 64  #: bid: "长度不超过64字符"
+
+
+def _sign_method(value: Any) -> str:
+    return dialect.canonical_sign_method(value)
+
+
+@attrs.frozen(kw_only=True)
+class OpassConfig(ProviderConfig):
+    """``api_key`` and ``access_key`` come from the vendor console (接口配置 -> 接口信息).
+
+    ``base_url`` may be ``https://opassapi.infocloud.com.cn`` (the document recommends it) or the
+    IP:port a customer behind a firewall was given.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str
+    access_key: str = secret()
+    sign_method: str = attrs.field(default=dialect.DEFAULT_SIGN_METHOD, converter=_sign_method)
+
+
+CAPABILITIES = Capabilities(
+    operations={Operation.SEND, Operation.SEND_BATCH, Operation.PULL_REPORTS, Operation.BALANCE},
+    max_recipients={Operation.SEND: MAX_PHONES, Operation.SEND_BATCH: MAX_PHONES},
+    templates=True,
+    text=False,  # template only; free text needs a one-variable template (the document's "大变量")
+    named_params=False,  # variables are positional: a JSON array
+    positional_params=True,
+    scheduling=False,  # FAQ: "接口短信是否支持定时发送？不支持"
+    callbacks={"report", "inbound"},
+    # Query interfaces: "每个企业每分钟只允许请求三次" (FAQ) -> one report pull per 20 s;
+    # balance: "默认限制15秒一次".
+    min_interval={Operation.PULL_REPORTS: 20.0, Operation.BALANCE: 15.0},
+)
+
+
+@hookimpl
+def smsgate_provider() -> Provider:
+    return Provider(
+        name=NAME,
+        config_class=OpassConfig,
+        capabilities=CAPABILITIES,
+        description="经分助手 / infocloud (opassapi.infocloud.cc): HMAC-signed template SMS, report pull and pushes",
+        simulator="smsgate_opass.simulator:OpassSimulator",
+    )
+
+
+# -- validation --------------------------------------------------------------------------------
+
+def _param_texts(params: Any, field: str) -> tuple[str, ...]:
+    out = []
+    for value in params or ():
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValidationError(
+                f"template variables must be text or numbers, not {type(value).__name__}", field=field)
+        out.append(value if isinstance(value, str) else str(value))
+    return tuple(out)
+
+
+@hookimpl
+def validate_message(ctx: Any, message: Any) -> Any:
+    if message.sign_name:
+        raise ValidationError(
+            "opass has no sign-name field: the signature is part of the template; a dynamic "
+            "signature ({动态签名,20}) is passed as a template variable", field="sign_name")
+    if message.extend_code is not None and not (str(message.extend_code).isdigit()
+                                                and str(message.extend_code).isascii()):
+        raise ValidationError("opass upExtendCode must be digits (the default range is 1-99)", field="extend_code")
+    if message.biz_id is not None and len(str(message.biz_id)) > MAX_BID_LENGTH:
+        raise ValidationError(f"opass bid is at most {MAX_BID_LENGTH} characters", field="biz_id")
+    if message.personal is not None:
+        personal = {p: _param_texts(v, "personal") for p, v in message.personal.items()}
+        if personal != message.personal:
+            return attrs.evolve(message, personal=personal)
+        return None
+    params = _param_texts(message.params, "params")
+    if message.params is not None and params != message.params:
+        return attrs.evolve(message, params=params)
+    return None
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+def _common(message: Any) -> dict[str, Any]:
+    return {
+        "templateCode": str(message.template_id),
+        "upExtendCode": None if message.extend_code is None else str(message.extend_code),
+        "bid": message.biz_id or None,
+    }
+
+
+def send_fields(operation: Operation, message: Any) -> dict[str, Any]:
+    """The body fields of one send request (None = left out)."""
+    if operation is Operation.SEND_BATCH:
+        phones = list(message.to)
+        params = [list(message.personal[p]) for p in phones]
+        if not any(params):
+            # the document: a template without variables takes ["",""], one "" per phone
+            params = ["" for _ in phones]
+        return {"phonesJson": dialect.json_text(phones), **_common(message),
+                "templateParamJson": dialect.json_text(params)}
+    params = list(message.params or ())
+    return {"phones": ",".join(message.to), **_common(message),
+            "templateParam": dialect.json_text(params) if params else None}
+
+
+@hookimpl
+def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest | None:
+    path = PATHS.get(operation)
+    if path is None:
+        return None
+    if operation in (Operation.SEND, Operation.SEND_BATCH):
+        fields = send_fields(operation, payload)
+    elif operation is Operation.PULL_REPORTS:
+        ids = list(dict.fromkeys(payload.message_ids)) if payload is not None else []
+        fields = {"msgId": ",".join(ids) or None, "bid": getattr(payload, "biz_id", None) or None}
+    else:
+        fields = {}
+    return HttpRequest(method="POST", url=ctx.url(path),
+                       headers={"Content-Type": "application/json;charset=UTF-8"},
+                       body=dialect.body_bytes(fields))
+
+
+def signed_headers(config: Any, timestamp_ms: int, nonce: str) -> dict[str, str]:
+    return {
+        "x-api-key": config.api_key,
+        "x-nonce": nonce,
+        "x-sign-method": config.sign_method,
+        "x-timestamp": str(timestamp_ms),
+    }
+
+
+@hookimpl
+def sign(ctx: Any, operation: Operation, request: HttpRequest) -> HttpRequest:
+    # Sign what is actually sent: the body's fields as the vendor will read them back.
+    fields = json.loads(request.body.decode("utf-8")) if request.body else {}
+    headers = signed_headers(ctx.config, ctx.timestamp_ms(), dialect.digit_nonce(ctx.nonce()))
+    text = dialect.sign_string({**fields, **headers})
+    headers["x-sign"] = dialect.hmac_hex(ctx.config.access_key, text, ctx.config.sign_method)
+    return request.with_headers(headers)
+
+
+# -- answers -----------------------------------------------------------------------------------
+
+#: every code of the document's table (返回码说明): class, not_sent, English gloss.
+#: not_sent=True only where the code itself says the request was refused before any sending.
+CODES: dict[str, tuple[type, bool, str]] = {
+    "-1": (ProviderError, False, "system busy or other reason"),
+    "2000": (AuthError, True, "source IP not in the whitelist"),
+    "2001": (AuthError, True, "API authorisation failed (key, signature, timestamp or nonce)"),
+    "6000": (RateLimited, True, "too many calls, try later"),
+    "40002": (InsufficientBalance, True, "insufficient balance"),
+    "40004": (ProviderError, True, "bad parameters"),
+    "40005": (ProviderError, True, "beyond the template's parameter limits"),
+    "40006": (ProviderError, True, "extension code does not match or belongs to another account"),
+    "60001": (ProviderError, True, "no such template"),
+    "60002": (ProviderError, True, "batch send: number of phones and of parameter lists differ"),
+    "60003": (ProviderError, True, "number of variables differs from the template's"),
+    "60004": (ProviderError, True, "a variable is longer than the template allows"),
+    "60005": (ProviderError, True, "nothing to send"),
+    "60006": (ProviderError, True, "template variables badly formatted"),
+    "60007": (ProviderError, True, "phone parameter badly formatted"),
+    "60008": (ProviderError, True, "more than 1000 phones"),
+    "60009": (ProviderError, True, "SMS resource locked (the vendor advises resubmitting)"),
+}
+
+
+def classify(code: Any, message: str | None, request_id: str | None, http_status: int = 200) -> ProviderError:
+    """The classified error for a non-200 ``code`` of the vendor's answer."""
+    text = str(code)
+    cls, not_sent, gloss = CODES.get(text, (ProviderError, False, "unknown code"))
+    vendor = message or gloss
+    return cls(f"opass: {gloss}: {vendor}" if message else f"opass: {gloss}", code=text, vendor_message=vendor,
+               request_id=request_id, not_sent=not_sent, provider=NAME)
+
+
+def _clean(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in ("", "null", "None") else text
+
+
+def _answer(response: HttpResponse) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or "code" not in data:
+        raise ProviderError(f"opass answered HTTP {response.status} without a code", code=f"HTTP{response.status}",
+                            not_sent=False, provider=NAME)
+    return data
+
+
+def _split_phones(text: Any) -> list[str]:
+    from smsgate import normalise_phone
+
+    out = []
+    for part in str(text or "").replace(";", ",").split(","):
+        part = part.strip()
+        if part and part != "null":
+            out.append(normalise_phone(part) or part)
+    return out
+
+
+def _phones_of(request: HttpRequest, operation: Operation) -> list[str]:
+    fields = json.loads(request.body.decode("utf-8"))
+    if operation is Operation.SEND_BATCH:
+        return list(json.loads(fields.get("phonesJson") or "[]"))
+    return [p for p in str(fields.get("phones") or "").split(",") if p]
+
+
+def _send_reply(data: dict[str, Any], request: HttpRequest, operation: Operation, request_id: str | None) -> SendReply:
+    body = data.get("data")
+    if not isinstance(body, dict):
+        raise ProviderError("opass answered 200 without data", code="200", not_sent=False,
+                            request_id=request_id, provider=NAME)
+    msg_id = _clean(body.get("msgId") if "msgId" in body else body.get("msgid"))
+    desc = _clean(body.get("desc"))
+    phones = _phones_of(request, operation)
+    failed = set(_split_phones(body.get("failPhones")))
+    reason = Reason(code="failPhones", message=desc or "the vendor refused this number (failPhones)")
+    rejected = {p: reason for p in phones if p in failed}
+    if msg_id is None and len(rejected) < len(phones):
+        # msgId is the vendor's proof of acceptance ("该值不为空，说明平台已经接收"): without it
+        # the remaining recipients cannot be called accepted, nor certainly refused.
+        raise ProviderError("opass answered 200 without a msgId", code="200", vendor_message=desc,
+                            not_sent=False, request_id=request_id, provider=NAME)
+    return SendReply(message_id=msg_id, request_id=request_id, rejected=rejected)
+
+
+def status_of(word: Any) -> Status:
+    """DELIVRD -> delivered; every other word is "not delivered" ("除DELIVRD外，其他都是未送达"),
+    ACCEPTD and UNKNOWN included; a missing word is unknown."""
+    text = _clean(word)
+    if text is None:
+        return Status.UNKNOWN
+    return Status.DELIVERED if text.upper() == "DELIVRD" else Status.FAILED
+
+
+def report_of(item: dict[str, Any]) -> DeliveryReport:
+    """One report of the pull (``arrive``) or of the push (``arriveResult``)."""
+    word = _clean(item.get("arriveResult", item.get("arrive")))
+    status = status_of(word)
+    return DeliveryReport(
+        provider=NAME,
+        message_id=_clean(item.get("msgId")),
+        phone=_clean(item.get("tel")),
+        status=status,
+        raw_status=word,
+        description=None if status is Status.DELIVERED else word,
+        reported_at=_clean(item.get("arriveTime")),
+        biz_id=_clean(item.get("bid")),
+        raw=dict(item),
+    )
+
+
+def inbound_of(item: dict[str, Any]) -> InboundMessage:
+    return InboundMessage(
+        provider=NAME,
+        phone=str(item["tel"]),
+        content=str(item.get("content") or ""),
+        received_at=_clean(item.get("arriveTime")),
+        service_code=_clean(item.get("srcId")),
+        raw=dict(item),
+    )
+
+
+#: the balance category that transactional templates draw from
+INDUSTRY_ITEM = "行业短信"
+
+
+def balance_of(data: dict[str, Any]) -> Balance:
+    items = data.get("data") or []
+    values = {str(i.get("itemName")): i.get("residueValue") for i in items if isinstance(i, dict)}
+    amount = values.get(INDUSTRY_ITEM)
+    if amount is None and values:
+        amount = next(iter(values.values()))
+    return Balance(provider=NAME, amount=amount, unit="messages",
+                   raw={"items": values, "requestId": data.get("requestId")})
+
+
+@hookimpl
+def parse_response(ctx: Any, operation: Operation, request: HttpRequest, response: HttpResponse) -> Any:
+    data = _answer(response)
+    request_id = _clean(data.get("requestId"))
+    code = str(data.get("code")).strip()
+    if code != "200":
+        raise classify(code, _clean(data.get("message")), request_id, response.status)
+    if operation in (Operation.SEND, Operation.SEND_BATCH):
+        return _send_reply(data, request, operation, request_id)
+    if operation is Operation.PULL_REPORTS:
+        return [report_of(item) for item in (data.get("data") or []) if isinstance(item, dict)]
+    if operation is Operation.BALANCE:
+        return balance_of(data)
+    return None
+
+
+# -- pushes ------------------------------------------------------------------------------------
+
+@hookimpl
+def verify_callback(ctx: Any, request: Any) -> bool:
+    """The document signs no push: accept one only when its body names our ``apiKey``.
+
+    The api key travels in every request header, so it is an identifier rather than a secret:
+    protect the receiving URL as well (an unguessable path, the vendor's source IPs).
+    """
+    try:
+        data = request.json()
+    except (ValueError, UnicodeDecodeError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    key = data.get("apiKey")
+    if not isinstance(key, str) or not key:
+        return False
+    return hmac.compare_digest(key.encode("utf-8"), str(ctx.config.api_key).encode("utf-8"))
+
+
+#: the answer to a push; the document asks only for a quick answer (within 1 s)
+PUSH_ANSWER = {"code": 200, "message": "OK"}
+
+
+@hookimpl
+def parse_callback(ctx: Any, request: Any) -> CallbackResult:
+    try:
+        data = request.json()
+        items = data["data"]
+        if not isinstance(items, list):
+            raise TypeError("data is not a list")
+        events: list[Any] = []
+        for item in items:
+            if not isinstance(item, dict):
+                raise TypeError("data item is not an object")
+            if "content" in item or "srcId" in item:
+                events.append(inbound_of(item))
+            elif "arriveResult" in item or "arrive" in item:
+                events.append(report_of(item))
+            else:
+                raise KeyError("arriveResult")
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"opass push is malformed: {type(exc).__name__}: {exc}", field="body") from None
+    return CallbackResult(events=events, response=HttpResponse.of_json(PUSH_ANSWER))
