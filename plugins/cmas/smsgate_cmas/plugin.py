@@ -19,6 +19,7 @@ import attrs
 from smsgate import (
     AuthError,
     Capabilities,
+    ConfigError,
     DeliveryReport,
     HttpRequest,
     InboundMessage,
@@ -41,11 +42,6 @@ NAME = "cmas"
 _ADD_SERIAL = re.compile(r"\d{0,20}")
 
 
-def _check_add_serial(instance: Any, attribute: Any, value: str) -> None:
-    if not _ADD_SERIAL.fullmatch(value):
-        raise ValueError(f"{attribute.name} must be at most 20 digits")
-
-
 @attrs.frozen(kw_only=True)
 class CmasConfig(ProviderConfig):
     """Keys of ``[providers.cmas]``. ``base_url`` (``https://host:port``) has no default: the
@@ -55,7 +51,7 @@ class CmasConfig(ProviderConfig):
     ap_id: str  #: 接口账号用户名
     secret_key: str = secret()  #: 接口账号密码 (enters the mac; sent in clear only to the pulls)
     sign: str  #: 签名编码, from 『管理』→『接口管理』→『短信接入用户管理』
-    add_serial: str = attrs.field(default="", validator=_check_add_serial)  #: 扩展码, "" for exact match
+    add_serial: str = ""  #: 扩展码, "" for exact match (checked when sending: digits, at most 20)
 
 
 CAPABILITIES = Capabilities(
@@ -87,6 +83,10 @@ def smsgate_provider() -> Provider:
 
 @hookimpl
 def validate_message(ctx: Any, message: Any) -> None:
+    # checked here rather than by an attrs validator, so that the error names the key
+    if not _ADD_SERIAL.fullmatch(ctx.config.add_serial):
+        raise ConfigError(f"provider {ctx.provider!r}: add_serial must be at most 20 digits",
+                          provider=ctx.provider, field="add_serial")
     if message.personal is not None and message.template_id is not None:
         raise ValidationError(
             "cmas has no personalised template send: personalise free text (many-to-many submit) "

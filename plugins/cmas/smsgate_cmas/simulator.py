@@ -56,6 +56,8 @@ class CmasSimulator(SimulatorServer):
         self.pull_interval = pull_interval
         #: every accepted SMS: dicts with mgsGroup, mobile, content / templateId + params, sign, addSerial
         self.accepted: list[dict[str, Any]] = []
+        #: every answer given, in order (beside ``requests``)
+        self.answers: list[HttpResponse] = []
         self.pending_reports: list[dict[str, Any]] = []
         self.pending_inbound: list[dict[str, Any]] = []
         self._reported: set[tuple[str, str]] = set()
@@ -87,6 +89,12 @@ class CmasSimulator(SimulatorServer):
                                     status=status)
 
     def handle(self, request: SimRequest) -> HttpResponse:
+        response = self._route(request)
+        with self._state:
+            self.answers.append(response)
+        return response
+
+    def _route(self, request: SimRequest) -> HttpResponse:
         path = request.path.split("?", 1)[0].rstrip("/")
         if request.method != "POST":
             return HttpResponse(status=405, body=b"POST only")
