@@ -331,7 +331,7 @@ def _decode_json(text: str) -> Any:
 def _describe_keys(data: Any) -> list[str]:
     if isinstance(data, list):
         data = next((d for d in data if isinstance(d, dict)), {})
-    return sorted(str(k) for k in data) if isinstance(data, dict) else []
+    return sorted(dialect.mask_phones_in(str(k))[:40] for k in data)[:20] if isinstance(data, dict) else []
 
 
 def _answer() -> HttpResponse:
