@@ -2,10 +2,118 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from typing import Any
 
-COMMANDS: dict[str, Any] = {}
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML config file (default: $SMSGATE_CONFIG)")
+    p.add_argument("--spool", help="spool file (default: [receiver] spool, else ./smsgate-spool.sqlite3)")
+    p.add_argument("--events-jsonl", metavar="PATH", help="append every event to PATH as one JSON line, once")
+    p.add_argument("--handler", action="append", default=[], metavar="MODULE:FUNCTION",
+                   help="call this function with each event (repeatable)")
 
 
 def add_commands(sub: Any) -> None:
     """Add receiving commands to the ``smsgate`` parser."""
+    p = sub.add_parser("serve", help="receive vendor pushes (reports, inbound SMS) at /callbacks/<provider>")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument("--threads", type=int, default=16, help="request threads (default 16)")
+    p.add_argument("--server", choices=("auto", "waitress", "wsgiref"), default="auto",
+                   help="HTTP server: waitress (pip install 'smsgate[serve]'), or the stdlib one")
+    p.add_argument("--replay-store", help="'memory' (default) or 'sqlite:PATH' shared by workers on this host")
+    p.add_argument("--prefix", default="/callbacks", help="URL prefix (default /callbacks)")
+    p.add_argument("--poll", action="store_true", help="also pull from vendors that offer pulls (as smsgate poll)")
+
+    p = sub.add_parser("poll", help="keep pulling reports and inbound SMS into the spool and handlers")
+    _common(p)
+    p.add_argument("--provider", action="append", default=[], help="only this provider (repeatable)")
+    p.add_argument("--interval", type=float, default=10.0,
+                   help="seconds between pulls when a vendor had nothing (never below its rate limit)")
+    p.add_argument("--once", action="store_true", help="pull each provider once, run the handlers, exit")
+    p.add_argument("--json", action="store_true", help="with --once: print one JSON object per pull")
+
+
+def _receiver(args: argparse.Namespace, **kwargs: Any) -> Any:
+    from .callbacks import Receiver, load_handler
+    from .gateway import Gateway
+
+    handlers = [load_handler(spec) for spec in args.handler]  # fail before opening anything
+    receiver = Receiver(Gateway(args.config), spool=args.spool, events_jsonl=args.events_jsonl, **kwargs)
+    for spec, fn in zip(args.handler, handlers):
+        receiver.add_handler(fn, name=spec)
+    return receiver
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .callbacks import run_server
+    from .poller import Poller
+
+    receiver = _receiver(args, replay_store=args.replay_store, prefix=args.prefix)
+    receiver.start()
+    poller = None
+    if args.poll:
+        poller = Poller(receiver.gateway, receiver.spool)
+        poller.start_thread()
+
+    def bound(host: str, port: int) -> None:
+        names = sorted(set(receiver.gateway.provider_names()))
+        print(f"smsgate: receiving on http://{host}:{port}{receiver.prefix}/<provider> "
+              f"(configured: {', '.join(names) or 'none'}; spool {receiver.spool.path})", file=sys.stderr, flush=True)
+
+    try:
+        run_server(receiver.wsgi_app, args.host, args.port, threads=args.threads, server=args.server, on_bound=bound)
+    finally:
+        if poller:
+            poller.stop()
+        receiver.close()
+    print("smsgate: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from .poller import Poller
+
+    receiver = _receiver(args)
+    receiver.start()
+    try:
+        poller = Poller(receiver.gateway, receiver.spool, providers=args.provider or None, interval=args.interval)
+        if not poller.targets:
+            print("smsgate: error: no configured provider offers pulls", file=sys.stderr)
+            return 2
+        if args.once:
+            outcomes = poller.poll_once()
+            receiver.drain()
+            failed = False
+            for o in outcomes:
+                row = {"provider": o.provider, "operation": o.operation.value, "events": o.events,
+                       "stored": o.stored, "duplicates": o.duplicates, "error": o.error}
+                failed = failed or bool(o.error)
+                if args.json:
+                    sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+                else:
+                    print(f"{o.provider}\t{o.operation.value}\t{o.events} events\t{o.stored} new"
+                          + (f"\t{o.error}" if o.error else ""))
+            return 1 if failed else 0
+        print(f"smsgate: polling {', '.join(f'{n}/{op.value}' for n, op in poller.targets)} "
+              f"(spool {receiver.spool.path})", file=sys.stderr, flush=True)
+        import signal
+
+        def _terminate(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _terminate)
+        try:
+            poller.run()
+        except KeyboardInterrupt:
+            pass
+        return 0
+    finally:
+        receiver.close()
+
+
+COMMANDS: dict[str, Any] = {"serve": cmd_serve, "poll": cmd_poll}

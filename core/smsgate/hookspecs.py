@@ -120,3 +120,34 @@ def parse_callback(ctx: Any, request: Any) -> Any:
 
     Raise :class:`smsgate.ValidationError` for a malformed body. First non-None result wins.
     """
+
+
+@hookspec
+def on_report(report: Any, event_id: Any) -> None:
+    """Handle one delivery report (:class:`smsgate.DeliveryReport`), pushed or pulled.
+
+    Called by a :class:`smsgate.callbacks.Receiver` (``smsgate serve``, ``smsgate poll``) from its
+    handler threads, after the report was committed to the spool and the vendor was answered;
+    never on the request's thread. ``event_id`` is the spool's id for the event, stable across
+    restarts: key side effects on it, since a call may be repeated after a crash. Raising an
+    exception leaves the event for a retry with backoff (all implementations run again).
+    Every implementation is called; results are ignored.
+    """
+
+
+@hookspec
+def on_inbound(message: Any, event_id: Any) -> None:
+    """Handle one inbound SMS (:class:`smsgate.InboundMessage`), pushed or pulled.
+
+    Same calling rules as :func:`on_report`: from the receiver's handler threads, after the event
+    was stored; ``event_id`` is stable; an exception means a retry later. Every implementation is
+    called; results are ignored.
+    """
+
+
+@hookspec
+def on_task_summary(summary: Any, event_id: Any) -> None:
+    """Handle a vendor's batch-task summary (:class:`smsgate.TaskSummary`, juse's sms_task_report).
+
+    Same calling rules as :func:`on_report`. Every implementation is called; results are ignored.
+    """

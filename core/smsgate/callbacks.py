@@ -1,0 +1,464 @@
+"""Receiving vendor pushes: delivery reports and inbound SMS.
+
+``POST {prefix}/<provider>`` (``prefix`` defaults to ``/callbacks``) for every configured or
+installed provider. For each push:
+
+1. the provider's ``verify_callback`` (refused -> 401, nothing stored or dispatched);
+2. its ``parse_callback`` (malformed -> 400, nothing stored or dispatched);
+3. the events are committed to the durable :class:`smsgate.spool.Spool` (cannot -> 503, so the
+   vendor pushes again; the push's nonce is given back to the replay store);
+4. the vendor gets the answer its document asks for.
+
+Handlers never run on the request's thread: a :class:`smsgate.spool.Dispatcher` feeds them from the
+spool in background threads, so a slow or failing handler never delays or fails the vendor's answer.
+
+The same :class:`Receiver` is a WSGI app (:attr:`Receiver.wsgi_app`) and an ASGI app
+(:attr:`Receiver.asgi_app`); ``smsgate serve`` runs the WSGI app under waitress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .errors import AuthError, ConfigError, ValidationError
+from .log import get_logger
+from .models import CallbackRequest, HttpResponse
+from .replay import RecordingStore, replay_store_from
+from .spool import KINDS, Dispatcher, Handler, JsonlSink, Spool, SpoolError
+
+log = get_logger("smsgate.callbacks")
+
+DEFAULT_SPOOL = "smsgate-spool.sqlite3"
+MAX_BODY = 4 * 1024 * 1024
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+
+def _error(status: int, message: str) -> HttpResponse:
+    return HttpResponse.of_json({"error": message}, status=status)
+
+
+def _handler_name(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+class Receiver:
+    """Verifies, parses, stores and dispatches vendor pushes.
+
+    ``gateway`` is a :class:`smsgate.Gateway` (or settings to build one). ``spool`` is a
+    :class:`Spool` or a file path (default: ``[receiver] spool`` in the config, else
+    ``./smsgate-spool.sqlite3``). ``replay_store`` is an object with ``add(key, ttl)``, ``"memory"``
+    (default) or ``"sqlite:PATH"`` (shared by the workers of one host). ``events_jsonl`` appends
+    every event to that file as one JSON line, once. ``plugin_hooks`` feeds the ``on_report`` /
+    ``on_inbound`` / ``on_task_summary`` hooks of registered plugins.
+
+    Register handlers with the decorators before the first push::
+
+        receiver = Receiver(Gateway("smsgate.toml"), spool="/var/lib/app/sms-spool.sqlite3")
+
+        @receiver.on_report
+        def report(r: DeliveryReport): ...
+    """
+
+    def __init__(self, gateway: Any = None, *, spool: Spool | str | os.PathLike | None = None,
+                 replay_store: Any = None, prefix: str = "/callbacks", events_jsonl: str | os.PathLike | None = None,
+                 max_body: int = MAX_BODY, plugin_hooks: bool = True, poll_interval: float = 1.0,
+                 lease_seconds: float = 300.0, synchronous: str = "FULL"):
+        from .gateway import Gateway
+
+        self.gateway = gateway if isinstance(gateway, Gateway) else Gateway(gateway)
+        conf = self.gateway.settings.extra.get("receiver") or {}
+        if not isinstance(conf, dict):
+            raise ConfigError("[receiver] must be a table")
+        if spool is None:
+            spool = conf.get("spool") or DEFAULT_SPOOL
+        self.spool = spool if isinstance(spool, Spool) else Spool(spool, synchronous=conf.get("synchronous", synchronous))
+        self._own_spool = not isinstance(spool, Spool)
+        self.replay_store = replay_store_from(replay_store if replay_store is not None else conf.get("replay_store"))
+        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        self.max_body = max_body
+        self.dispatcher = Dispatcher(self.spool, poll_interval=poll_interval, lease_seconds=lease_seconds)
+        self._pid: int | None = None
+        self._start_lock = threading.Lock()
+        self._sink: JsonlSink | None = None
+        if events_jsonl is None:
+            events_jsonl = conf.get("events_jsonl")
+        if events_jsonl:
+            self._sink = JsonlSink(events_jsonl)
+            self.add_handler(self._sink, name="events-jsonl", batch=True, batch_size=500)
+        if plugin_hooks:
+            self._add_plugin_hooks()
+
+    # -- handlers --------------------------------------------------------------------------
+    def add_handler(self, fn: Callable[..., Any], *, name: str | None = None, kinds: Iterable[str] | None = None,
+                    batch: bool = False, envelope: bool = False, batch_size: int = 100, workers: int = 1,
+                    max_attempts: int | None = None, retry_base: float = 1.0, retry_cap: float = 600.0) -> Callable:
+        """Register ``fn`` for events of ``kinds`` (``report``, ``inbound``, ``task``; default all).
+
+        ``fn`` gets one model object per call, or with ``envelope=True`` the
+        :class:`smsgate.spool.SpooledEvent` (its ``id`` is stable: key side effects on it), or
+        with ``batch=True`` a list of SpooledEvent (up to ``batch_size``). An exception leaves the
+        event(s) for a retry after ``retry_base * 2**n`` seconds (at most ``retry_cap``); after
+        ``max_attempts`` (None: never) the row is kept as dead. ``name`` must stay the same across
+        restarts (default ``module.qualname``): the spool tracks progress per name.
+        """
+        kinds_set = frozenset(kinds or KINDS)
+        unknown = kinds_set - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown event kinds {sorted(unknown)}; use {KINDS}")
+        self.dispatcher.add(Handler(name=name or _handler_name(fn), fn=fn, kinds=kinds_set, batch=batch,
+                                    envelope=envelope, batch_size=batch_size, workers=workers,
+                                    max_attempts=max_attempts, retry_base=retry_base, retry_cap=retry_cap))
+        return fn
+
+    def _decorator(self, kinds: tuple[str, ...], fn: Callable | None, options: dict[str, Any]) -> Any:
+        if fn is not None:
+            return self.add_handler(fn, kinds=kinds, **options)
+        return lambda f: self.add_handler(f, kinds=kinds, **options)
+
+    def on_report(self, fn: Callable | None = None, **options: Any) -> Any:
+        """Decorator: ``fn(report: DeliveryReport)`` for each delivery report (options as :meth:`add_handler`)."""
+        return self._decorator(("report",), fn, options)
+
+    def on_inbound(self, fn: Callable | None = None, **options: Any) -> Any:
+        """Decorator: ``fn(message: InboundMessage)`` for each inbound SMS."""
+        return self._decorator(("inbound",), fn, options)
+
+    def on_event(self, fn: Callable | None = None, **options: Any) -> Any:
+        """Decorator: ``fn(event)`` for every event (reports, inbound, task summaries)."""
+        kinds = tuple(options.pop("kinds", KINDS))
+        return self._decorator(kinds, fn, options)
+
+    def _add_plugin_hooks(self) -> None:
+        hook = self.gateway.plugins.pm.hook
+        names = {"report": "on_report", "inbound": "on_inbound", "task": "on_task_summary"}
+        kinds = [k for k, h in names.items() if getattr(hook, h, None) is not None and getattr(hook, h).get_hookimpls()]
+        if not kinds:
+            return
+
+        def call_hooks(item: Any) -> None:
+            caller = getattr(hook, names[item.kind])
+            arg = {"report": "report", "inbound": "message", "task": "summary"}[item.kind]
+            caller(**{arg: item.event, "event_id": item.id})
+
+        self.add_handler(call_hooks, name="plugin-hooks", kinds=kinds, envelope=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "Receiver":
+        """Start the handler threads (done on the first push anyway, and again after a fork)."""
+        with self._start_lock:
+            if self._pid != os.getpid():
+                if self._pid is not None:  # forked after start: the threads stayed in the parent
+                    self.dispatcher = Dispatcher(self.spool, list(self.dispatcher.handlers.values()),
+                                                 poll_interval=self.dispatcher.poll_interval,
+                                                 lease_seconds=self.dispatcher.lease_seconds)
+                self.dispatcher.start()
+                self._pid = os.getpid()
+        return self
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every due event has been handled (tests, demo, shutdown)."""
+        self.start()
+        return self.dispatcher.drain(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.dispatcher.stop(timeout)
+        self._pid = None
+        if self._sink is not None:
+            self._sink.close()
+        if self._own_spool:
+            self.spool.close()
+
+    def __enter__(self) -> "Receiver":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- the core flow -----------------------------------------------------------------------
+    def route(self, path: str) -> str | None:
+        """The provider name for ``path`` (``{prefix}/<name>``), or None."""
+        path = path.split("?", 1)[0].rstrip("/")
+        if self.prefix:
+            if not path.startswith(self.prefix + "/"):
+                return None
+            path = path[len(self.prefix):]
+        name = path.lstrip("/")
+        return name if name and "/" not in name else None
+
+    def known(self, name: str) -> bool:
+        return name in self.gateway.settings.providers or name in self.gateway.plugins.providers
+
+    def handle(self, provider: str, request: CallbackRequest) -> HttpResponse:
+        """Run one push through verify -> parse -> spool; return the vendor's answer. Never raises."""
+        started = time.perf_counter()
+        if not self.known(provider):
+            return _error(404, f"no provider named {provider!r}")
+        if request.method.upper() != "POST":
+            return _error(405, "pushes are POSTed")
+        self.start()
+        store = RecordingStore(self.replay_store)
+        try:
+            result = self.gateway.handle_callback(provider, request, replay_store=store)
+        except AuthError:
+            store.give_back()
+            log.warning("smsgate.callback.refused", provider=provider, remote=request.remote_addr)
+            return _error(401, "verification failed")
+        except ConfigError as exc:
+            log.warning("smsgate.callback.unconfigured", provider=provider, error=str(exc))
+            return _error(404, f"provider {provider!r} is not configured")
+        except (ValidationError, ValueError, KeyError, TypeError, AttributeError, IndexError, UnicodeError) as exc:
+            # a plugin choking on a body it did not expect is still a malformed body, never a 500
+            store.give_back()
+            log.warning("smsgate.callback.malformed", provider=provider, error=f"{type(exc).__name__}: {exc}")
+            return _error(400, f"malformed push: {exc}" if isinstance(exc, ValidationError) else "malformed push")
+        except Exception as exc:  # a plugin bug: 500 so the vendor retries later, and a log line
+            store.give_back()
+            log.error("smsgate.callback.error", provider=provider, error=f"{type(exc).__name__}: {exc}")
+            return _error(500, "internal error")
+        try:
+            put = self.spool.put(result.events, source="push")
+        except SpoolError:
+            store.give_back()  # the vendor's retry carries the same nonce; let it in
+            return _error(503, "could not store the events; push again later")
+        log.info("smsgate.callback.accepted", provider=provider, events=len(result.events), stored=put.stored,
+                 duplicates=put.duplicates, ms=round((time.perf_counter() - started) * 1000, 2))
+        return result.response
+
+    def handle_path(self, method: str, path: str, headers: Any, body: bytes, remote_addr: str | None = None,
+                    query: str = "") -> HttpResponse:
+        """Route and handle one request (the WSGI and ASGI apps and framework views use this)."""
+        name = self.route(path)
+        if name is None:
+            return _error(404, f"not a callback path: {path}")
+        request = CallbackRequest(method=method, path=path, headers=headers, body=body, remote_addr=remote_addr,
+                                  query=query)
+        return self.handle(name, request)
+
+    # -- WSGI --------------------------------------------------------------------------------
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+        """The receiver as a WSGI application."""
+        path = environ.get("PATH_INFO") or "/"
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            response = _error(400, "bad Content-Length")
+        elif length > self.max_body:
+            response = _error(413, "body too large")
+        else:
+            stream = environ.get("wsgi.input")
+            if length:
+                body = stream.read(length) if stream is not None else b""
+            elif environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" and stream is not None:
+                body = stream.read(self.max_body + 1)
+            else:
+                body = b""
+            if len(body) > self.max_body:
+                response = _error(413, "body too large")
+            else:
+                headers = [(k[5:].replace("_", "-").title(), v) for k, v in environ.items() if k.startswith("HTTP_")]
+                if environ.get("CONTENT_TYPE"):
+                    headers.append(("Content-Type", environ["CONTENT_TYPE"]))
+                response = self.handle_path(environ.get("REQUEST_METHOD", "GET"), path, headers, body,
+                                            environ.get("REMOTE_ADDR"), environ.get("QUERY_STRING", ""))
+        return _wsgi_respond(response, start_response)
+
+    # -- ASGI --------------------------------------------------------------------------------
+    @property
+    def asgi_app(self) -> "AsgiApp":
+        """The receiver as an ASGI application (http and lifespan scopes)."""
+        return AsgiApp(self)
+
+
+def _wsgi_respond(response: HttpResponse, start_response: Callable) -> list[bytes]:
+    status = f"{response.status} {_REASONS.get(response.status, 'Status')}"
+    headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(response.body))))
+    start_response(status, headers)
+    return [response.body]
+
+
+class AsgiApp:
+    """ASGI adapter: reads the body, runs the (blocking: SQLite commit) flow in a thread."""
+
+    def __init__(self, receiver: Receiver):
+        self.receiver = receiver
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        import asyncio
+
+        body = bytearray()
+        too_large = False
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body.extend(message.get("body", b""))
+            if len(body) > self.receiver.max_body:
+                too_large = True
+                break
+            if not message.get("more_body"):
+                break
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+        if too_large:
+            response = _error(413, "body too large")
+        else:
+            path = scope.get("path", "/")
+            root = scope.get("root_path") or ""
+            if root and path.startswith(root) and self.receiver.route(path[len(root):]) is not None:
+                path = path[len(root):]
+            client = scope.get("client")
+            query = scope.get("query_string", b"").decode("latin-1")
+            loop = asyncio.get_running_loop()
+            response = await loop.run_in_executor(
+                None, self.receiver.handle_path, scope.get("method", "GET"), path, headers, bytes(body),
+                client[0] if client else None, query)
+        out_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers
+                       if k.lower() != "content-length"]
+        out_headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.receiver.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.receiver.dispatcher.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+# -- running a server ---------------------------------------------------------------------------
+
+class BackgroundServer:
+    """A WSGI app on a stdlib threaded server in a thread (demo, tests). ``smsgate serve`` uses
+    waitress instead; this needs no extra package."""
+
+    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0):
+        from socketserver import ThreadingMixIn
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+        class _Server(ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        class _Quiet(WSGIRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = _Server((host, port), _Quiet)
+        self.server.set_app(app)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       name="smsgate-receiver", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "BackgroundServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> "BackgroundServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def run_server(app: Callable, host: str, port: int, threads: int = 16, server: str = "auto",
+               on_bound: Callable[[str, int], None] | None = None) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM: waitress if installed (``pip install 'smsgate[serve]'``),
+    else (``server="wsgiref"`` or waitress missing, with a warning) the stdlib threaded server."""
+    import signal
+
+    use_waitress = server in ("auto", "waitress")
+    if use_waitress:
+        try:
+            import waitress.server  # noqa: F401
+        except ImportError:
+            if server == "waitress":
+                raise ConfigError("waitress is not installed: pip install 'smsgate[serve]'") from None
+            log.warning("smsgate.serve.no_waitress", hint="pip install 'smsgate[serve]'; using the stdlib server")
+            use_waitress = False
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    if use_waitress:
+        import waitress.server
+
+        srv = waitress.server.create_server(app, host=host, port=port, threads=threads, ident="smsgate",
+                                            clear_untrusted_proxy_headers=True, channel_timeout=60)
+        bound_host, bound_port = srv.socket.getsockname()[:2]
+        if on_bound:
+            on_bound(bound_host, bound_port)
+        try:
+            srv.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            srv.close()
+    else:
+        bg = BackgroundServer(app, host, port)
+        host_, port_ = bg.server.server_address[:2]
+        if on_bound:
+            on_bound(host_, port_)
+        try:
+            bg.server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            bg.server.server_close()
+
+
+def load_handler(spec: str) -> Callable[..., Any]:
+    """Import ``module:function`` (``smsgate serve --handler``)."""
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise ConfigError(f"--handler must look like module:function, not {spec!r}")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load handler {spec!r}: {exc}") from None
+    return obj
+
+
+def dumps_event(item: Any) -> str:
+    from .spool import event_line
+
+    return json.dumps(event_line(item), ensure_ascii=False, default=str)
+
+
+__all__ = ["Receiver", "AsgiApp", "BackgroundServer", "run_server", "load_handler"]

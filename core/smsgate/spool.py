@@ -1,0 +1,713 @@
+"""The durable local spool: every received event is written here before the vendor gets its 2xx.
+
+SQLite in WAL mode. The receiver and the poller :meth:`Spool.put` events; handlers consume them
+through a :class:`Dispatcher`. Guarantees:
+
+* ``put`` returns only after the transaction is committed (``synchronous=FULL`` by default, so
+  it survives a power cut too, not only a killed process). If it cannot commit it raises
+  :class:`SpoolError` and the receiver answers 5xx, so the vendor pushes again.
+* One event per dedup key (provider, kind, message id, phone, status for reports): a pushed and a
+  pulled copy of the same report, or a vendor's retry, is stored and handled once.
+* Each handler registered in the spool gets one delivery row per event. A handler that raises
+  leaves its row for a retry with exponential backoff; other handlers are unaffected.
+* A process killed at any moment loses nothing committed. Rows it had leased are released when
+  its pid is found dead (same host) or its lease expires, and run again: a handler can be called
+  a second time for an event it had finished just before the kill, so side effects should be
+  keyed on ``SpooledEvent.id`` (the built-in JSON-lines sink is, and writes each event once).
+
+Several processes on one host may share one spool file (gunicorn/waitress workers, a poller).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from .errors import SmsError
+from .log import get_logger
+
+log = get_logger("smsgate.spool")
+
+KINDS = ("report", "inbound", "task")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dedup_key TEXT NOT NULL UNIQUE,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    spooled_at REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS handlers (
+    name TEXT PRIMARY KEY,
+    kinds TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    handler TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    state TEXT NOT NULL,            -- pending | leased | dead   (done rows are deleted)
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL DEFAULT 0,
+    owner TEXT,
+    lease_until REAL,
+    last_error TEXT,
+    PRIMARY KEY (handler, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries (handler, state, next_at);
+"""
+
+
+class SpoolError(SmsError):
+    """The spool could not be written (disk full, read-only, locked too long, corrupt file)."""
+
+
+@attrs.frozen(kw_only=True)
+class SpooledEvent:
+    """An event as stored: its spool id (stable, use it to make side effects idempotent), where it
+    came from (``push`` or ``pull``), when it was stored, and the model object itself."""
+
+    id: int
+    provider: str
+    kind: str  #: ``report``, ``inbound`` or ``task``
+    source: str
+    spooled_at: float
+    event: Any  #: DeliveryReport, InboundMessage or TaskSummary
+    attempts: int = 0  #: failed attempts of this handler so far
+
+
+@attrs.frozen
+class PutResult:
+    stored: int
+    duplicates: int
+    ids: tuple[int, ...] = ()
+
+
+def event_kind(event: Any) -> str:
+    from .models import DeliveryReport, InboundMessage, TaskSummary
+
+    if isinstance(event, DeliveryReport):
+        return "report"
+    if isinstance(event, InboundMessage):
+        return "inbound"
+    if isinstance(event, TaskSummary):
+        return "task"
+    raise TypeError(f"not an event: {type(event).__name__}")
+
+
+def _phone_key(phone: Any) -> str:
+    from .phones import normalise_phone
+
+    if phone is None:
+        return ""
+    return normalise_phone(str(phone)) or str(phone)
+
+
+def dedup_key(event: Any) -> str:
+    """The identity of an event: two pushes (or a push and a pull) with the same key are one event."""
+    kind = event_kind(event)
+    if kind == "report":
+        if event.message_id is None and event.phone is None:
+            digest = hashlib.sha256(json.dumps(event.raw, sort_keys=True, default=str).encode()).hexdigest()
+            return f"{event.provider}|report|raw:{digest}"
+        return f"{event.provider}|report|{event.message_id or ''}|{_phone_key(event.phone)}|{event.status.value}"
+    if kind == "inbound":
+        content = hashlib.sha256(event.content.encode("utf-8")).hexdigest()[:32]
+        return (f"{event.provider}|inbound|{_phone_key(event.phone)}|{event.received_at or ''}|"
+                f"{event.service_code or ''}|{content}")
+    return f"{event.provider}|task|{event.task_id}|{event.total}|{event.sent}|{event.failed}"
+
+
+def _types() -> dict[str, type]:
+    from .models import DeliveryReport, InboundMessage, TaskSummary
+
+    return {"report": DeliveryReport, "inbound": InboundMessage, "task": TaskSummary}
+
+
+def encode_event(event: Any) -> str:
+    from .models import to_jsonable
+
+    return json.dumps(to_jsonable(event), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def decode_event(kind: str, payload: str) -> Any:
+    from .models import converter
+
+    return converter().structure(json.loads(payload), _types()[kind])
+
+
+def _owner_token() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _owner_dead(owner: str) -> bool:
+    """True when ``owner`` names a process on this host that no longer runs."""
+    try:
+        host, pid_text, _ = owner.split(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    if pid == os.getpid():
+        return False  # our own earlier token: leases of this process are still held by live threads
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Spool:
+    """A durable event spool in one SQLite file (WAL mode).
+
+    ``synchronous`` is SQLite's setting for the writes that acknowledge events: ``FULL`` (default)
+    survives a power cut; ``NORMAL`` survives a killed process but may lose the last commits on
+    a power cut. Handler bookkeeping always uses ``NORMAL`` (a lost mark only means a handler
+    runs again).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, synchronous: str = "FULL", busy_timeout: float = 10.0,
+                 clock: Callable[[], float] = time.time):
+        if str(synchronous).upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
+        self.path = os.fspath(path)
+        self.synchronous = str(synchronous).upper()
+        self.busy_timeout = busy_timeout
+        self.clock = clock
+        self._write_lock = threading.Lock()
+        self._book_lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._generation = 0
+        self.closed = False
+        try:
+            self._writer = self._connect(self.synchronous)
+            self._writer.executescript(_SCHEMA)
+            self._book = self._connect("NORMAL")
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot open spool {self.path}: {exc}") from None
+
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise sqlite3.OperationalError(f"directory {directory} does not exist")
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"could not switch to WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        return conn
+
+    # -- handlers ----------------------------------------------------------------------------
+    def register_handler(self, name: str, kinds: Iterable[str] | None = None) -> None:
+        """Make ``name`` receive a delivery row for every event of ``kinds`` stored from now on."""
+        kinds_text = ",".join(sorted(set(kinds or KINDS)))
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT INTO handlers (name, kinds, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET kinds=excluded.kinds", (name, kinds_text, self.clock()))
+
+    def forget_handler(self, name: str) -> None:
+        """Stop feeding ``name`` and drop its outstanding rows (a handler removed from the app)."""
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            self._writer.execute("DELETE FROM handlers WHERE name=?", (name,))
+            self._writer.execute("DELETE FROM deliveries WHERE handler=?", (name,))
+            self._writer.execute("COMMIT")
+
+    def handler_names(self) -> dict[str, set[str]]:
+        with self._write_lock:
+            rows = self._writer.execute("SELECT name, kinds FROM handlers").fetchall()
+        return {name: set(kinds.split(",")) for name, kinds in rows}
+
+    # -- writing -----------------------------------------------------------------------------
+    def put(self, events: Sequence[Any], source: str = "push") -> PutResult:
+        """Store ``events`` in one committed transaction; duplicates of stored events are skipped.
+
+        Raises :class:`SpoolError` when the transaction cannot be committed (nothing is stored then).
+        """
+        events = list(events)
+        if not events:
+            return PutResult(0, 0)
+        prepared = [(dedup_key(e), e.provider, event_kind(e), encode_event(e)) for e in events]
+        now = self.clock()
+        ids: list[int] = []
+        duplicates = 0
+        with self._write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                handlers = conn.execute("SELECT name, kinds FROM handlers").fetchall()
+                for key, provider, kind, payload in prepared:
+                    cur = conn.execute(
+                        "INSERT OR IGNORE INTO events (dedup_key, provider, kind, source, spooled_at, payload) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (key, provider, kind, source, now, payload))
+                    if cur.rowcount != 1:
+                        duplicates += 1
+                        continue
+                    event_id = cur.lastrowid
+                    ids.append(event_id)
+                    rows = [(name, event_id) for name, kinds in handlers if kind in kinds.split(",")]
+                    if rows:
+                        conn.executemany(
+                            "INSERT INTO deliveries (handler, event_id, state) VALUES (?, ?, 'pending')", rows)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                log.error("smsgate.spool.write_failed", path=self.path, error=str(exc), events=len(events))
+                raise SpoolError(f"spool {self.path} could not store {len(events)} events: {exc}") from None
+        if ids:
+            self.notify()
+        return PutResult(len(ids), duplicates, tuple(ids))
+
+    def notify(self) -> None:
+        with self._wake:
+            self._generation += 1
+            self._wake.notify_all()
+
+    def wait(self, generation: int, timeout: float) -> int:
+        """Block until a put after ``generation`` (in this process) or ``timeout``; return the new one."""
+        with self._wake:
+            if self._generation == generation:
+                self._wake.wait(timeout)
+            return self._generation
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    # -- consuming ---------------------------------------------------------------------------
+    def _book_tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        with self._book_lock:
+            conn = self._book
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise
+
+    def claim(self, handler: str, owner: str, limit: int = 100, lease_seconds: float = 300.0) -> list[SpooledEvent]:
+        """Lease up to ``limit`` due events for ``handler`` (oldest first)."""
+        now = self.clock()
+
+        def tx(conn: sqlite3.Connection) -> list[tuple]:
+            rows = conn.execute(
+                "SELECT event_id, attempts FROM deliveries WHERE handler=? AND "
+                "((state='pending' AND next_at<=?) OR (state='leased' AND lease_until<?)) "
+                "ORDER BY event_id LIMIT ?", (handler, now, now, limit)).fetchall()
+            if not rows:
+                return []
+            conn.executemany(
+                "UPDATE deliveries SET state='leased', owner=?, lease_until=? WHERE handler=? AND event_id=?",
+                [(owner, now + lease_seconds, handler, eid) for eid, _ in rows])
+            attempts = dict(rows)
+            out = []
+            for i in range(0, len(rows), 500):
+                chunk = [eid for eid, _ in rows[i:i + 500]]
+                marks = ",".join("?" * len(chunk))
+                out.extend(conn.execute(
+                    f"SELECT id, provider, kind, source, spooled_at, payload FROM events WHERE id IN ({marks})",
+                    chunk).fetchall())
+            return [r + (attempts[r[0]],) for r in sorted(out)]
+
+        rows = self._book_tx(tx)
+        return [SpooledEvent(id=r[0], provider=r[1], kind=r[2], source=r[3], spooled_at=r[4],
+                             event=decode_event(r[2], r[5]), attempts=r[6]) for r in rows]
+
+    def complete(self, handler: str, event_ids: Iterable[int]) -> None:
+        ids = list(event_ids)
+        if ids:
+            self._book_tx(lambda c: c.executemany(
+                "DELETE FROM deliveries WHERE handler=? AND event_id=?", [(handler, i) for i in ids]))
+
+    def fail(self, handler: str, event_ids: Iterable[int], error: str, delay: Callable[[int], float],
+             max_attempts: int | None = None) -> None:
+        """Record a failed attempt; the row becomes due again after ``delay(attempts)`` seconds, or
+        ``dead`` once ``max_attempts`` is reached (kept, see :meth:`requeue_dead`)."""
+        now = self.clock()
+        ids = list(event_ids)
+
+        def tx(conn: sqlite3.Connection) -> None:
+            for eid in ids:
+                row = conn.execute("SELECT attempts FROM deliveries WHERE handler=? AND event_id=?",
+                                   (handler, eid)).fetchone()
+                if row is None:
+                    continue
+                attempts = row[0] + 1
+                state = "dead" if max_attempts and attempts >= max_attempts else "pending"
+                conn.execute(
+                    "UPDATE deliveries SET state=?, attempts=?, next_at=?, owner=NULL, lease_until=NULL, "
+                    "last_error=? WHERE handler=? AND event_id=?",
+                    (state, attempts, now + delay(attempts), error[:2000], handler, eid))
+
+        self._book_tx(tx)
+
+    def release_dead_owners(self) -> int:
+        """Make rows leased by processes that died (kill -9, crash) due again at once."""
+        with self._book_lock:
+            owners = [r[0] for r in self._book.execute(
+                "SELECT DISTINCT owner FROM deliveries WHERE state='leased'").fetchall()]
+        dead = [o for o in owners if o and _owner_dead(o)]
+        if not dead:
+            return 0
+
+        def tx(conn: sqlite3.Connection) -> int:
+            n = 0
+            for owner in dead:
+                n += conn.execute("UPDATE deliveries SET state='pending', owner=NULL, lease_until=NULL "
+                                  "WHERE state='leased' AND owner=?", (owner,)).rowcount
+            return n
+
+        released = self._book_tx(tx)
+        if released:
+            log.warning("smsgate.spool.released", rows=released, owners=len(dead))
+        return released
+
+    def release_owner(self, owner: str) -> None:
+        self._book_tx(lambda c: c.execute(
+            "UPDATE deliveries SET state='pending', owner=NULL, lease_until=NULL WHERE state='leased' AND owner=?",
+            (owner,)))
+
+    def requeue_dead(self, handler: str | None = None) -> int:
+        """Give dead rows (``max_attempts`` reached) another round of attempts."""
+        sql = "UPDATE deliveries SET state='pending', attempts=0, next_at=0 WHERE state='dead'"
+        args: tuple = ()
+        if handler:
+            sql += " AND handler=?"
+            args = (handler,)
+        n = self._book_tx(lambda c: c.execute(sql, args).rowcount)
+        self.notify()
+        return n
+
+    # -- looking -----------------------------------------------------------------------------
+    def counts(self) -> dict[str, Any]:
+        """``{"events": n, "handlers": {name: {"pending": n, "leased": n, "dead": n}}}``."""
+        with self._book_lock:
+            events = self._book.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            rows = self._book.execute(
+                "SELECT handler, state, COUNT(*) FROM deliveries GROUP BY handler, state").fetchall()
+            names = [r[0] for r in self._book.execute("SELECT name FROM handlers").fetchall()]
+        handlers: dict[str, dict[str, int]] = {n: {"pending": 0, "leased": 0, "dead": 0} for n in names}
+        for handler, state, n in rows:
+            handlers.setdefault(handler, {"pending": 0, "leased": 0, "dead": 0})[state] = n
+        return {"events": events, "handlers": handlers}
+
+    def outstanding(self, handlers: Iterable[str] | None = None) -> int:
+        """Rows not yet handled (pending or leased; dead rows are not counted)."""
+        names = list(handlers) if handlers is not None else None
+        with self._book_lock:
+            if names is None:
+                return self._book.execute(
+                    "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending','leased')").fetchone()[0]
+            if not names:
+                return 0
+            marks = ",".join("?" * len(names))
+            return self._book.execute(
+                f"SELECT COUNT(*) FROM deliveries WHERE state IN ('pending','leased') AND handler IN ({marks})",
+                names).fetchone()[0]
+
+    def events(self, after: int = 0, limit: int = 1000) -> list[SpooledEvent]:
+        with self._book_lock:
+            rows = self._book.execute(
+                "SELECT id, provider, kind, source, spooled_at, payload FROM events WHERE id>? ORDER BY id LIMIT ?",
+                (after, limit)).fetchall()
+        return [SpooledEvent(id=r[0], provider=r[1], kind=r[2], source=r[3], spooled_at=r[4],
+                             event=decode_event(r[2], r[5])) for r in rows]
+
+    def prune(self, older_than_seconds: float) -> int:
+        """Delete events older than the given age that no handler still needs. Their dedup keys go
+        with them, so keep this well beyond any vendor's retry window (days, not minutes)."""
+        cutoff = self.clock() - older_than_seconds
+        with self._write_lock:
+            cur = self._writer.execute(
+                "DELETE FROM events WHERE spooled_at<? AND id NOT IN (SELECT event_id FROM deliveries)", (cutoff,))
+            return cur.rowcount
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for conn in (self._writer, self._book):
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def __enter__(self) -> "Spool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def backoff(base: float = 1.0, cap: float = 600.0) -> Callable[[int], float]:
+    """Delay before the next attempt after ``attempts`` failures: base, 2*base, 4*base ... cap."""
+    return lambda attempts: min(cap, base * (2 ** max(0, attempts - 1)))
+
+
+@attrs.define(kw_only=True)
+class Handler:
+    """A registered handler. ``fn`` takes one model object (``batch=False``; ``envelope=True``
+    passes the :class:`SpooledEvent` instead) or a list of :class:`SpooledEvent` (``batch=True``)."""
+
+    name: str
+    fn: Callable[..., Any]
+    kinds: frozenset[str] = frozenset(KINDS)
+    batch: bool = False
+    envelope: bool = False
+    batch_size: int = 100
+    workers: int = 1
+    max_attempts: int | None = None
+    retry_base: float = 1.0
+    retry_cap: float = 600.0
+
+
+class Dispatcher:
+    """Runs handlers over the spool in background threads.
+
+    Each handler gets ``workers`` threads that lease due rows, call it, and mark the rows done or
+    failed. A handler's slowness or exceptions only ever affect its own rows.
+    """
+
+    def __init__(self, spool: Spool, handlers: Iterable[Handler] = (), *, poll_interval: float = 1.0,
+                 lease_seconds: float = 300.0):
+        self.spool = spool
+        self.handlers: dict[str, Handler] = {}
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.owner = _owner_token()
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._started = False
+        self._lock = threading.Lock()
+        self.handled = 0
+        self.failures = 0
+        for h in handlers:
+            self.add(h)
+
+    def add(self, handler: Handler) -> None:
+        if handler.name in self.handlers:
+            raise ValueError(f"a handler named {handler.name!r} is already registered")
+        self.handlers[handler.name] = handler
+        self.spool.register_handler(handler.name, handler.kinds)
+        if self._started:
+            self._spawn(handler)
+
+    def start(self) -> "Dispatcher":
+        with self._lock:
+            if self._started:
+                return self
+            self._started = True
+            self._stop.clear()
+        self.spool.release_dead_owners()
+        for handler in self.handlers.values():
+            self._spawn(handler)
+        t = threading.Thread(target=self._janitor, name="smsgate-spool-janitor", daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def _spawn(self, handler: Handler) -> None:
+        for i in range(max(1, handler.workers)):
+            t = threading.Thread(target=self._work, args=(handler,), name=f"smsgate-handler-{handler.name}-{i}",
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _janitor(self) -> None:
+        while not self._stop.wait(max(5.0, self.poll_interval * 5)):
+            try:
+                self.spool.release_dead_owners()
+            except Exception as exc:  # keep going; a locked spool now is fine later
+                log.warning("smsgate.spool.janitor_failed", error=str(exc))
+
+    def _work(self, handler: Handler) -> None:
+        delay = backoff(handler.retry_base, handler.retry_cap)
+        generation = self.spool.generation
+        limit = handler.batch_size if handler.batch else min(handler.batch_size, 50)
+        while not self._stop.is_set():
+            try:
+                batch = self.spool.claim(handler.name, self.owner, limit, self.lease_seconds)
+            except Exception as exc:
+                if self.spool.closed:
+                    return
+                log.warning("smsgate.spool.claim_failed", handler=handler.name, error=str(exc))
+                batch = []
+            if not batch:
+                generation = self.spool.wait(generation, self.poll_interval)
+                continue
+            if handler.batch:
+                self._run(handler, batch, lambda: handler.fn(batch), delay)
+            else:
+                for item in batch:
+                    if self._stop.is_set():
+                        break
+                    arg = item if handler.envelope else item.event
+                    self._run(handler, [item], lambda arg=arg: handler.fn(arg), delay)
+
+    def _run(self, handler: Handler, items: list[SpooledEvent], call: Callable[[], Any],
+             delay: Callable[[int], float]) -> None:
+        ids = [i.id for i in items]
+        try:
+            call()
+        except Exception as exc:
+            self.failures += 1
+            log.warning("smsgate.handler.failed", handler=handler.name, events=len(ids),
+                        error=f"{type(exc).__name__}: {exc}", attempt=items[0].attempts + 1)
+            try:
+                self.spool.fail(handler.name, ids, f"{type(exc).__name__}: {exc}", delay, handler.max_attempts)
+            except Exception as exc2:
+                log.error("smsgate.spool.mark_failed", handler=handler.name, error=str(exc2))
+            return
+        try:
+            self.spool.complete(handler.name, ids)
+            with self._lock:
+                self.handled += len(ids)
+        except Exception as exc:  # the lease expires and the events run again
+            log.error("smsgate.spool.mark_failed", handler=handler.name, error=str(exc))
+
+    def drain(self, timeout: float = 30.0, include_retries: bool = False) -> bool:
+        """Wait until this dispatcher's handlers have nothing due (True) or ``timeout`` passes.
+
+        Rows waiting for a retry later than now do not count unless ``include_retries``.
+        """
+        deadline = time.monotonic() + timeout
+        names = list(self.handlers)
+        while True:
+            if self._due(names, include_retries) == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def _due(self, names: list[str], include_retries: bool) -> int:
+        if not names:
+            return 0
+        marks = ",".join("?" * len(names))
+        sql = f"SELECT COUNT(*) FROM deliveries WHERE handler IN ({marks}) AND (state='leased' OR (state='pending'"
+        args: list[Any] = list(names)
+        if not include_retries:
+            sql += " AND next_at<=?"
+            args.append(self.spool.clock())
+        sql += "))"
+        with self.spool._book_lock:
+            return self.spool._book.execute(sql, args).fetchone()[0]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the workers after their current call; rows they leased become due again."""
+        self._stop.set()
+        self.spool.notify()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+        # leave what we leased but did not finish to whoever comes next
+        try:
+            self.spool.release_owner(self.owner)
+        except Exception:
+            pass
+        with self._lock:
+            self._started = False
+
+
+class JsonlSink:
+    """Appends each event as one JSON line, exactly once per spool event id, even across a kill -9.
+
+    On open it reads the ids already in the file (and cuts off a line torn by a crash), so a
+    handler call repeated after a restart does not write the event twice. Use it as a batch
+    handler with one worker (``Receiver(events_jsonl=...)`` does this).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self.written: set[int] = set()
+        self._recover()
+        self._fh = open(self.path, "ab")
+
+    def _recover(self) -> None:
+        if not os.path.exists(self.path):
+            return
+        good = 0
+        with open(self.path, "rb") as fh:
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break  # torn by a crash mid-write
+                try:
+                    eid = json.loads(line).get("event_id")
+                except ValueError:
+                    break
+                if isinstance(eid, int):
+                    self.written.add(eid)
+                good += len(line)
+        if good != os.path.getsize(self.path):
+            with open(self.path, "r+b") as fh:
+                fh.truncate(good)
+            log.warning("smsgate.events_jsonl.truncated", path=self.path, kept_bytes=good)
+
+    def __call__(self, items: list[SpooledEvent]) -> None:
+        with self._lock:
+            lines = []
+            for item in items:
+                if item.id in self.written:
+                    continue
+                lines.append(json.dumps(event_line(item), ensure_ascii=False, default=str) + "\n")
+            if not lines:
+                return
+            self._fh.write("".join(lines).encode("utf-8"))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self.written.update(i.id for i in items)
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+def _iso(ts: float) -> str:
+    import datetime as dt
+
+    from .models import CHINA_TZ
+
+    return dt.datetime.fromtimestamp(ts, CHINA_TZ).isoformat(timespec="milliseconds")
+
+
+def event_line(item: SpooledEvent) -> dict[str, Any]:
+    """The JSON-lines form of a spooled event (``--events-jsonl``)."""
+    e = item.event
+    line: dict[str, Any] = {"event_id": item.id, "provider": item.provider, "kind": item.kind,
+                            "source": item.source, "message_id": None, "phone": None, "status": None,
+                            "content": None, "received_at": _iso(item.spooled_at)}
+    if item.kind == "report":
+        line.update(message_id=e.message_id, phone=e.phone, status=e.status.value, raw_status=e.raw_status,
+                    description=e.description, reported_at=e.reported_at, biz_id=e.biz_id)
+    elif item.kind == "inbound":
+        line.update(phone=e.phone, content=e.content, service_code=e.service_code,
+                    received_at=e.received_at or line["received_at"], spooled_at=line["received_at"])
+    else:
+        line.update(message_id=e.task_id, task_id=e.task_id, total=e.total, sent=e.sent, failed=e.failed)
+    line["raw"] = e.raw
+    return line
