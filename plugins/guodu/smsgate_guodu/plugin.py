@@ -91,16 +91,20 @@ CAPABILITIES = Capabilities(
 )
 
 
-@attrs.frozen(kw_only=True)
-class UnrecognisedPush:
-    """A push to the guodu endpoint that is neither a report array nor an inbound message we can
-    read. It is answered 200 (so the vendor does not drop or resend it) and handed on whole."""
+#: ``InboundMessage.raw`` key marking a push that was kept whole because its shape is unknown
+UNRECOGNISED = "guodu_unrecognised_push"
 
-    provider: str
-    body: bytes
-    content_type: str | None = None
-    path: str | None = None
-    reason: str = ""
+
+def is_unrecognised(event: Any) -> bool:
+    """True for the event that carries a push of unknown shape (see :func:`parse_callback`)."""
+    return isinstance(event, InboundMessage) and bool(event.raw.get(UNRECOGNISED))
+
+
+def push_body(event: InboundMessage) -> bytes:
+    """The exact bytes of the push an unrecognised-push event carries."""
+    import base64
+
+    return base64.b64decode(event.raw["body_base64"])
 
 
 def _log() -> Any:
@@ -343,7 +347,8 @@ def _answer() -> HttpResponse:
 def parse_callback(ctx: Any, request: Any) -> CallbackResult:
     """A JSON array of status reports -> DeliveryReports. Anything else is logged and answered 200:
     items with a phone and a content field become InboundMessages (JSON or form-encoded); a body
-    that is neither becomes one :class:`UnrecognisedPush` holding the body unchanged."""
+    that is neither becomes one InboundMessage with an empty phone whose ``raw`` holds the body
+    unchanged (:func:`is_unrecognised`, :func:`push_body`)."""
     log = _log()
     body: bytes = request.body or b""
     text = body.decode("utf-8-sig", errors="replace")
@@ -381,10 +386,15 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
                  phones=[mask_phone(m.phone) for m in inbound[:10]], keys=_describe_keys(items))
         return CallbackResult(events=inbound, response=_answer())
 
+    # Keep the push whole as an InboundMessage with no phone: the core stores and dispatches only
+    # reports, inbound messages and task summaries, and this body must not be lost.
+    import base64
+
     reason = "not a report array and no phone/content fields found"
     log.warning("smsgate.guodu.push.unrecognised", bytes=len(body), content_type=content_type,
                 keys=_describe_keys(data if data is not None else items or []),
                 preview=dialect.mask_phones_in(text[:120]), reason=reason)
-    return CallbackResult(events=[UnrecognisedPush(provider=NAME, body=body, content_type=content_type,
-                                                   path=request.path, reason=reason)],
-                          response=_answer())
+    event = InboundMessage(provider=NAME, phone="", content=text, raw={
+        UNRECOGNISED: True, "reason": reason, "content_type": content_type, "path": request.path,
+        "query": request.query, "body_base64": base64.b64encode(body).decode("ascii")})
+    return CallbackResult(events=[event], response=_answer())

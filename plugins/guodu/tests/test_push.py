@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 from smsgate import (AuthError, CallbackRequest, DeliveryReport, Gateway, InboundMessage, Message, Status,
                      ValidationError)
 from smsgate.testing import SimulatorServer
-from smsgate_guodu.plugin import UnrecognisedPush
+from smsgate_guodu.plugin import is_unrecognised, push_body
 
 DOC_EXAMPLE = ('[{"msg":"发送成功","mobile":"133********","msgId":"12345678",\n'
                '"reportTime":"2022-12-12 12:00:00","status":0}];').encode("utf-8")
@@ -106,8 +106,9 @@ def test_unrecognised_push_is_kept_whole_and_answered_200(gw, body):
     with capture_logs() as logs:
         result = push(gw, body, headers={"Content-Type": "text/plain"})
     (event,) = result.events
-    assert isinstance(event, UnrecognisedPush)
-    assert event.body == body and event.content_type == "text/plain" and event.path == "/callbacks/guodu"
+    assert isinstance(event, InboundMessage) and is_unrecognised(event) and event.phone == ""
+    assert push_body(event) == body
+    assert event.raw["content_type"] == "text/plain" and event.raw["path"] == "/callbacks/guodu"
     assert result.response.status == 200
     text = json.dumps(logs, ensure_ascii=False, default=str)
     assert "smsgate.guodu.push.unrecognised" in text
@@ -204,3 +205,41 @@ def test_simulator_inbound_push(gw, sim):
         assert answer.status == 200
         (msg,) = receiver.events
         assert isinstance(msg, InboundMessage) and (msg.phone, msg.content) == ("13800138000", "退订 T")
+
+
+# -- through the core's receiver (verify -> parse -> durable spool), over HTTP ----------------
+
+def test_every_push_shape_reaches_the_core_spool(gw, sim, tmp_path):
+    from smsgate.callbacks import BackgroundServer, Receiver
+
+    gw.send(Message(to=["13800138000", "13900139000"], text="hi"), provider="guodu")
+    receiver = Receiver(gw, spool=str(tmp_path / "spool.sqlite3"))
+    try:
+        with BackgroundServer(receiver.wsgi_app) as server:
+            url = server.url + "/callbacks/guodu"
+            assert [a.status for a in sim.push_pending(url)] == [200]
+            assert sim.push_inbound(url, "13800138000", "退订").status == 200
+            odd = b"<mo><mobile>13700137000</mobile></mo>"
+            assert SimulatorServer.push(url, odd, {"Content-Type": "text/xml"}).status == 200
+            assert SimulatorServer.push(url, b'[{"status":"x"}]', {"Content-Type": "application/json"}).status == 400
+        events = [e.event for e in receiver.spool.events()]
+    finally:
+        receiver.close()
+    reports = [e for e in events if isinstance(e, DeliveryReport)]
+    inbound = [e for e in events if isinstance(e, InboundMessage)]
+    assert sorted(r.phone for r in reports) == ["13800138000", "13900139000"]
+    assert [m.content for m in inbound if not is_unrecognised(m)] == ["退订"]
+    (kept,) = [m for m in inbound if is_unrecognised(m)]
+    assert push_body(kept) == odd
+
+
+def test_allow_list_through_the_core_receiver(make_gateway, tmp_path):
+    from smsgate.callbacks import BackgroundServer, Receiver
+
+    gw = make_gateway(push_allow_ips=["221.179.172.68", "124.251.7.68"])
+    receiver = Receiver(gw, spool=str(tmp_path / "spool.sqlite3"))
+    try:
+        with BackgroundServer(receiver.wsgi_app) as server:  # the push comes from 127.0.0.1
+            assert SimulatorServer.push(server.url + "/callbacks/guodu", b"[]").status == 401
+    finally:
+        receiver.close()
