@@ -255,3 +255,31 @@ def test_personalised_send_is_one_request_a_phone(gw, sim):
 def test_accepted_recipient_outcomes(gw, sim):
     result = gw.send(Message(to=PHONES, text="hi"), provider="guodu")
     assert all(r.outcome is Outcome.ACCEPTED and r.message_id == sim.messages[0].msg_id for r in result.recipients)
+
+
+# -- the "done when", through the CLI ------------------------------------------------
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGATE_")}
+    return subprocess.run([sys.executable, "-m", "smsgate.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_done_when_through_the_cli(sim, tmp_path):
+    toml = "[providers.guodu]\n" + "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n"
+                                           for k, v in sim.demo_config().items())
+    path = tmp_path / "smsgate.toml"
+    path.write_text(toml, encoding="utf-8")
+    proc = _cli("send", "--config", str(path), "--provider", "guodu", "--to", "13800138000,13900139000",
+                "--content", DONE_WHEN_TEXT, "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["ok"] is True
+    assert out["message_ids"] == [sim.messages[0].msg_id]
+    assert out["accepted"] == PHONES and out["segments"] == 1
+    assert sim.requests[0].json()["Content"] == "%E6%82%A8%E5%A5%BD+A%26B%2BC+100%25"
+    assert "demo-pass" not in proc.stderr and "13800138000" not in proc.stderr
