@@ -243,3 +243,23 @@ def test_allow_list_through_the_core_receiver(make_gateway, tmp_path):
             assert SimulatorServer.push(server.url + "/callbacks/guodu", b"[]").status == 401
     finally:
         receiver.close()
+
+
+def test_secret_prefix_through_the_core_receiver(make_gateway, sim, tmp_path):
+    from smsgate.callbacks import BackgroundServer, Receiver
+
+    gw = make_gateway(push_path_secret="Zk3vQ9")
+    gw.send(Message(to=["13800138000"], text="hi"), provider="guodu")
+    receiver = Receiver(gw, spool=str(tmp_path / "spool.sqlite3"), prefix="/callbacks/Zk3vQ9")
+    try:
+        with BackgroundServer(receiver.wsgi_app) as server:
+            assert SimulatorServer.push(server.url + "/callbacks/guodu", b"[]").status == 404  # not routed
+            assert [a.status for a in sim.push_pending(server.url + "/callbacks/Zk3vQ9/guodu")] == [200]
+        assert len(receiver.spool.events()) == 1
+    finally:
+        receiver.close()
+    plain = Receiver(gw, spool=str(tmp_path / "plain.sqlite3"))  # mounted without the secret prefix
+    try:
+        assert plain.handle_path("POST", "/callbacks/guodu", {}, b"[]").status == 401
+    finally:
+        plain.close()
