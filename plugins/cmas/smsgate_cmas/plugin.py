@@ -186,7 +186,7 @@ RSPCODES: dict[str, tuple[type, str, str]] = {
 TOO_FREQUENT = "TooFrequent"
 
 
-def _error_for(data: dict[str, Any], status: int) -> ProviderError | None:
+def _error_for(data: dict[str, Any]) -> ProviderError | None:
     code = str(data.get("rspcod"))
     if code == TOO_FREQUENT:
         return RateLimited("cmas allows one report pull and one inbound pull per 5 s", code=code,
@@ -205,7 +205,7 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
     except ValueError:
         data = None
     if isinstance(data, dict) and data.get("rspcod") not in (None, "success"):
-        error = _error_for(data, response.status)
+        error = _error_for(data)
         if error is not None:
             raise error
     if response.status == 429:
