@@ -13,6 +13,7 @@ from smsgate_opass import plugin
 from .conftest import make_gateway
 
 TEMPLATE = "574277763210051584"
+NOW = 1726631416.0
 
 
 def send(gw, phones, **kwargs):
@@ -61,10 +62,11 @@ def test_pull_filters_by_msg_id_and_bid(sim):
 
 
 def test_query_rate_limit_is_6000(sim):
+    sim.clock = lambda: NOW  # one frozen instant on both sides: no dependence on the machine's speed
     for _ in range(3):
-        make_gateway(sim).pull_reports("opass")
+        make_gateway(sim, clock=lambda: NOW).pull_reports("opass")
     with pytest.raises(RateLimited) as err:
-        make_gateway(sim).pull_reports("opass")
+        make_gateway(sim, clock=lambda: NOW).pull_reports("opass")
     assert err.value.code == "6000" and err.value.request_id
 
 
@@ -84,12 +86,13 @@ def test_status_words(sim, word, status):
 
 
 def test_balance(sim):
-    balance = make_gateway(sim).balance("opass")
+    sim.clock = lambda: NOW
+    balance = make_gateway(sim, clock=lambda: NOW).balance("opass")
     assert balance.amount == 9784 and balance.unit == "messages"
     assert balance.raw["items"] == {"行业短信": 9784, "会员短信": 10007, "推广短信": 6506}
     assert sim.requests[-1].path == "/sms/residueValue/qry"
     with pytest.raises(RateLimited):  # "默认限制15秒一次"
-        make_gateway(sim).balance("opass")
+        make_gateway(sim, clock=lambda: NOW).balance("opass")
 
 
 # -- pushes -------------------------------------------------------------------------------------
