@@ -168,9 +168,14 @@ class Receiver:
         self.start()
         return self.dispatcher.drain(timeout)
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the handler threads (the next push or :meth:`start` starts them again)."""
+        with self._start_lock:
+            self.dispatcher.stop(timeout)
+            self._pid = None
+
     def close(self, timeout: float = 10.0) -> None:
-        self.dispatcher.stop(timeout)
-        self._pid = None
+        self.stop(timeout)
         if self._sink is not None:
             self._sink.close()
         if self._own_spool:
@@ -344,7 +349,7 @@ class AsgiApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.receiver.dispatcher.stop()
+                self.receiver.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
