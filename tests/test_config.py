@@ -86,3 +86,19 @@ def test_default_provider(tmp_path):
     assert gw.context().provider == "loopback"
     with pytest.raises(ConfigError):
         Gateway({"providers": {"a": {"provider": "loopback"}, "b": {"provider": "loopback"}}}).context()
+
+
+def test_a_validator_failure_names_the_field_not_the_value():
+    import attrs
+
+    from smsgate import ProviderConfig
+
+    @attrs.frozen(kw_only=True)
+    class Strict(ProviderConfig):
+        base_url: str = "http://x"
+        app_id: str = attrs.field(validator=attrs.validators.matches_re(r"[a-z]+"))
+        token: str = attrs.field(default="", repr=False)
+
+    with pytest.raises(ConfigError) as err:
+        structure_config("acme", Strict, {"app_id": "NOPE-42"}, environ={})
+    assert err.value.field == "app_id" and "app_id" in str(err.value) and "NOPE-42" not in str(err.value)

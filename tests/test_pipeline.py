@@ -188,7 +188,13 @@ def test_pull_interval_is_respected():
         import attrs
 
         gw.plugins.providers["loopback"] = attrs.evolve(entry, spec=attrs.evolve(entry.spec, capabilities=caps))
+        now, slept = [100.0], []
+        gw.monotonic = lambda: now[0]
+        gw.sleep = lambda s: (slept.append(s), now.__setitem__(0, now[0] + s))
         gw.pull_reports("loopback")
+        now[0] += 0.1
         gw.pull_reports("loopback")
-        first, second = sim.requests[0].received_at, sim.requests[1].received_at
-    assert second - first >= 0.29  # the gateway waited: a rule, not a speed measurement
+        now[0] += 5
+        gw.pull_reports("loopback")
+    assert slept == [pytest.approx(0.2)]  # waited out the rest of the interval once, not the third time
+    assert len(sim.requests) == 3

@@ -142,6 +142,7 @@ def test_unknown_provider_wrong_path_and_method(served):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(url, timeout=10)
     assert err.value.code == 405
+    err.value.close()
 
 
 def test_installed_but_unconfigured_provider_is_404(tmp_path):

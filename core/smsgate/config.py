@@ -169,16 +169,30 @@ def structure_config(name: str, cls: type, raw: Mapping[str, Any], environ: Mapp
     try:
         return converter().structure(data, cls)
     except Exception as exc:  # a validator in the plugin's class refused a value
-        field = getattr(exc, "field", None) or _first_field_in(str(exc), fields)
+        field = _failed_field(exc, fields)
         raise ConfigError(
-            f"provider {name!r}: invalid value for {field or 'a field'!r}", provider=name, field=field
+            f"provider {name!r}: invalid value for field {field!r}" if field
+            else f"provider {name!r}: invalid configuration value", provider=name, field=field
         ) from None
 
 
-def _first_field_in(text: str, fields: Mapping[str, Any]) -> str | None:
-    for fname in fields:
-        if fname in text:
-            return fname
+def _failed_field(exc: BaseException, fields: Mapping[str, Any]) -> str | None:
+    """Name the field an attrs validator (wrapped by cattrs) refused, without its value."""
+    pending = [exc]
+    while pending:
+        err = pending.pop()
+        pending.extend(getattr(err, "exceptions", ()) or ())
+        for arg in getattr(err, "args", ()):
+            if isinstance(arg, attrs.Attribute) and arg.name in fields:
+                return arg.name
+        for note in getattr(err, "__notes__", ()) or ():
+            name = getattr(note, "name", None)
+            if name in fields:
+                return name
+        if err.__cause__ is not None:
+            pending.append(err.__cause__)
+        if err.__context__ is not None:
+            pending.append(err.__context__)
     return None
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+
+import attrs
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -49,6 +51,9 @@ class Gateway:
         self._configs: dict[str, tuple[Any, Any]] = {}
         self._last_call: dict[tuple[str, Operation], float] = {}
         self._rate_lock = threading.Lock()
+        # rate-limit waits use these (replaceable, so tests check the rule without real waiting)
+        self.monotonic: Callable[[], float] = time.monotonic
+        self.sleep: Callable[[float], None] = time.sleep
         from .log import get_logger
 
         self.log = get_logger("smsgate.pipeline")
@@ -122,11 +127,13 @@ class Gateway:
         replaced = hooks.validate_message(ctx=ctx0, message=message)
         if replaced is not None:
             message = replaced
-        limit = hooks.request_limit(ctx=ctx0, operation=operation) or caps.limit(operation)
-        batches = plan(message, limit)
+        limit = None
+        if hooks.request_limit.get_hookimpls():
+            limit = hooks.request_limit(ctx=ctx0, operation=operation)
+        batches = plan(message, limit or caps.limit(operation))
         results = execute_send(
             hooks,
-            lambda i: self.context(name, operation, i),
+            lambda i: ctx0 if i == 0 else attrs.evolve(ctx0, request_index=i),
             operation,
             batches,
             int(getattr(config, "max_concurrency", 4)),
@@ -144,7 +151,7 @@ class Gateway:
             raise ConfigError(f"provider {name!r} does not support {operation.value}", provider=name)
         self._respect_interval(name, entry.spec.capabilities, operation)
         hooks = self.plugins.hooks_for(entry.spec.name)
-        return run_request(hooks, lambda i: self.context(name, operation, i), operation, payload, 0)
+        return run_request(hooks, self.context(name, operation), operation, payload)
 
     def _respect_interval(self, name: str, caps: Any, operation: Operation) -> None:
         """Wait out the vendor's documented minimum interval between two calls of ``operation``."""
@@ -154,12 +161,12 @@ class Gateway:
         with self._rate_lock:
             key = (name, operation)
             last = self._last_call.get(key)
-            now = time.monotonic()
+            now = self.monotonic()
             if last is not None and now - last < interval:
                 wait = interval - (now - last)
                 self.log.info("smsgate.poll.waiting", provider=name, operation=operation.value, seconds=round(wait, 3))
-                time.sleep(wait)
-                now = time.monotonic()
+                self.sleep(wait)
+                now = self.monotonic()
             self._last_call[key] = now
 
     def pull_reports(self, provider: str | None = None, query: PullQuery | None = None) -> list:
@@ -184,8 +191,6 @@ class Gateway:
         hooks = self.plugins.hooks_for(entry.spec.name)
         ctx = self.context(name)
         if extras:
-            import attrs
-
             ctx = attrs.evolve(ctx, extras={**ctx.extras, **extras})
         ok = hooks.verify_callback(ctx=ctx, request=request)
         if ok is not True:

@@ -53,7 +53,10 @@ def normalise_recipients(message: Message) -> Message:
             invalid=tuple(bad),
             field="to",
         )
-    return attrs.evolve(message, to=tuple(seen), personal=personal)
+    to = tuple(seen)
+    if to == message.to and personal == message.personal:
+        return message
+    return attrs.evolve(message, to=to, personal=personal)
 
 
 def check_content(message: Message, capabilities: Any, provider: str) -> None:
@@ -108,6 +111,8 @@ def plan(message: Message, limit: int) -> list[Message]:
     """Cut the recipients into requests of at most ``limit`` phones each."""
     limit = max(1, int(limit))
     phones = message.to
+    if len(phones) <= limit:
+        return [message]
     batches = []
     for start in range(0, len(phones), limit):
         chunk = phones[start:start + limit]
@@ -131,9 +136,8 @@ def _masked(phones: Sequence[str]) -> list[str]:
     return [mask_phone(p) for p in phones[:_LOG_PHONES]]
 
 
-def run_request(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, payload: Any, index: int) -> Any:
+def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any:
     """build_request -> sign -> transmit -> parse_response for one vendor call."""
-    ctx = make_ctx(index)
     try:
         request = hooks.build_request(ctx=ctx, operation=operation, payload=payload)
         if not isinstance(request, HttpRequest):
@@ -180,9 +184,10 @@ def run_request(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation
 
 def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batch: Message,
                   index: int, log: Any) -> list[RecipientResult]:
-    provider = make_ctx(index).provider
+    ctx = make_ctx(index)
+    provider = ctx.provider
     try:
-        reply = run_request(hooks, make_ctx, operation, batch, index)
+        reply = run_request(hooks, ctx, operation, batch)
     except TransportError as exc:
         if exc.not_sent:
             reason = Reason(code="CONNECT", message=str(exc), not_sent=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import TransportError
 from .hookspecs import hookimpl
@@ -25,12 +26,22 @@ class Transport:
 
     def __init__(self, pool_maxsize: int = DEFAULT_POOL_SIZE, num_pools: int = 32, backoff: float = 0.2):
         import urllib3
+        from urllib3 import exceptions
 
         self._urllib3 = urllib3
+        self._exc = exceptions
         self.pool = urllib3.PoolManager(num_pools=num_pools, maxsize=pool_maxsize, block=False)
         self.backoff = backoff
         self._warned: set[str] = set()
         self._lock = threading.Lock()
+        self._timeouts: dict[tuple[float, float], Any] = {}
+
+    def _timeout(self, config: Any) -> Any:
+        key = (float(getattr(config, "connect_timeout", 5.0)), float(getattr(config, "read_timeout", 15.0)))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = self._timeouts[key] = self._urllib3.Timeout(connect=key[0], read=key[1])
+        return timeout
 
     def _warn_insecure(self, provider: str) -> None:
         with self._lock:
@@ -46,17 +57,11 @@ class Transport:
         )
 
     def send(self, request: HttpRequest, *, provider: str, config: Any) -> HttpResponse:
-        urllib3 = self._urllib3
-        from urllib3.exceptions import (
-            ConnectTimeoutError,
-            HTTPError,
-            NameResolutionError,
-            NewConnectionError,
-            ProtocolError,
-            ReadTimeoutError,
-            SSLError,
-        )
-
+        exc_ = self._exc
+        ConnectTimeoutError, HTTPError, NameResolutionError = (
+            exc_.ConnectTimeoutError, exc_.HTTPError, exc_.NameResolutionError)
+        NewConnectionError, ProtocolError, ReadTimeoutError, SSLError = (
+            exc_.NewConnectionError, exc_.ProtocolError, exc_.ReadTimeoutError, exc_.SSLError)
         verify = getattr(config, "verify_tls", True)
         pool_kwargs = {}
         if request.url.startswith("https:"):
@@ -65,14 +70,9 @@ class Transport:
             else:
                 self._warn_insecure(provider)
                 pool_kwargs = {"cert_reqs": "CERT_NONE", "assert_hostname": False}
-        timeout = urllib3.Timeout(
-            connect=float(getattr(config, "connect_timeout", 5.0)),
-            read=float(getattr(config, "read_timeout", 15.0)),
-        )
+        timeout = self._timeout(config)
         retries_left = int(getattr(config, "connect_retries", 2))
         attempts = 0
-        from urllib.parse import urlsplit
-
         parts = urlsplit(request.url)
         path = parts.path or "/"
         if parts.query:

@@ -42,3 +42,27 @@ class LoopbackSimulator(SimulatorServer):
         headers = {"Content-Type": "application/json", "X-Timestamp": ts, "X-Nonce": nonce,
                    "X-Signature": signature(self.backend.api_secret, ts, nonce, body)}
         return self.push(url, body, headers)
+
+
+def main() -> None:  # pragma: no cover - used by benchmarks to run the simulator in its own process
+    """``python -m smsgate.testing.loopback``: serve until stdin closes; prints the URL first."""
+    import sys
+
+    sim = LoopbackSimulator().start()
+    # keep memory flat during long benchmarks: the simulator does not need its request log
+    sim.requests = _Discard()
+    sim.backend.records = _Discard()
+    print(sim.url, flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        sim.stop()
+
+
+class _Discard(list):
+    def append(self, item: Any) -> None:
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
