@@ -17,17 +17,29 @@ def sim():
         yield simulator
 
 
-def make_gateway(sim: OpassSimulator, **overrides: Any) -> Gateway:
+def _make_gateway(sim: OpassSimulator, **overrides: Any) -> Gateway:
     kwargs = {k: overrides.pop(k) for k in ("clock", "nonce") if k in overrides}
     return Gateway({"providers": {"opass": {**sim.demo_config(), **overrides}}}, **kwargs)
 
 
 @pytest.fixture
+def make_gateway():
+    """``make_gateway(sim, **config_overrides, clock=..., nonce=...)`` -> Gateway on the simulator."""
+    return _make_gateway
+
+
+@pytest.fixture
+def signed_request():
+    """``signed_request(gw, operation, payload)`` -> the signed HttpRequest the pipeline would send."""
+    return _signed_request
+
+
+@pytest.fixture
 def gateway(sim):
-    return make_gateway(sim)
+    return _make_gateway(sim)
 
 
-def signed_request(gw: Gateway, operation: Operation, payload: Any) -> HttpRequest:
+def _signed_request(gw: Gateway, operation: Operation, payload: Any) -> HttpRequest:
     """Run validate/build/sign exactly as the pipeline does, without its batching."""
     hooks = gw.hooks("opass")
     ctx = gw.context("opass", operation)

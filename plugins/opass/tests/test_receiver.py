@@ -6,10 +6,9 @@ import json
 
 from smsgate import DeliveryReport, InboundMessage, Message, Status
 
-from .conftest import make_gateway
 
 
-def test_pushes_through_the_core_receiver(sim, tmp_path):
+def test_pushes_through_the_core_receiver(sim, tmp_path, make_gateway):
     from smsgate.callbacks import BackgroundServer, Receiver
 
     gw = make_gateway(sim)

@@ -10,7 +10,6 @@ from smsgate import (AuthError, CallbackRequest, DeliveryReport, InboundMessage,
                      RateLimited, Status, ValidationError)
 from smsgate_opass import plugin
 
-from .conftest import make_gateway
 
 TEMPLATE = "574277763210051584"
 NOW = 1726631416.0
@@ -31,7 +30,7 @@ def test_capabilities_declare_the_documented_limits():
     assert Operation.PULL_INBOUND not in caps.operations  # inbound only by push
 
 
-def test_each_report_is_returned_once(sim):
+def test_each_report_is_returned_once(sim, make_gateway):
     result = send(make_gateway(sim), ["13800138000", "13900139000"], biz_id="order-1")
     assert sim.deliver_all() == 2
     reports = make_gateway(sim).pull_reports("opass", PullQuery(message_ids=result.message_ids))
@@ -44,14 +43,14 @@ def test_each_report_is_returned_once(sim):
     assert fields == {"msgId": result.message_ids[0]}
 
 
-def test_at_most_600_reports_a_call(sim):
+def test_at_most_600_reports_a_call(sim, make_gateway):
     send(make_gateway(sim), [f"138{i:08d}" for i in range(700)])
     assert sim.deliver_all() == 700
     assert len(make_gateway(sim).pull_reports("opass")) == 600
     assert len(make_gateway(sim).pull_reports("opass")) == 100
 
 
-def test_pull_filters_by_msg_id_and_bid(sim):
+def test_pull_filters_by_msg_id_and_bid(sim, make_gateway):
     first = send(make_gateway(sim), ["13800138000"], biz_id="A")
     second = send(make_gateway(sim), ["13900139000"], biz_id="B")
     sim.deliver_all()
@@ -61,7 +60,7 @@ def test_pull_filters_by_msg_id_and_bid(sim):
     assert [r.message_id for r in got] == first.message_ids
 
 
-def test_query_rate_limit_is_6000(sim):
+def test_query_rate_limit_is_6000(sim, make_gateway):
     sim.clock = lambda: NOW  # one frozen instant on both sides: no dependence on the machine's speed
     for _ in range(3):
         make_gateway(sim, clock=lambda: NOW).pull_reports("opass")
@@ -76,7 +75,7 @@ def test_query_rate_limit_is_6000(sim):
     # "除DELIVRD外，其他都是未送达": every other word, ACCEPTD and UNKNOWN included, is not delivered
     ("ACCEPTD", Status.FAILED), ("UNKNOWN", Status.FAILED), ("MK:0001", Status.FAILED), ("", Status.UNKNOWN),
 ])
-def test_status_words(sim, word, status):
+def test_status_words(sim, word, status, make_gateway):
     send(make_gateway(sim), ["13800138000"])
     sim.deliver_all(status=word)
     [report] = make_gateway(sim).pull_reports("opass")
@@ -85,7 +84,7 @@ def test_status_words(sim, word, status):
     assert report.description == (None if status is Status.DELIVERED else (word or None))
 
 
-def test_balance(sim):
+def test_balance(sim, make_gateway):
     sim.clock = lambda: NOW
     balance = make_gateway(sim, clock=lambda: NOW).balance("opass")
     assert balance.amount == 9784 and balance.unit == "messages"

@@ -12,7 +12,6 @@ from smsgate import (AuthError, HttpResponse, InsufficientBalance, Message, Oper
 from smsgate_opass import plugin
 from smsgate_opass.simulator import Template
 
-from .conftest import make_gateway, signed_request
 
 METHODS = ["HmacMD5", "HmacSHA1", "HmacSHA224", "HmacSHA256", "HmacSHA384", "HmacSHA512"]
 TEMPLATE = "574277763210051584"
@@ -32,7 +31,7 @@ def post(request) -> dict:
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_done_when_command_for_each_sign_method(sim, method):
+def test_done_when_command_for_each_sign_method(sim, method, make_gateway):
     gw = make_gateway(sim, sign_method=method)
     result = gw.send(done_when_message(), provider="opass")
     out = result.to_json_dict()
@@ -79,7 +78,7 @@ def test_fail_phones_are_rejected_the_rest_accepted(sim, gateway):
     assert result.message_ids == [sim.sent[0].msg_id]
 
 
-def test_fail_phones_parsing_handles_null_desc_and_lowercase_msgid(sim):
+def test_fail_phones_parsing_handles_null_desc_and_lowercase_msgid(sim, make_gateway, signed_request):
     gw = make_gateway(sim)
     req = signed_request(gw, Operation.SEND_BATCH, Message.personalised(
         {"13800138000": ["a", "b"], "13900139000": ["c", "d"]}, template_id=TEMPLATE))
@@ -92,7 +91,7 @@ def test_fail_phones_parsing_handles_null_desc_and_lowercase_msgid(sim):
     assert reply.rejected["13900139000"].message == "the vendor refused this number (failPhones)"
 
 
-def test_200_without_msgid_is_unknown(sim):
+def test_200_without_msgid_is_unknown(sim, make_gateway, signed_request):
     gw = make_gateway(sim)
     req = signed_request(gw, Operation.SEND, done_when_message())
     answer = HttpResponse.of_json({"code": 200, "data": {"desc": "null"}, "requestId": "r-2"})
@@ -154,7 +153,7 @@ def test_every_code_is_classified_on_send(sim, gateway, code):
 
 
 @pytest.mark.parametrize("code", sorted(EXPECTED))
-def test_every_code_raises_its_class_on_queries(sim, code):
+def test_every_code_raises_its_class_on_queries(sim, code, make_gateway):
     cls, not_sent = EXPECTED[code]
     sim.force_code(code, "查询失败")
     with pytest.raises(ProviderError) as err:
@@ -221,7 +220,9 @@ def _raw(sim, fields, path="/message/send"):
     from smsgate import HttpRequest
     from smsgate_opass import dialect
 
-    ctx = make_gateway(sim).context("opass", Operation.SEND)
+    from smsgate import Gateway
+
+    ctx = Gateway({"providers": {"opass": sim.demo_config()}}).context("opass", Operation.SEND)
     unsigned = HttpRequest(url=sim.url + path, headers={"Content-Type": "application/json"},
                            body=dialect.body_bytes(fields))
     return post(plugin.sign(ctx=ctx, operation=Operation.SEND, request=unsigned))
@@ -261,19 +262,19 @@ def test_ip_whitelist_is_2000(sim, gateway):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_wrong_signature_is_2001_for_each_method(sim, method):
+def test_wrong_signature_is_2001_for_each_method(sim, method, make_gateway):
     gw = make_gateway(sim, sign_method=method, access_key=sim.access_key + "x")
     result = gw.send(done_when_message())
     assert [r.reason.code for r in result.rejected] == ["2001", "2001"]
 
 
-def test_signature_with_another_hash_than_named_is_2001(sim):
+def test_signature_with_another_hash_than_named_is_2001(sim, make_gateway, signed_request):
     gw = make_gateway(sim, sign_method="HmacSHA256")
     req = signed_request(gw, Operation.SEND, done_when_message())
     assert post(req.with_headers({"x-sign-method": "HmacSHA512"}))["code"] == 2001
 
 
-def test_tampered_body_is_2001(sim, gateway):
+def test_tampered_body_is_2001(sim, gateway, signed_request):
     req = signed_request(gateway, Operation.SEND, done_when_message())
     body = req.body.replace("张三".encode(), "李四".encode())
     from attrs import evolve
@@ -281,7 +282,7 @@ def test_tampered_body_is_2001(sim, gateway):
     assert post(evolve(req, body=body))["code"] == 2001
 
 
-def test_missing_header_and_bad_nonce_are_2001(sim, gateway):
+def test_missing_header_and_bad_nonce_are_2001(sim, gateway, signed_request):
     req = signed_request(gateway, Operation.SEND, done_when_message())
     headers = [(k, v) for k, v in req.headers if k.lower() != "x-nonce"]
     from attrs import evolve
@@ -290,13 +291,13 @@ def test_missing_header_and_bad_nonce_are_2001(sim, gateway):
     assert post(req.with_headers({"x-nonce": "12345"}))["code"] == 2001
 
 
-def test_replayed_nonce_is_2001(sim):
+def test_replayed_nonce_is_2001(sim, make_gateway):
     gw = make_gateway(sim, nonce=lambda: "5555555555")
     assert gw.send(done_when_message()).ok
     assert gw.send(done_when_message()).rejected[0].reason.code == "2001"
 
 
-def test_clock_window_is_60_seconds(sim):
+def test_clock_window_is_60_seconds(sim, make_gateway):
     now = 1726631416.0
     gateway = make_gateway(sim, clock=lambda: now)
     sim.clock = lambda: now + 60.5
