@@ -102,3 +102,9 @@ def test_a_validator_failure_names_the_field_not_the_value():
     with pytest.raises(ConfigError) as err:
         structure_config("acme", Strict, {"app_id": "NOPE-42"}, environ={})
     assert err.value.field == "app_id" and "app_id" in str(err.value) and "NOPE-42" not in str(err.value)
+
+
+def test_list_values_from_the_environment_are_comma_separated():
+    _, config = Gateway({"providers": {"loopback": {}}},
+                        environ={"SMSGATE_LOOPBACK_REJECT_NUMBERS": "13800138000, 13900139000"}).provider("loopback")
+    assert config.reject_numbers == ["13800138000", "13900139000"]

@@ -88,6 +88,11 @@ def _from_env(text: str, tp: Any) -> Any:
         return int(text)
     if tp is float:
         return float(text)
+    if typing.get_origin(tp) in (list, tuple) or tp in (list, tuple):
+        # a list from the environment is comma-separated: SMSGATE_X_ALLOW=1.2.3.4,5.6.7.0/24
+        args = typing.get_args(tp)
+        item = args[0] if args else str
+        return [_from_env(part.strip(), item) for part in text.split(",") if part.strip()]
     return text
 
 

@@ -155,12 +155,15 @@ class ProviderConformance:
         for op in self.send_ops():
             from ..pipeline import normalise_recipients
 
+            from ..pipeline import plan
+
             msg = normalise_recipients(self.message(simulator, op))
             built = []
             for _ in range(2):
                 ctx = gw.context(self.provider, op)
                 msg2 = hooks.validate_message(ctx=ctx, message=msg) or msg
-                req = hooks.build_request(ctx=ctx, operation=op, payload=msg2)
+                limit = hooks.request_limit(ctx=ctx, operation=op) or self.spec().capabilities.limit(op)
+                req = hooks.build_request(ctx=ctx, operation=op, payload=plan(msg2, limit)[0])
                 assert isinstance(req, HttpRequest)
                 req = hooks.sign(ctx=ctx, operation=op, request=req) or req
                 built.append(req)
