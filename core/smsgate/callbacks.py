@@ -189,14 +189,15 @@ class Receiver:
 
     # -- the core flow -----------------------------------------------------------------------
     def route(self, path: str) -> str | None:
-        """The provider name for ``path`` (``{prefix}/<name>``), or None."""
+        """The provider name for ``path`` (``{prefix}/<name>``, optionally followed by more
+        segments that the provider may check, e.g. guodu's ``push_path_secret``), or None."""
         path = path.split("?", 1)[0].rstrip("/")
         if self.prefix:
             if not path.startswith(self.prefix + "/"):
                 return None
             path = path[len(self.prefix):]
-        name = path.lstrip("/")
-        return name if name and "/" not in name else None
+        name = path.lstrip("/").split("/", 1)[0]
+        return name or None
 
     def known(self, name: str) -> bool:
         return name in self.gateway.settings.providers or name in self.gateway.plugins.providers

@@ -1,0 +1,189 @@
+"""The durable spool: dedup, per-handler delivery rows, retries, dead owners, the JSON-lines sink."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from smsgate.models import DeliveryReport, InboundMessage, Status, TaskSummary
+from smsgate.spool import Dispatcher, Handler, JsonlSink, Spool, SpoolError, dedup_key
+
+
+def rep(mid="M1", phone="13800138000", status=Status.DELIVERED, provider="p"):
+    return DeliveryReport(provider=provider, message_id=mid, phone=phone, status=status, raw_status="X",
+                          raw={"id": mid})
+
+
+def inbound(content="hello", phone="13800138000"):
+    return InboundMessage(provider="p", phone=phone, content=content, received_at="2024-09-18 11:30:16")
+
+
+@pytest.fixture
+def spool(tmp_path):
+    s = Spool(tmp_path / "spool.sqlite3")
+    yield s
+    s.close()
+
+
+def test_dedup_same_report_pushed_and_pulled(spool):
+    spool.register_handler("h")
+    first = spool.put([rep(), rep("M2")], source="push")
+    again = spool.put([rep(phone="+86 138-0013-8000"), rep("M2")], source="pull")
+    assert (first.stored, first.duplicates) == (2, 0)
+    assert (again.stored, again.duplicates) == (0, 2)
+    # another status of the same message is a new event
+    assert spool.put([rep(status=Status.FAILED)]).stored == 1
+    assert spool.counts()["events"] == 3
+    assert spool.counts()["handlers"]["h"]["pending"] == 3
+
+
+def test_dedup_keys_by_kind():
+    assert dedup_key(rep()) != dedup_key(rep(provider="q"))
+    assert dedup_key(inbound("a")) != dedup_key(inbound("b"))
+    assert dedup_key(inbound("a")) == dedup_key(inbound("a", phone="8613800138000"))
+    t = TaskSummary(provider="p", task_id="T1", total=3, sent=2, failed=1)
+    assert dedup_key(t).startswith("p|task|T1")
+
+
+def test_round_trip_of_models(spool):
+    t = TaskSummary(provider="p", task_id="T1", total=3, sent=2, failed=1, raw={"a": 1})
+    spool.put([rep(), inbound(), t])
+    events = spool.events()
+    assert [e.kind for e in events] == ["report", "inbound", "task"]
+    assert events[0].event == rep() and events[0].event.raw == {"id": "M1"}
+    assert events[1].event == inbound() and events[2].event == t
+
+
+def test_handlers_get_only_their_kinds(spool):
+    spool.register_handler("reports", ["report"])
+    spool.register_handler("all")
+    spool.put([rep(), inbound()])
+    counts = spool.counts()["handlers"]
+    assert counts["reports"]["pending"] == 1 and counts["all"]["pending"] == 2
+
+
+def test_claim_complete_fail_and_dead(spool):
+    spool.register_handler("h")
+    spool.put([rep("A"), rep("B")])
+    batch = spool.claim("h", "me", limit=10)
+    assert [b.event.message_id for b in batch] == ["A", "B"]
+    assert spool.claim("h", "other", limit=10) == []  # leased
+    spool.complete("h", [batch[0].id])
+    spool.fail("h", [batch[1].id], "boom", delay=lambda n: 0, max_attempts=2)
+    again = spool.claim("h", "me", limit=10)
+    assert [(b.event.message_id, b.attempts) for b in again] == [("B", 1)]
+    spool.fail("h", [again[0].id], "boom", delay=lambda n: 0, max_attempts=2)
+    assert spool.claim("h", "me") == []
+    assert spool.counts()["handlers"]["h"]["dead"] == 1
+    assert spool.requeue_dead("h") == 1
+    assert len(spool.claim("h", "me")) == 1
+
+
+def test_backoff_delays_the_retry(spool):
+    now = [1000.0]
+    spool.clock = lambda: now[0]
+    spool.register_handler("h")
+    spool.put([rep()])
+    [item] = spool.claim("h", "me")
+    spool.fail("h", [item.id], "boom", delay=lambda n: 30)
+    assert spool.claim("h", "me") == []
+    now[0] += 31
+    assert len(spool.claim("h", "me")) == 1
+
+
+def test_rows_leased_by_a_dead_process_are_released(spool):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    dead_owner = f"{socket.gethostname()}:{proc.pid}:abcd"
+    spool.register_handler("h")
+    spool.put([rep()])
+    assert len(spool.claim("h", dead_owner, lease_seconds=3600)) == 1
+    assert spool.claim("h", "me") == []
+    assert spool.release_dead_owners() == 1
+    assert len(spool.claim("h", "me")) == 1
+
+
+def test_live_owner_keeps_its_lease(spool):
+    live_owner = f"{socket.gethostname()}:1:abcd"  # pid 1 is alive
+    spool.register_handler("h")
+    spool.put([rep()])
+    spool.claim("h", live_owner, lease_seconds=3600)
+    assert spool.release_dead_owners() == 0
+
+
+def test_dispatcher_runs_handlers_and_retries(spool):
+    seen, batches = [], []
+    fails = {"n": 0}
+
+    def flaky(report):
+        if fails["n"] < 2:
+            fails["n"] += 1
+            raise ValueError("not yet")
+        seen.append(report.message_id)
+
+    d = Dispatcher(spool, [Handler(name="flaky", fn=flaky, retry_base=0.001, retry_cap=0.01),
+                           Handler(name="batch", fn=batches.append, batch=True, batch_size=3)], poll_interval=0.02)
+    d.start()
+    try:
+        spool.put([rep(f"M{i}") for i in range(7)])
+        assert d.drain(60, include_retries=True)
+    finally:
+        d.stop()
+    assert sorted(seen) == sorted(f"M{i}" for i in range(7))
+    assert sum(len(b) for b in batches) == 7 and max(len(b) for b in batches) <= 3
+    assert d.failures == 2
+
+
+def test_put_failure_raises_spool_error_and_stores_nothing(spool):
+    conn = spool._writer
+    conn.execute(f"PRAGMA max_page_count={conn.execute('PRAGMA page_count').fetchone()[0]}")
+    with pytest.raises(SpoolError):
+        spool.put([rep(f"M{i}", phone=None) for i in range(500)])
+    conn.execute("PRAGMA max_page_count=1073741823")
+    assert spool.counts()["events"] == 0
+
+
+def test_unopenable_spool(tmp_path):
+    (tmp_path / "dir.sqlite3").mkdir()
+    with pytest.raises(SpoolError):
+        Spool(tmp_path / "dir.sqlite3")
+    with pytest.raises(ValueError):
+        Spool(tmp_path / "x.sqlite3", synchronous="OFF")
+
+
+def test_prune_keeps_unhandled(spool):
+    now = [0.0]
+    spool.clock = lambda: now[0]
+    spool.register_handler("h")
+    spool.put([rep("old")])
+    spool.register_handler("late", ["inbound"])
+    now[0] = 10.0
+    spool.put([rep("new")])
+    [a, b] = spool.claim("h", "me")
+    spool.complete("h", [a.id])
+    now[0] = 100.0
+    assert spool.prune(50) == 1  # "old" was handled; "new" still waits for h
+    assert [e.event.message_id for e in spool.events()] == ["new"]
+
+
+def test_jsonl_sink_writes_once_and_repairs_a_torn_line(spool, tmp_path):
+    path = tmp_path / "events.jsonl"
+    spool.put([rep("A"), inbound()])
+    items = spool.events()
+    sink = JsonlSink(path)
+    sink(items)
+    sink(items)  # a repeated call (after a crash) writes nothing more
+    sink.close()
+    with open(path, "ab") as fh:
+        fh.write(b'{"event_id": 99, "provider": "p", "kin')  # killed mid-write
+    sink = JsonlSink(path)
+    assert sink.written == {items[0].id, items[1].id}
+    sink(items)
+    sink.close()
+    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    assert [line["event_id"] for line in lines] == [items[0].id, items[1].id]
+    assert lines[1]["kind"] == "inbound" and lines[1]["content"] == "hello" and lines[1]["status"] is None
