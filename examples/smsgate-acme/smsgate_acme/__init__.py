@@ -1,0 +1,1 @@
+"""Tutorial plugin: the Acme SMS API (see docs/writing-a-plugin.md)."""

@@ -1,0 +1,71 @@
+"""smsgate provider for the (made-up) Acme SMS API.
+
+Acme's API, in full:
+  POST /v1/sms  JSON {"account", "phones": [..] (<= 50), "text"}
+  headers X-Acme-Time (unix s), X-Acme-Sign = hex sha256(password + time + body)
+  answer  {"status": "ok", "batch": "<id>", "bad": ["phone", ...]}
+       or {"status": "error", "code": "AUTH" | "FUNDS" | "INPUT", "detail": "..."}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import attrs
+
+from smsgate import (AuthError, Capabilities, InsufficientBalance, Operation, Provider, ProviderConfig,
+                     ProviderError, Reason, SendReply, HttpRequest, hookimpl, secret)
+
+
+@attrs.frozen(kw_only=True)
+class AcmeConfig(ProviderConfig):
+    base_url: str = "https://api.acme.example"
+    account: str
+    password: str = secret()
+
+
+@hookimpl
+def smsgate_provider():
+    return Provider(
+        name="acme",
+        config_class=AcmeConfig,
+        capabilities=Capabilities(operations={Operation.SEND}, max_recipients={Operation.SEND: 50},
+                                  templates=False, text=True, max_text_length=300),
+        description="Acme SMS (tutorial)",
+        simulator="smsgate_acme.simulator:AcmeSimulator",
+    )
+
+
+def acme_signature(password: str, timestamp: str, body: bytes) -> str:
+    return hashlib.sha256(password.encode() + timestamp.encode() + body).hexdigest()
+
+
+@hookimpl
+def build_request(ctx, operation, payload):
+    body = {"account": ctx.config.account, "phones": list(payload.to), "text": payload.text}
+    return HttpRequest(url=ctx.url("/v1/sms"), headers={"Content-Type": "application/json"},
+                       body=json.dumps(body, ensure_ascii=False).encode())
+
+
+@hookimpl
+def sign(ctx, operation, request):
+    ts = str(ctx.timestamp())
+    return request.with_headers({"X-Acme-Time": ts, "X-Acme-Sign": acme_signature(ctx.config.password, ts,
+                                                                                   request.body)})
+
+
+@hookimpl
+def parse_response(ctx, operation, request, response):
+    data = response.json()
+    if data.get("status") == "ok":
+        bad = {p: Reason(code="BAD_NUMBER", message="Acme refused this number") for p in data.get("bad", [])}
+        return SendReply(message_id=data["batch"], rejected=bad)
+    code, detail = data.get("code"), data.get("detail", "")
+    if code == "AUTH":
+        raise AuthError(f"Acme refused the credentials: {detail}", code=code, vendor_message=detail)
+    if code == "FUNDS":
+        raise InsufficientBalance(f"Acme account is out of credit: {detail}", code=code, vendor_message=detail)
+    # INPUT means Acme checked and refused before queueing; anything else we cannot be sure of
+    raise ProviderError(f"Acme error {code}: {detail}", code=code, vendor_message=detail,
+                        not_sent=(code == "INPUT"))
