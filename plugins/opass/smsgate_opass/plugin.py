@@ -56,6 +56,7 @@ PATHS = {
 
 MAX_PHONES = 1000  #: /message/send and /message/sendBatch: "最多可以向1000个手机号码"
 MAX_BID_LENGTH = 64  #: bid: "长度不超过64字符"
+MAX_PULL_IDS = 600  #: report query: "任务号，最多不超过600" (the vendor SDK's msgId limit)
 
 
 def _sign_method(value: Any) -> str:
@@ -170,6 +171,9 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest |
         fields = send_fields(operation, payload)
     elif operation is Operation.PULL_REPORTS:
         ids = list(dict.fromkeys(payload.message_ids)) if payload is not None else []
+        if len(ids) > MAX_PULL_IDS:
+            raise ValidationError(f"opass takes at most {MAX_PULL_IDS} msgIds a report query; got {len(ids)}: "
+                                  "query them in parts", field="message_ids")
         fields = {"msgId": ",".join(ids) or None, "bid": getattr(payload, "biz_id", None) or None}
     else:
         fields = {}

@@ -60,6 +60,15 @@ def test_pull_filters_by_msg_id_and_bid(sim, make_gateway):
     assert [r.message_id for r in got] == first.message_ids
 
 
+def test_more_than_600_msg_ids_are_refused_before_sending(sim, make_gateway):
+    from smsgate import ProviderError
+
+    with pytest.raises(ProviderError) as err:
+        make_gateway(sim).pull_reports("opass", PullQuery(message_ids=[str(i) for i in range(601)]))
+    assert err.value.not_sent and "600" in str(err.value)
+    assert not sim.requests
+
+
 def test_query_rate_limit_is_6000(sim, make_gateway):
     sim.clock = lambda: NOW  # one frozen instant on both sides: no dependence on the machine's speed
     for _ in range(3):
