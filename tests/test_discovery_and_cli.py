@@ -185,3 +185,16 @@ def test_cli_usage_errors_exit_2():
     assert run_cli().returncode == 2
     out = run_cli("send", "--bogus")
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_cli_in_process_logs_to_the_current_stderr(config_file, capsys):
+    from smsgate.cli import main
+
+    path, sim = config_file
+    sim.inject("http_500")
+    assert main(["send", "--config", path, "--provider", "lb", "--to", "13800138000", "--content", "x"]) == 1
+    first = capsys.readouterr()
+    assert "smsgate.send.unknown" in first.err and "138****8000" in first.err
+    sim.inject("http_500")
+    assert main(["send", "--config", path, "--provider", "lb", "--to", "13800138000", "--content", "x"]) == 1
+    assert "smsgate.send.unknown" in capsys.readouterr().err

@@ -33,9 +33,18 @@ def _configure_logging(verbose: int) -> None:
             structlog.dev.ConsoleRenderer(colors=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *args: _StderrLogger(),
         cache_logger_on_first_use=False,
     )
+
+
+class _StderrLogger:
+    """Writes each rendered line to the *current* sys.stderr (which tests and wrappers may swap)."""
+
+    def _write(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    msg = log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = _write
 
 
 def build_parser() -> argparse.ArgumentParser:

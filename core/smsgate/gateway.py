@@ -124,9 +124,10 @@ class Gateway:
         check_content(message, caps, name)
         hooks = self.plugins.hooks_for(entry.spec.name)
         ctx0 = self.context(name, operation)
-        replaced = hooks.validate_message(ctx=ctx0, message=message)
-        if replaced is not None:
-            message = replaced
+        if hooks.validate_message.get_hookimpls():  # skipped when no plugin has anything to say
+            replaced = hooks.validate_message(ctx=ctx0, message=message)
+            if replaced is not None:
+                message = replaced
         limit = None
         if hooks.request_limit.get_hookimpls():
             limit = hooks.request_limit(ctx=ctx0, operation=operation)
