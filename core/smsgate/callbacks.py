@@ -45,6 +45,26 @@ def _error(status: int, message: str) -> HttpResponse:
     return HttpResponse.of_json({"error": message}, status=status)
 
 
+_HANDLER_OPTIONS = {"batch", "envelope", "batch_size", "workers", "max_attempts", "retry_base", "retry_cap", "kinds"}
+
+
+def handler_options(**options: Any) -> Callable[[Callable], Callable]:
+    """Decorator giving a handler its default options, e.g. for ``smsgate serve --handler``::
+
+        @handler_options(batch=True, batch_size=500, workers=4, kinds=["report"])
+        def save(items): ...
+    """
+    unknown = set(options) - _HANDLER_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown handler options {sorted(unknown)}")
+
+    def mark(fn: Callable) -> Callable:
+        fn.smsgate_handler_options = dict(options)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
 def _handler_name(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
@@ -98,27 +118,31 @@ class Receiver:
 
     # -- handlers --------------------------------------------------------------------------
     def add_handler(self, fn: Callable[..., Any], *, name: str | None = None, kinds: Iterable[str] | None = None,
-                    batch: bool = False, envelope: bool = False, batch_size: int = 100, workers: int = 1,
-                    max_attempts: int | None = None, retry_base: float = 1.0, retry_cap: float = 600.0) -> Callable:
+                    **options: Any) -> Callable:
         """Register ``fn`` for events of ``kinds`` (``report``, ``inbound``, ``task``; default all).
 
-        ``fn`` gets one model object per call, or with ``envelope=True`` the
-        :class:`smsgate.spool.SpooledEvent` (its ``id`` is stable: key side effects on it), or
-        with ``batch=True`` a list of SpooledEvent (up to ``batch_size``). An exception leaves the
-        event(s) for a retry after ``retry_base * 2**n`` seconds (at most ``retry_cap``); after
-        ``max_attempts`` (None: never) the row is kept as dead. ``name`` must stay the same across
-        restarts (default ``module.qualname``): the spool tracks progress per name.
+        Options: ``batch`` (False), ``envelope`` (False), ``batch_size`` (100), ``workers`` (1),
+        ``max_attempts`` (None), ``retry_base`` (1.0 s), ``retry_cap`` (600 s); defaults may also
+        come from :func:`handler_options` on ``fn``. ``fn`` gets one model object per call, or with
+        ``envelope=True`` the :class:`smsgate.spool.SpooledEvent` (its ``id`` is stable: key side
+        effects on it), or with ``batch=True`` a list of SpooledEvent (up to ``batch_size``). An
+        exception leaves the event(s) for a retry after ``retry_base * 2**n`` seconds (at most
+        ``retry_cap``); after ``max_attempts`` (None: never) the row is kept as dead. ``name`` must
+        stay the same across restarts (default ``module.qualname``): the spool tracks progress per name.
         """
-        kinds_set = frozenset(kinds or KINDS)
-        unknown = kinds_set - set(KINDS)
+        merged = {**getattr(fn, "smsgate_handler_options", {}), **options}
+        unknown = set(merged) - _HANDLER_OPTIONS
         if unknown:
-            raise ValueError(f"unknown event kinds {sorted(unknown)}; use {KINDS}")
-        self.dispatcher.add(Handler(name=name or _handler_name(fn), fn=fn, kinds=kinds_set, batch=batch,
-                                    envelope=envelope, batch_size=batch_size, workers=workers,
-                                    max_attempts=max_attempts, retry_base=retry_base, retry_cap=retry_cap))
+            raise TypeError(f"unknown handler options {sorted(unknown)}")
+        kinds_set = frozenset(kinds or merged.pop("kinds", None) or KINDS)
+        merged.pop("kinds", None)
+        bad = kinds_set - set(KINDS)
+        if bad:
+            raise ValueError(f"unknown event kinds {sorted(bad)}; use {KINDS}")
+        self.dispatcher.add(Handler(name=name or _handler_name(fn), fn=fn, kinds=kinds_set, **merged))
         return fn
 
-    def _decorator(self, kinds: tuple[str, ...], fn: Callable | None, options: dict[str, Any]) -> Any:
+    def _decorator(self, kinds: Any, fn: Callable | None, options: dict[str, Any]) -> Any:
         if fn is not None:
             return self.add_handler(fn, kinds=kinds, **options)
         return lambda f: self.add_handler(f, kinds=kinds, **options)
@@ -133,8 +157,7 @@ class Receiver:
 
     def on_event(self, fn: Callable | None = None, **options: Any) -> Any:
         """Decorator: ``fn(event)`` for every event (reports, inbound, task summaries)."""
-        kinds = tuple(options.pop("kinds", KINDS))
-        return self._decorator(kinds, fn, options)
+        return self._decorator(options.pop("kinds", None), fn, options)
 
     def _add_plugin_hooks(self) -> None:
         hook = self.gateway.plugins.pm.hook
@@ -467,4 +490,4 @@ def dumps_event(item: Any) -> str:
     return json.dumps(event_line(item), ensure_ascii=False, default=str)
 
 
-__all__ = ["Receiver", "AsgiApp", "BackgroundServer", "run_server", "load_handler"]
+__all__ = ["Receiver", "AsgiApp", "BackgroundServer", "run_server", "load_handler", "handler_options"]

@@ -95,29 +95,46 @@ class PutResult:
     ids: tuple[int, ...] = ()
 
 
-def event_kind(event: Any) -> str:
-    from .models import DeliveryReport, InboundMessage, TaskSummary
+_TYPES: dict[str, type] = {}
 
-    if isinstance(event, DeliveryReport):
-        return "report"
-    if isinstance(event, InboundMessage):
-        return "inbound"
-    if isinstance(event, TaskSummary):
-        return "task"
+
+def _types() -> dict[str, type]:
+    if not _TYPES:
+        from .models import DeliveryReport, InboundMessage, TaskSummary
+
+        _TYPES.update(report=DeliveryReport, inbound=InboundMessage, task=TaskSummary)
+    return _TYPES
+
+
+def event_kind(event: Any) -> str:
+    for kind, cls in _types().items():
+        if isinstance(event, cls):
+            return kind
     raise TypeError(f"not an event: {type(event).__name__}")
 
 
-def _phone_key(phone: Any) -> str:
-    from .phones import normalise_phone
+_PHONE_OK = None
 
+
+def _phone_key(phone: Any) -> str:
+    global _PHONE_OK
     if phone is None:
         return ""
-    return normalise_phone(str(phone)) or str(phone)
+    phone = str(phone)
+    if _PHONE_OK is None:
+        import re
+
+        _PHONE_OK = re.compile(r"1[3-9]\d{9}").fullmatch
+    if _PHONE_OK(phone):  # the common case, without the full normalisation
+        return phone
+    from .phones import normalise_phone
+
+    return normalise_phone(phone) or phone
 
 
-def dedup_key(event: Any) -> str:
+def dedup_key(event: Any, kind: str | None = None) -> str:
     """The identity of an event: two pushes (or a push and a pull) with the same key are one event."""
-    kind = event_kind(event)
+    kind = kind or event_kind(event)
     if kind == "report":
         if event.message_id is None and event.phone is None:
             digest = hashlib.sha256(json.dumps(event.raw, sort_keys=True, default=str).encode()).hexdigest()
@@ -130,22 +147,30 @@ def dedup_key(event: Any) -> str:
     return f"{event.provider}|task|{event.task_id}|{event.total}|{event.sent}|{event.failed}"
 
 
-def _types() -> dict[str, type]:
-    from .models import DeliveryReport, InboundMessage, TaskSummary
+def _plain(event: Any, kind: str) -> dict[str, Any]:
+    if kind == "report":
+        return {"provider": event.provider, "message_id": event.message_id, "phone": event.phone,
+                "status": event.status.value, "raw_status": event.raw_status, "description": event.description,
+                "reported_at": event.reported_at, "biz_id": event.biz_id, "raw": event.raw}
+    if kind == "inbound":
+        return {"provider": event.provider, "phone": event.phone, "content": event.content,
+                "received_at": event.received_at, "service_code": event.service_code, "raw": event.raw}
+    return {"provider": event.provider, "task_id": event.task_id, "total": event.total, "sent": event.sent,
+            "failed": event.failed, "raw": event.raw}
 
-    return {"report": DeliveryReport, "inbound": InboundMessage, "task": TaskSummary}
 
-
-def encode_event(event: Any) -> str:
-    from .models import to_jsonable
-
-    return json.dumps(to_jsonable(event), ensure_ascii=False, separators=(",", ":"), default=str)
+def encode_event(event: Any, kind: str | None = None) -> str:
+    return json.dumps(_plain(event, kind or event_kind(event)), ensure_ascii=False, separators=(",", ":"),
+                      default=str)
 
 
 def decode_event(kind: str, payload: str) -> Any:
-    from .models import converter
+    data = json.loads(payload)
+    if kind == "report":
+        from .models import Status
 
-    return converter().structure(json.loads(payload), _types()[kind])
+        data["status"] = Status(data["status"])
+    return _types()[kind](**data)
 
 
 def _owner_token() -> str:
@@ -189,14 +214,19 @@ class Spool:
         self.synchronous = str(synchronous).upper()
         self.busy_timeout = busy_timeout
         self.clock = clock
-        self._write_lock = threading.Lock()
-        self._book_lock = threading.Lock()
+        # One lock for every transaction this process makes: our two connections then never
+        # meet SQLite's busy handler (which sleeps in steps of milliseconds); only other
+        # processes sharing the file do.
+        self._write_lock = self._book_lock = threading.Lock()
+        self._puts = 0
         self._wake = threading.Condition()
         self._generation = 0
         self.closed = False
         try:
             self._writer = self._connect(self.synchronous)
             self._writer.executescript(_SCHEMA)
+            # checkpoints run on the bookkeeping connection (handler threads), not in a push's answer
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
             self._book = self._connect("NORMAL")
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from None
@@ -244,28 +274,30 @@ class Spool:
         events = list(events)
         if not events:
             return PutResult(0, 0)
-        prepared = [(dedup_key(e), e.provider, event_kind(e), encode_event(e)) for e in events]
+        prepared: dict[str, tuple[str, str, str]] = {}
+        for e in events:
+            kind = event_kind(e)
+            key = dedup_key(e, kind)
+            if key not in prepared:  # the same event twice in one push
+                prepared[key] = (e.provider, kind, encode_event(e, kind))
         now = self.clock()
-        ids: list[int] = []
-        duplicates = 0
         with self._write_lock:
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                handlers = conn.execute("SELECT name, kinds FROM handlers").fetchall()
-                for key, provider, kind, payload in prepared:
-                    cur = conn.execute(
-                        "INSERT OR IGNORE INTO events (dedup_key, provider, kind, source, spooled_at, payload) "
-                        "VALUES (?, ?, ?, ?, ?, ?)", (key, provider, kind, source, now, payload))
-                    if cur.rowcount != 1:
-                        duplicates += 1
-                        continue
-                    event_id = cur.lastrowid
-                    ids.append(event_id)
-                    rows = [(name, event_id) for name, kinds in handlers if kind in kinds.split(",")]
-                    if rows:
-                        conn.executemany(
-                            "INSERT INTO deliveries (handler, event_id, state) VALUES (?, ?, 'pending')", rows)
+                # we hold the write lock, so every id above the current maximum is one of ours
+                before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+                conn.executemany(
+                    "INSERT OR IGNORE INTO events (dedup_key, provider, kind, source, spooled_at, payload) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(k, p, kind, source, now, payload) for k, (p, kind, payload) in prepared.items()])
+                ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id>? ORDER BY id", (before,))]
+                if ids:
+                    for name, kinds in conn.execute("SELECT name, kinds FROM handlers").fetchall():
+                        wanted = kinds.split(",")
+                        conn.execute(
+                            "INSERT INTO deliveries (handler, event_id, state) SELECT ?, id, 'pending' FROM events "
+                            f"WHERE id>? AND kind IN ({','.join('?' * len(wanted))})", (name, before, *wanted))
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 try:
@@ -274,6 +306,13 @@ class Spool:
                     pass
                 log.error("smsgate.spool.write_failed", path=self.path, error=str(exc), events=len(events))
                 raise SpoolError(f"spool {self.path} could not store {len(events)} events: {exc}") from None
+            self._puts += 1
+            if self._puts % 1000 == 0:  # in case no handler thread checkpoints (a put-only process)
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass
+        duplicates = len(events) - len(ids)
         if ids:
             self.notify()
         return PutResult(len(ids), duplicates, tuple(ids))

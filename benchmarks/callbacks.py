@@ -1,0 +1,210 @@
+"""Receiver benchmark: how fast does ``smsgate serve`` answer vendor pushes while handlers are slow?
+
+Starts ``smsgate serve`` (waitress, the durable spool with synchronous=FULL, an events file) as a
+subprocess on 127.0.0.1, with a handler that sleeps 2 s per call. Then N concurrent connections
+(default 20, keep-alive) push, each in turn: guodu report arrays of 250 reports (the documented
+maximum) and juse signed ``sms_report`` pushes (fresh time and nonce each). Every answer's latency
+is measured at the client. Then it waits until the handlers have handled everything.
+
+Prints p50/p99/max answer latency, pushes, events in (acknowledged), events handled. Goals:
+p99 <= 100 ms (opass stops pushing after three answers slower than 1 s) and events handled ==
+events in.
+
+    python benchmarks/callbacks.py [--connections 20] [--pushes 10] [--json]
+
+Needs the guodu and juse plugins installed (``pip install -e plugins/guodu -e plugins/juse``) and
+waitress (``pip install -e '.[serve]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+# -- the handler smsgate serve loads (--handler callbacks:slow_handler) ---------------------------
+try:
+    from smsgate.callbacks import handler_options
+except ImportError:  # pragma: no cover
+    def handler_options(**_):
+        return lambda f: f
+
+
+@handler_options(batch=True, batch_size=500, workers=16)
+def slow_handler(items):
+    """Sleeps 2 s per call (a slow database, a slow webhook), then counts what it handled."""
+    time.sleep(float(os.environ.get("BENCH_HANDLER_SLEEP", "2")))
+    with open(os.environ["BENCH_HANDLED_FILE"], "a", encoding="utf-8") as fh:
+        fh.write(f"{len(items)}\n")
+
+
+# -- the benchmark ------------------------------------------------------------------------------------
+GUODU = {"oper_id": "bench", "oper_pass": "bench-pass", "base_url": "http://127.0.0.1:9"}
+
+
+def guodu_body(conn_no: int, push_no: int, size: int = 250) -> bytes:
+    items = [{"msg": "发送成功", "mobile": f"139{conn_no:02d}{push_no:03d}{i:03d}"[:11],
+              "msgId": f"G{conn_no:02d}{push_no:04d}", "reportTime": "2024-09-18 11:50:16", "status": 0}
+             for i in range(size)]
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def juse_push(sim, conn_no: int, push_no: int, size: int = 10) -> tuple[bytes, dict[str, str]]:
+    dtos = [{"sendRecordId": f"J{conn_no:02d}{push_no:04d}{i:03d}", "sendStatus": 1,
+             "reportDate": "2024-09-18 11:50:16", "remark": "发送成功"} for i in range(size)]
+    body = sim.callback_body("sms_report", sendSmsRecordDtoList=dtos)
+    return body, sim.callback_headers("sms_report", timestamp=int(time.time()), nonce=uuid.uuid4().hex)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument("--pushes", type=int, default=10, help="guodu pushes per connection (and as many juse)")
+    parser.add_argument("--juse-records", type=int, default=10, help="reports per juse push")
+    parser.add_argument("--handler-sleep", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=16, help="smsgate serve --threads")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    try:
+        from smsgate_juse.simulator import JuseSimulator
+        import smsgate_guodu.plugin  # noqa: F401
+    except ImportError as exc:
+        print(f"needs the juse and guodu plugins: {exc}", file=sys.stderr)
+        return 2
+    juse = JuseSimulator()  # used only to sign pushes as the vendor does; its server is not started
+
+    tmp = tempfile.mkdtemp(prefix="smsgate-bench-")
+    cfg = os.path.join(tmp, "smsgate.toml")
+    with open(cfg, "w", encoding="utf-8") as fh:
+        fh.write("[providers.guodu]\n" + "".join(f'{k} = "{v}"\n' for k, v in GUODU.items()))
+        fh.write(f'[providers.juse]\nbase_url = "http://127.0.0.1:9/api"\napp_id = "{juse.app_id}"\n'
+                 f'app_secret = "{juse.app_secret}"\n')
+    handled_file = os.path.join(tmp, "handled.txt")
+    env = dict(os.environ, BENCH_HANDLED_FILE=handled_file, BENCH_HANDLER_SLEEP=str(args.handler_sleep),
+               PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(os.path.abspath(__file__)),
+                                                        os.environ.get("PYTHONPATH")])))
+    env.pop("SMSGATE_PLUGINS", None)
+    spool = os.path.join(tmp, "spool.sqlite3")
+    proc = subprocess.Popen([sys.executable, "-m", "smsgate.cli", "serve", "--config", cfg, "--port", "0",
+                             "--threads", str(args.threads), "--spool", spool,
+                             "--events-jsonl", os.path.join(tmp, "events.jsonl"),
+                             "--handler", "callbacks:slow_handler"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
+    host = port = None
+    server_kind = "waitress"
+    for line in proc.stderr:
+        if "no_waitress" in line:
+            server_kind = "wsgiref (waitress not installed)"
+        m = re.search(r"receiving on http://([\d.]+):(\d+)", line)
+        if m:
+            host, port = m.group(1), int(m.group(2))
+            break
+    if port is None:
+        print("smsgate serve did not start", file=sys.stderr)
+        return 1
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+
+    # bodies built before the clock starts (juse ones are signed at send time: fresh time and nonce)
+    guodu_bodies = {(c, p): guodu_body(c, p) for c in range(args.connections) for p in range(args.pushes)}
+    latencies: dict[str, list[float]] = {"guodu": [], "juse": []}
+    events_in = {"guodu": 0, "juse": 0}
+    failures: list[str] = []
+    lock = threading.Lock()
+    start_gate = threading.Barrier(args.connections)
+
+    def connection(c: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        start_gate.wait()
+        for p in range(args.pushes):
+            for vendor in ("guodu", "juse"):
+                if vendor == "guodu":
+                    body, headers, n = guodu_bodies[(c, p)], {"Content-Type": "application/json;charset=UTF-8"}, 250
+                else:
+                    body, headers = juse_push(juse, c, p, args.juse_records)
+                    n = args.juse_records
+                t0 = time.perf_counter()
+                conn.request("POST", f"/callbacks/{vendor}", body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                elapsed = time.perf_counter() - t0
+                with lock:
+                    latencies[vendor].append(elapsed)
+                    if resp.status == 200:
+                        events_in[vendor] += n
+                    else:
+                        failures.append(f"{vendor} HTTP {resp.status}")
+        conn.close()
+
+    threads = [threading.Thread(target=connection, args=(c,)) for c in range(args.connections)]
+    t_start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    push_seconds = time.perf_counter() - t_start
+
+    total_in = sum(events_in.values())
+    deadline = time.monotonic() + 600
+    handled = 0
+    while time.monotonic() < deadline:
+        if os.path.exists(handled_file):
+            with open(handled_file, encoding="utf-8") as fh:
+                handled = sum(int(x) for x in fh.read().split())
+        if handled >= total_in:
+            break
+        time.sleep(0.2)
+    drain_seconds = time.perf_counter() - t_start
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+
+    import sqlite3
+
+    with sqlite3.connect(spool) as db:
+        stored = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    all_lat = latencies["guodu"] + latencies["juse"]
+    result = {
+        "server": server_kind, "connections": args.connections, "threads": args.threads,
+        "pushes": len(all_lat), "failed_pushes": len(failures),
+        "events_in": total_in, "events_stored": stored, "events_handled": handled,
+        "handler_sleep_s": args.handler_sleep,
+        "p50_ms": round(percentile(all_lat, 0.50) * 1000, 1), "p99_ms": round(percentile(all_lat, 0.99) * 1000, 1),
+        "max_ms": round(max(all_lat) * 1000, 1),
+        "guodu_p50_ms": round(percentile(latencies["guodu"], 0.50) * 1000, 1),
+        "guodu_p99_ms": round(percentile(latencies["guodu"], 0.99) * 1000, 1),
+        "juse_p50_ms": round(percentile(latencies["juse"], 0.50) * 1000, 1),
+        "juse_p99_ms": round(percentile(latencies["juse"], 0.99) * 1000, 1),
+        "answers_over_1s": sum(1 for x in all_lat if x > 1.0),
+        "push_phase_s": round(push_seconds, 2), "events_per_s": round(total_in / push_seconds),
+        "all_handled_after_s": round(drain_seconds, 2), "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>22}: {v}")
+        goal = result["p99_ms"] <= 100 and handled == total_in and not failures
+        print(f"{'goals met':>22}: {'yes' if goal else 'NO'} (p99 <= 100 ms, events handled == events in)")
+    if failures:
+        print("failures: " + ", ".join(sorted(set(failures))), file=sys.stderr)
+    return 0 if handled == total_in and not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
