@@ -187,7 +187,15 @@ def test_cli_usage_errors_exit_2():
     assert out.returncode == 2 and "Traceback" not in out.stderr
 
 
-def test_cli_in_process_logs_to_the_current_stderr(config_file, capsys):
+@pytest.fixture
+def restore_structlog():
+    import structlog
+
+    yield
+    structlog.reset_defaults()  # main() configures logging as an application does
+
+
+def test_cli_in_process_logs_to_the_current_stderr(config_file, capsys, restore_structlog):
     from smsgate.cli import main
 
     path, sim = config_file
