@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--juse-records", type=int, default=10, help="reports per juse push")
     parser.add_argument("--handler-sleep", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=16, help="smsgate serve --threads")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="pushes per second over all connections (0: each connection pushes as fast as "
+                             "it is answered, i.e. saturation)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -131,8 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     def connection(c: int) -> None:
         conn = http.client.HTTPConnection(host, port, timeout=30)
         start_gate.wait()
+        # paced mode: connection c pushes on its own schedule, spread evenly over the connections
+        period = args.connections / args.rate if args.rate else 0.0
+        next_at = time.perf_counter() + (c * period / args.connections if period else 0.0)
         for p in range(args.pushes):
             for vendor in ("guodu", "juse"):
+                if period:
+                    delay = next_at - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    next_at += period
                 if vendor == "guodu":
                     body, headers, n = guodu_bodies[(c, p)], {"Content-Type": "application/json;charset=UTF-8"}, 250
                 else:
@@ -180,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     all_lat = latencies["guodu"] + latencies["juse"]
     result = {
         "server": server_kind, "connections": args.connections, "threads": args.threads,
+        "rate": args.rate or "saturation",
         "pushes": len(all_lat), "failed_pushes": len(failures),
         "events_in": total_in, "events_stored": stored, "events_handled": handled,
         "handler_sleep_s": args.handler_sleep,

@@ -39,6 +39,7 @@ from .log import get_logger
 log = get_logger("smsgate.spool")
 
 KINDS = ("report", "inbound", "task")
+_HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -353,25 +354,32 @@ class Spool:
         """Lease up to ``limit`` due events for ``handler`` (oldest first)."""
         now = self.clock()
 
+        due = ("handler=? AND ((state='pending' AND next_at<=?) OR (state='leased' AND lease_until<?)) "
+               "ORDER BY event_id LIMIT ?")
+
         def tx(conn: sqlite3.Connection) -> list[tuple]:
-            rows = conn.execute(
-                "SELECT event_id, attempts FROM deliveries WHERE handler=? AND "
-                "((state='pending' AND next_at<=?) OR (state='leased' AND lease_until<?)) "
-                "ORDER BY event_id LIMIT ?", (handler, now, now, limit)).fetchall()
+            if _HAS_RETURNING:
+                rows = conn.execute(
+                    "UPDATE deliveries SET state='leased', owner=?, lease_until=? WHERE handler=? AND event_id IN "
+                    f"(SELECT event_id FROM deliveries WHERE {due}) RETURNING event_id, attempts",
+                    (owner, now + lease_seconds, handler, handler, now, now, limit)).fetchall()
+            else:  # SQLite < 3.35
+                rows = conn.execute(f"SELECT event_id, attempts FROM deliveries WHERE {due}",
+                                    (handler, now, now, limit)).fetchall()
+                conn.executemany(
+                    "UPDATE deliveries SET state='leased', owner=?, lease_until=? WHERE handler=? AND event_id=?",
+                    [(owner, now + lease_seconds, handler, eid) for eid, _ in rows])
             if not rows:
                 return []
-            conn.executemany(
-                "UPDATE deliveries SET state='leased', owner=?, lease_until=? WHERE handler=? AND event_id=?",
-                [(owner, now + lease_seconds, handler, eid) for eid, _ in rows])
             attempts = dict(rows)
+            ids = sorted(attempts)
             out = []
-            for i in range(0, len(rows), 500):
-                chunk = [eid for eid, _ in rows[i:i + 500]]
-                marks = ",".join("?" * len(chunk))
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
                 out.extend(conn.execute(
-                    f"SELECT id, provider, kind, source, spooled_at, payload FROM events WHERE id IN ({marks})",
-                    chunk).fetchall())
-            return [r + (attempts[r[0]],) for r in sorted(out)]
+                    f"SELECT id, provider, kind, source, spooled_at, payload FROM events WHERE id IN "
+                    f"({','.join('?' * len(chunk))}) ORDER BY id", chunk).fetchall())
+            return [r + (attempts[r[0]],) for r in out]
 
         rows = self._book_tx(tx)
         return [SpooledEvent(id=r[0], provider=r[1], kind=r[2], source=r[3], spooled_at=r[4],
@@ -379,9 +387,16 @@ class Spool:
 
     def complete(self, handler: str, event_ids: Iterable[int]) -> None:
         ids = list(event_ids)
-        if ids:
-            self._book_tx(lambda c: c.executemany(
-                "DELETE FROM deliveries WHERE handler=? AND event_id=?", [(handler, i) for i in ids]))
+        if not ids:
+            return
+
+        def tx(conn: sqlite3.Connection) -> None:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                conn.execute(f"DELETE FROM deliveries WHERE handler=? AND event_id IN ({','.join('?' * len(chunk))})",
+                             (handler, *chunk))
+
+        self._book_tx(tx)
 
     def fail(self, handler: str, event_ids: Iterable[int], error: str, delay: Callable[[int], float],
              max_attempts: int | None = None) -> None:
