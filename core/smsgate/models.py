@@ -250,6 +250,9 @@ class PullQuery:
 
 
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:
+    if type(value) is tuple and all(type(p) is tuple and len(p) == 2 and type(p[0]) is str
+                                    and type(p[1]) is str for p in value):
+        return value  # already in shape (the transport's answers, evolved requests)
     if isinstance(value, Mapping):
         value = value.items()
     return tuple((str(k), str(v)) for k, v in value)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -80,7 +80,8 @@ class Provider:
 
 
 def default_nonce() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (a UUID4's worth of randomness, from the OS's CSPRNG)."""
+    return os.urandom(16).hex()
 
 
 @attrs.frozen(kw_only=True)

@@ -94,7 +94,7 @@ class Transport:
                     preload_content=True,
                     assert_same_host=False,
                 )
-                return HttpResponse(status=resp.status, headers=list(resp.headers.items()), body=resp.data)
+                return HttpResponse(status=resp.status, headers=tuple(resp.headers.iteritems()), body=resp.data)
             except (NewConnectionError, ConnectTimeoutError, NameResolutionError) as exc:
                 # The connection was never made: the request certainly did not leave.
                 if retries_left > 0:
