@@ -250,8 +250,7 @@ class PullQuery:
 
 
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:
-    if type(value) is tuple and all(type(p) is tuple and len(p) == 2 and type(p[0]) is str
-                                    and type(p[1]) is str for p in value):
+    if type(value) is tuple and (not value or type(value[0]) is tuple):
         return value  # already in shape (the transport's answers, evolved requests)
     if isinstance(value, Mapping):
         value = value.items()
