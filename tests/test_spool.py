@@ -187,3 +187,21 @@ def test_jsonl_sink_writes_once_and_repairs_a_torn_line(spool, tmp_path):
     lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
     assert [line["event_id"] for line in lines] == [items[0].id, items[1].id]
     assert lines[1]["kind"] == "inbound" and lines[1]["content"] == "hello" and lines[1]["status"] is None
+
+
+def test_spool_reopens_its_connections_after_fork(spool):
+    import os
+
+    spool.register_handler("h")
+    spool.put([rep("before")])
+    pid = os.fork()
+    if pid == 0:  # the child: a preloaded worker
+        code = 1
+        try:
+            spool.put([rep("child")])
+            code = 0 if len(spool.claim("h", "child", 10)) == 2 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [e.event.message_id for e in spool.events()] == ["before", "child"]

@@ -223,6 +223,7 @@ class Spool:
         self._wake = threading.Condition()
         self._generation = 0
         self.closed = False
+        self._pid = os.getpid()
         try:
             self._writer = self._connect(self.synchronous)
             self._writer.executescript(_SCHEMA)
@@ -231,6 +232,17 @@ class Spool:
             self._book = self._connect("NORMAL")
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from None
+
+    def _after_fork(self) -> None:
+        """SQLite connections must not cross a fork (gunicorn --preload): reopen them in the child."""
+        if os.getpid() == self._pid:
+            return
+        self._write_lock = self._book_lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._writer = self._connect(self.synchronous)
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._book = self._connect("NORMAL")
+        self._pid = os.getpid()
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -275,6 +287,7 @@ class Spool:
         events = list(events)
         if not events:
             return PutResult(0, 0)
+        self._after_fork()
         prepared: dict[str, tuple[str, str, str]] = {}
         for e in events:
             kind = event_kind(e)
@@ -336,6 +349,7 @@ class Spool:
 
     # -- consuming ---------------------------------------------------------------------------
     def _book_tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        self._after_fork()
         with self._book_lock:
             conn = self._book
             conn.execute("BEGIN IMMEDIATE")
@@ -422,6 +436,7 @@ class Spool:
 
     def release_dead_owners(self) -> int:
         """Make rows leased by processes that died (kill -9, crash) due again at once."""
+        self._after_fork()
         with self._book_lock:
             owners = [r[0] for r in self._book.execute(
                 "SELECT DISTINCT owner FROM deliveries WHERE state='leased'").fetchall()]
@@ -460,6 +475,7 @@ class Spool:
     # -- looking -----------------------------------------------------------------------------
     def counts(self) -> dict[str, Any]:
         """``{"events": n, "handlers": {name: {"pending": n, "leased": n, "dead": n}}}``."""
+        self._after_fork()
         with self._book_lock:
             events = self._book.execute("SELECT COUNT(*) FROM events").fetchone()[0]
             rows = self._book.execute(
@@ -485,6 +501,7 @@ class Spool:
                 names).fetchone()[0]
 
     def events(self, after: int = 0, limit: int = 1000) -> list[SpooledEvent]:
+        self._after_fork()
         with self._book_lock:
             rows = self._book.execute(
                 "SELECT id, provider, kind, source, spooled_at, payload FROM events WHERE id>? ORDER BY id LIMIT ?",
