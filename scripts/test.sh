@@ -7,6 +7,6 @@ PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test,serve]" \
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test,serve,recipes]" \
   $(for p in plugins/*/ examples/*/; do [ -f "$p/pyproject.toml" ] && printf -- '-e %s ' "$p"; done)
 exec "$VENV/bin/python" -m pytest "$@"
