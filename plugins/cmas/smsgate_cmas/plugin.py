@@ -35,7 +35,7 @@ from smsgate import (
     secret,
 )
 
-from . import dialect
+from . import dialect, wire
 
 NAME = "cmas"
 
@@ -109,48 +109,49 @@ def _add_serial(ctx: Any, message: Any) -> str:
     return message.extend_code if message.extend_code is not None else ctx.config.add_serial
 
 
-def _post(ctx: Any, path: str, fields: dict[str, Any]) -> HttpRequest:
+def _post(ctx: Any, path: str, fields: Any) -> HttpRequest:
+    """POST one of the request classes of :mod:`smsgate_cmas.wire` (keys in field order)."""
     return HttpRequest(method="POST", url=ctx.url(path),
                        headers={"Content-Type": "text/plain;charset=UTF-8"},
-                       body=dialect.encode_body(fields))
+                       body=dialect.encode_body(wire.unstructure(fields)))
 
 
 @hookimpl
 def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest | None:
     cfg = ctx.config
     if operation is Operation.SEND and payload.template_id is not None:
-        return _post(ctx, dialect.TMPSUBMIT_PATH, {
-            "ecName": cfg.ec_name,
-            "apId": cfg.ap_id,
-            "templateId": str(payload.template_id),
-            "mobiles": ",".join(payload.to),
-            "params": dialect.template_params(payload.params),
-            "sign": _sign_code(ctx, payload),
-            "addSerial": _add_serial(ctx, payload),
-        })
+        return _post(ctx, dialect.TMPSUBMIT_PATH, wire.TmplSubmitRequest(
+            ecName=cfg.ec_name,
+            apId=cfg.ap_id,
+            templateId=str(payload.template_id),
+            mobiles=",".join(payload.to),
+            params=dialect.template_params(payload.params),
+            sign=_sign_code(ctx, payload),
+            addSerial=_add_serial(ctx, payload),
+        ))
     if operation is Operation.SEND:
-        return _post(ctx, dialect.SUBMIT_PATH, {
-            "ecName": cfg.ec_name,
-            "apId": cfg.ap_id,
-            "mobiles": ",".join(payload.to),
-            "content": payload.text,
-            "sign": _sign_code(ctx, payload),
-            "addSerial": _add_serial(ctx, payload),
-        })
+        return _post(ctx, dialect.SUBMIT_PATH, wire.SubmitRequest(
+            ecName=cfg.ec_name,
+            apId=cfg.ap_id,
+            mobiles=",".join(payload.to),
+            content=payload.text,
+            sign=_sign_code(ctx, payload),
+            addSerial=_add_serial(ctx, payload),
+        ))
     if operation is Operation.SEND_BATCH:
         # many-to-many: no mobiles, the content maps each phone to its own text
-        return _post(ctx, dialect.SUBMIT_PATH, {
-            "ecName": cfg.ec_name,
-            "apId": cfg.ap_id,
-            "mobiles": "",
-            "content": dialect.json_text({phone: payload.personal[phone] for phone in payload.to}),
-            "sign": _sign_code(ctx, payload),
-            "addSerial": _add_serial(ctx, payload),
-        })
+        return _post(ctx, dialect.SUBMIT_PATH, wire.SubmitRequest(
+            ecName=cfg.ec_name,
+            apId=cfg.ap_id,
+            mobiles="",
+            content=dialect.json_text({phone: payload.personal[phone] for phone in payload.to}),
+            sign=_sign_code(ctx, payload),
+            addSerial=_add_serial(ctx, payload),
+        ))
     if operation in (Operation.PULL_REPORTS, Operation.PULL_INBOUND):
         path = dialect.REPORT_PATH if operation is Operation.PULL_REPORTS else dialect.DELIVER_PATH
         # the pulls carry the password itself; there is no mac
-        return _post(ctx, path, {"ecName": cfg.ec_name, "apId": cfg.ap_id, "secretKey": cfg.secret_key})
+        return _post(ctx, path, wire.PullRequest(ecName=cfg.ec_name, apId=cfg.ap_id, secretKey=cfg.secret_key))
     return None
 
 
@@ -186,8 +187,7 @@ RSPCODES: dict[str, tuple[type, str, str]] = {
 TOO_FREQUENT = "TooFrequent"
 
 
-def _error_for(data: dict[str, Any]) -> ProviderError | None:
-    code = str(data.get("rspcod"))
+def _error_for(code: str) -> ProviderError | None:
     if code == TOO_FREQUENT:
         return RateLimited("cmas allows one report pull and one inbound pull per 5 s", code=code,
                            vendor_message="5秒钟内只能请求一次", retry_after=dialect.PULL_INTERVAL, provider=NAME)
@@ -204,8 +204,10 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
         data = dialect.decode_answer(response.body)
     except ValueError:
         data = None
-    if isinstance(data, dict) and data.get("rspcod") not in (None, "success"):
-        error = _error_for(data)
+    # the rspcod alone decides a refusal, whatever the rest of the answer holds
+    rspcod = wire.structure(data, wire.AnswerCode).rspcod if isinstance(data, dict) else None
+    if rspcod not in (None, "success"):
+        error = _error_for(rspcod)
         if error is not None:
             raise error
     if response.status == 429:
@@ -215,55 +217,64 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
         raise ProviderError(f"cmas answered HTTP {response.status} with a body that is not its JSON",
                             code=f"HTTP{response.status}", not_sent=False, provider=NAME)
     if operation in (Operation.SEND, Operation.SEND_BATCH):
-        return _send_reply(data)
+        return _send_reply(data, rspcod)
     if operation in (Operation.PULL_REPORTS, Operation.PULL_INBOUND):
         if not isinstance(data, list):
-            code = str(data.get("rspcod")) if isinstance(data, dict) else "ANSWER"
+            code = rspcod if isinstance(data, dict) else "ANSWER"
             raise ProviderError(f"cmas answered {request.path} with something other than a list",
-                                code=code, not_sent=False, provider=NAME)
+                                code=str(code), not_sent=False, provider=NAME)
+        # items that are not JSON objects carry nothing to read; they are skipped
         if operation is Operation.PULL_REPORTS:
             return [_report(item) for item in data if isinstance(item, dict)]
         return [_inbound(item) for item in data if isinstance(item, dict)]
     return None
 
 
-def _send_reply(data: Any) -> SendReply:
-    if not isinstance(data, dict) or "rspcod" not in data:
-        raise ProviderError("cmas answered without rspcod", code="ANSWER", not_sent=False, provider=NAME)
-    code = str(data["rspcod"])
-    group = data.get("mgsGroup")
-    if code == "success" and data.get("success") is True and group:
-        return SendReply(message_id=str(group))
+def _send_reply(data: Any, rspcod: str | None) -> SendReply:
+    try:
+        answer = wire.structure(data, wire.SubmitAnswer)
+    except ValueError as exc:
+        # the request may have been taken: the recipients become unknown
+        raise ProviderError(f"cmas answer to a send could not be read: {exc}",
+                            code=rspcod or "ANSWER", not_sent=False, provider=NAME) from None
+    if answer.rspcod == "success" and answer.success is True and answer.mgs_group:
+        return SendReply(message_id=answer.mgs_group)
     # an unknown rspcod, or "success" without success/mgsGroup: the request may have been taken
-    raise ProviderError(f"cmas answered rspcod {code!r} (success={data.get('success')!r}) without a message group",
-                        code=code, not_sent=False, provider=NAME)
+    raise ProviderError(f"cmas answered rspcod {answer.rspcod!r} (success={answer.success!r}) "
+                        "without a message group (mgsGroup)",
+                        code=answer.rspcod, not_sent=False, provider=NAME)
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+def _read_item(item: dict[str, Any], cls: type) -> Any:
+    try:
+        return wire.structure(item, cls)
+    except ValueError as exc:  # not expected: every item field is optional text
+        raise ProviderError(f"cmas pull answered an item that could not be read: {exc}",
+                            code="ANSWER", not_sent=False, provider=NAME) from None
 
 
 def _report(item: dict[str, Any]) -> DeliveryReport:
-    raw_status = _text(item.get("reportStatus"))
-    delivered = raw_status == "DELIVRD"
+    report = _read_item(item, wire.ReportItem)
+    delivered = report.report_status == "DELIVRD"
     return DeliveryReport(
         provider=NAME,
-        message_id=_text(item.get("msgGroup")),  # the mgsGroup the send answered
-        phone=_text(item.get("mobile")),
+        message_id=report.msg_group,  # the mgsGroup the send answered
+        phone=report.mobile,
         status=Status.DELIVERED if delivered else Status.FAILED,
-        raw_status=raw_status,
-        description=None if delivered else _text(item.get("errorCode")),
-        reported_at=_text(item.get("receiveDate")),
+        raw_status=report.report_status,
+        description=None if delivered else report.error_code,
+        reported_at=report.receive_date,
         raw=dict(item),
     )
 
 
 def _inbound(item: dict[str, Any]) -> InboundMessage:
+    inbound = _read_item(item, wire.InboundItem)
     return InboundMessage(
         provider=NAME,
-        phone=str(item.get("mobile") or ""),
-        content=str(item.get("smsContent") or ""),
-        received_at=_text(item.get("sendTime")),
-        service_code=_text(item.get("addSerial")),
+        phone=inbound.mobile or "",
+        content=inbound.sms_content or "",
+        received_at=inbound.send_time,
+        service_code=inbound.add_serial,
         raw=dict(item),
     )
