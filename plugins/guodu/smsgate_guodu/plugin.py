@@ -33,7 +33,7 @@ from smsgate.models import (
 from smsgate.phones import mask_phone
 from smsgate.provider import Capabilities, Provider
 
-from . import dialect
+from . import dialect, wire
 
 NAME = "guodu"
 SUBMIT_PATH = "/HttpQuickProcess/submitJson"
@@ -179,14 +179,14 @@ def submit_body(ctx: Any, message: Message) -> dict[str, str]:
     else:
         text = message.text or ""
     append_id = cfg.append_id if message.extend_code is None else str(message.extend_code)
-    return {
-        "OperID": cfg.oper_id,
-        "OperPass": cfg.oper_pass,
-        "SendTime": dialect.send_time(message.send_at_china()),
-        "AppendID": append_id,
-        "DesMobile": ",".join(message.to),
-        "Content": dialect.java_urlencode(text),
-    }
+    return wire.unstructure(wire.SubmitRequest(
+        OperID=cfg.oper_id,
+        OperPass=cfg.oper_pass,
+        SendTime=dialect.send_time(message.send_at_china()),
+        AppendID=append_id,
+        DesMobile=",".join(message.to),
+        Content=dialect.java_urlencode(text),
+    ))
 
 
 @hookimpl
@@ -220,14 +220,16 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
     except ValueError:
         raise ProviderError(f"guodu answered HTTP {response.status} with a body that is not JSON",
                             code=f"HTTP{response.status}", not_sent=False, provider=NAME) from None
-    code = dialect.normalise_code(data.get("ResultCode")) if isinstance(data, dict) else None
-    if code is None:
-        raise ProviderError(f"guodu answered HTTP {response.status} without a ResultCode",
-                            code=f"HTTP{response.status}", not_sent=False, provider=NAME)
+    try:
+        answer = wire.structure(data, wire.SubmitAnswer)
+    except ValueError as exc:
+        # the request may have been taken: the recipients become unknown
+        raise ProviderError(f"guodu answered HTTP {response.status} with an answer that cannot be read: {exc}",
+                            code=f"HTTP{response.status}", not_sent=False, provider=NAME) from None
+    code = answer.result_code
     if code not in dialect.ACCEPTED_CODES:
         raise result_error(code)
-    msg_id = data.get("MsgId")
-    msg_id = None if msg_id is None or str(msg_id).strip() == "" else str(msg_id).strip()
+    msg_id = None if answer.msg_id is None or answer.msg_id.strip() == "" else answer.msg_id.strip()
     if msg_id is None:
         _log().warning("smsgate.guodu.send.no_msgid", code=code)
     return SendReply(message_id=msg_id)
@@ -294,22 +296,19 @@ def _is_report(item: Any) -> bool:
     return isinstance(item, dict) and "status" in item
 
 
-def _report(item: dict[str, Any]) -> DeliveryReport:
-    status = item.get("status")
-    if isinstance(status, bool) or not isinstance(status, (int, str)) or not str(status).strip().lstrip("-").isdigit():
-        raise ValidationError(f"guodu report has a status that is not a number: {status!r}", field="body")
-    msg_id, mobile = item.get("msgId"), item.get("mobile")
-    if msg_id in (None, "") or mobile in (None, ""):
-        raise ValidationError("guodu report lacks msgId or mobile", field="body")
-    delivered = int(str(status).strip()) == 0
+def _report(index: int, item: dict[str, Any]) -> DeliveryReport:
+    try:
+        report = wire.structure(item, wire.StatusReport)
+    except ValueError as exc:
+        raise ValidationError(f"guodu status report [{index}] cannot be read: {exc}", field="body") from None
     return DeliveryReport(
         provider=NAME,
-        message_id=str(msg_id),
-        phone=str(mobile),
-        status=Status.DELIVERED if delivered else Status.FAILED,
-        raw_status=str(status).strip(),
-        description=None if item.get("msg") is None else str(item.get("msg")),
-        reported_at=None if item.get("reportTime") is None else str(item.get("reportTime")),
+        message_id=report.msg_id,
+        phone=report.mobile,
+        status=Status.DELIVERED if int(report.status) == 0 else Status.FAILED,
+        raw_status=report.status,
+        description=report.msg,
+        reported_at=report.report_time,
         raw=item,
     )
 
@@ -366,7 +365,7 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
 
     items = data if isinstance(data, list) else [data] if isinstance(data, dict) else None
     if items is not None and items and all(_is_report(i) for i in items):
-        reports = [_report(i) for i in items]
+        reports = [_report(n, i) for n, i in enumerate(items)]
         if len(reports) > MAX_PUSH_ITEMS:
             log.warning("smsgate.guodu.push.oversized", items=len(reports), documented_max=MAX_PUSH_ITEMS)
         log.info("smsgate.guodu.push.reports", reports=len(reports),
