@@ -6,7 +6,14 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test,serve,recipes]" \
+log="$VENV/install.log"
+install() {  # pip's and the build backend's chatter goes to $log; shown only when it fails
+  "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1 \
+    || { cat "$log" >&2; echo "install failed (log: $log)" >&2; exit 1; }
+}
+: >"$log"
+echo "setting up $VENV (pip log: $log)" >&2
+install --upgrade pip
+install -e ".[test,serve,recipes]" \
   $(for p in plugins/*/ examples/*/; do [ -f "$p/pyproject.toml" ] && printf -- '-e %s ' "$p"; done)
 exec "$VENV/bin/python" -m pytest "$@"
