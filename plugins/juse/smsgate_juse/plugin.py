@@ -41,7 +41,7 @@ from smsgate import (
     secret,
 )
 
-from . import dialect
+from . import dialect, dto
 
 NAME = "juse"
 PROD_URL = "https://msg.gooeto.com/api"
@@ -175,32 +175,33 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest |
         return None
     cfg, msg = ctx.config, payload
     params = named_params(msg.params)
+    body: Any
     if not _is_task(msg):
-        fields: dict[str, Any] = {
-            "appId": cfg.app_id,
-            "templateId": msg.template_id,
-            "signName": msg.sign_name,
-            "phone": dialect.encrypt_phone(cfg.app_secret, msg.to[0]),
+        body = dto.SendSmsRequest(
+            appId=cfg.app_id,
+            templateId=msg.template_id,
+            signName=msg.sign_name,
+            phone=dialect.encrypt_phone(cfg.app_secret, msg.to[0]),
             # the vendor holds these in a TreeMap: send them in that (sorted) order
-            "params": dict(sorted(params.items())),
-        }
+            params=dict(sorted(params.items())),
+        )
         path = SEND_SMS_PATH
     else:
         when = msg.send_at_china() if msg.send_at is not None else ctx.now_china()
         plan_time = when.strftime("%Y-%m-%d %H:%M:%S")
-        fields = {
-            "appId": cfg.app_id,
-            "name": task_name(ctx, msg, plan_time),
-            "templateId": msg.template_id,
-            "signName": msg.sign_name,
-            "planTime": plan_time,
-            "phones": dialect.encrypt_phone(cfg.app_secret, ",".join(msg.to)),
-            "params": params,  # order kept: the vendor substitutes in this order
-        }
+        body = dto.SendSmsTaskRequest(
+            appId=cfg.app_id,
+            name=task_name(ctx, msg, plan_time),
+            templateId=msg.template_id,
+            signName=msg.sign_name,
+            planTime=plan_time,
+            phones=dialect.encrypt_phone(cfg.app_secret, ",".join(msg.to)),
+            params=params,  # order kept: the vendor substitutes in this order
+        )
         path = SEND_TASK_PATH
     return HttpRequest(method="POST", url=ctx.url(path),
                        headers={"Content-Type": "application/json;charset=UTF-8"},
-                       body=dialect.encode_body(fields))
+                       body=dialect.encode_body(dto.unstructure(body)))
 
 
 @hookimpl
@@ -265,18 +266,22 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
     try:
         data = response.json()
     except ValueError:
-        data = None
-    if not isinstance(data, dict) or data.get("code") is None:
-        raise ProviderError(f"juse answered HTTP {response.status} without a code", code=f"HTTP{response.status}",
-                            not_sent=False, provider=NAME)
-    code = str(data["code"])
-    request_id = data.get("requestId")
-    if code != "200":
-        mes = str(data.get("mes") or data.get("detail") or "")
-        raise classify(ctx.config, code, mes, request_id)
+        problem = "body: not JSON"
+    else:
+        try:
+            answer = dto.structure(data, dto.JuseAnswer)
+        except dto.Malformed as exc:
+            problem = str(exc)
+        else:
+            problem = None
+    if problem is not None:
+        raise ProviderError(f"juse answered HTTP {response.status} without a readable code ({problem})",
+                            code=f"HTTP{response.status}", not_sent=False, provider=NAME)
+    request_id = _opt_str(answer.requestId)
+    if answer.code != "200":
+        raise classify(ctx.config, answer.code, answer.mes or answer.detail or "", request_id)
     if operation is Operation.SEND:
-        return SendReply(message_id=_message_id(data.get("data"), request_id),
-                         request_id=None if request_id in (None, "") else str(request_id))
+        return SendReply(message_id=_message_id(answer.data, request_id), request_id=request_id)
     return None
 
 
@@ -339,11 +344,11 @@ def verify_callback(ctx: Any, request: Any) -> bool:
         body = request.json()
     except ValueError:
         return _refuse(ctx, "body is not JSON")
-    if not isinstance(body, dict):
-        return _refuse(ctx, "body is not a JSON object")
-    app_id, kind = body.get("appId"), body.get("type")
-    if not isinstance(app_id, str) or not isinstance(kind, str):
-        return _refuse(ctx, "appId or type missing")
+    try:
+        push = dto.structure(body, dto.JusePush)
+    except dto.Malformed as exc:
+        return _refuse(ctx, f"appId or type missing ({exc})")
+    app_id, kind = push.appId, push.type
     if not hmac.compare_digest(app_id.encode("utf-8"), cfg.app_id.encode("utf-8")):
         return _refuse(ctx, "appId is not ours")
     try:
@@ -379,51 +384,27 @@ def _status(value: Any) -> Status:
         return Status.UNKNOWN
 
 
-def _report(item: Mapping[str, Any]) -> DeliveryReport:
-    return DeliveryReport(provider=NAME, message_id=_opt_str(item.get("sendRecordId")), phone=None,
-                          status=_status(item.get("sendStatus")), raw_status=_opt_str(item.get("sendStatus")),
-                          description=_opt_str(item.get("remark")), reported_at=_opt_str(item.get("reportDate")),
-                          raw=dict(item))
+def _report(record: dto.SendSmsRecordDto, raw: Mapping[str, Any]) -> DeliveryReport:
+    return DeliveryReport(provider=NAME, message_id=_opt_str(record.sendRecordId), phone=None,
+                          status=_status(record.sendStatus), raw_status=_opt_str(record.sendStatus),
+                          description=_opt_str(record.remark), reported_at=_opt_str(record.reportDate),
+                          raw=dict(raw))
 
 
-def _int(item: Mapping[str, Any], key: str) -> int:
-    value = item.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise TypeError(key)
-    return int(value)
+def _task(task: dto.SendSmsTaskDto, raw: Mapping[str, Any]) -> TaskSummary:
+    return TaskSummary(provider=NAME, task_id=task.sendTaskId, total=task.totalCount, sent=task.sendCount,
+                       failed=task.failCount, raw=dict(raw))
 
 
-def _task(item: Mapping[str, Any]) -> TaskSummary:
-    task_id = item.get("sendTaskId")
-    if task_id in (None, ""):
-        raise KeyError("sendTaskId")
-    return TaskSummary(provider=NAME, task_id=str(task_id), total=_int(item, "totalCount"),
-                       sent=_int(item, "sendCount"), failed=_int(item, "failCount"), raw=dict(item))
-
-
-def _inbound(cfg: Any, item: Mapping[str, Any]) -> InboundMessage:
-    mobile = str(item["mobile"])
+def _inbound(cfg: Any, item: dto.SmsDeliverDto, raw: Mapping[str, Any]) -> InboundMessage:
+    mobile = item.mobile
     if not mobile.isdigit():  # the document is silent on inbound encryption: take either form
         try:
             mobile = dialect.decrypt_phone(cfg.app_secret, mobile)
         except ValueError:
             pass
-    content = item.get("content")
-    if not isinstance(content, str):
-        raise TypeError("content")
-    return InboundMessage(provider=NAME, phone=mobile, content=content, received_at=_opt_str(item.get("sendTime")),
-                          service_code=_opt_str(item.get("addSerial")), raw=dict(item))
-
-
-def _items(body: Mapping[str, Any], key: str) -> list:
-    items = body.get(key)
-    if items is None:
-        return []
-    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-        raise TypeError(key)
-    return items
+    return InboundMessage(provider=NAME, phone=mobile, content=item.content, received_at=_opt_str(item.sendTime),
+                          service_code=_opt_str(item.addSerial), raw=dict(raw))
 
 
 #: the answer the document asks of the receiver
@@ -434,22 +415,28 @@ ACK = {"code": 200, "mes": "success", "data": None, "requestId": None}
 def parse_callback(ctx: Any, request: Any) -> CallbackResult:
     try:
         body = request.json()
-        if not isinstance(body, dict):
-            raise TypeError("body")
-        kind = body.get("type")
-        # the lists are read by their names (the document's table pairs two of them with the wrong type)
-        if kind == "sms_report":
-            events: list[Any] = [_report(i) for i in _items(body, "sendSmsRecordDtoList")]
-        elif kind == "sms_task_report":
-            task = body.get("sendSmsTaskDto")
-            if not isinstance(task, Mapping):
-                raise KeyError("sendSmsTaskDto")
-            events = [_task(task)]
-        elif kind == "sms_deliver":
-            events = [_inbound(ctx.config, i) for i in _items(body, "smsDeliverDtoList")]
-        else:  # a type added later: acknowledge it so the vendor does not retry, but carry nothing
-            _log().warning("smsgate.callback.unknown_type", provider=ctx.provider, type=str(kind)[:40])
-            events = []
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValidationError(f"juse push is malformed: {type(exc).__name__} {exc}", field="body") from None
+    except ValueError:
+        raise ValidationError("juse push is malformed: body: not JSON", field="body") from None
+    kind = body.get("type") if isinstance(body, dict) else None
+    # the lists are read by their names (the document's table pairs two of them with the wrong type)
+    cls = dto.PUSH_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None and isinstance(body, dict):
+        # a type added later: acknowledge it so the vendor does not retry, but carry nothing
+        _log().warning("smsgate.callback.unknown_type", provider=ctx.provider, type=str(kind)[:40])
+        return CallbackResult(events=[], response=HttpResponse.of_json(ACK))
+    try:
+        push = dto.structure(body, cls or dto.JusePush)
+    except dto.Malformed as exc:
+        raise ValidationError(f"juse push is malformed: {exc}", field="body") from None
+    events: list[Any]
+    if isinstance(push, dto.SmsReportPush):
+        raws = body.get("sendSmsRecordDtoList") or []
+        events = [_report(r, raw) for r, raw in zip(push.sendSmsRecordDtoList or (), raws)]
+    elif isinstance(push, dto.SmsTaskReportPush):
+        events = [_task(push.sendSmsTaskDto, body["sendSmsTaskDto"])]
+    elif isinstance(push, dto.SmsDeliverPush):
+        raws = body.get("smsDeliverDtoList") or []
+        events = [_inbound(ctx.config, i, raw) for i, raw in zip(push.smsDeliverDtoList or (), raws)]
+    else:  # pragma: no cover - a body that is not an object never structures
+        events = []
     return CallbackResult(events=events, response=HttpResponse.of_json(ACK))
