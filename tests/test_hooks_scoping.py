@@ -110,3 +110,29 @@ def test_fixed_clock_and_nonce_reach_the_hooks():
     from smsgate.default_plugins.loopback import signature
 
     assert signed.header("X-Signature") == signature("demo-secret", "1726631416", "n-1", req.body)
+
+
+def test_hook_call_monitoring_sees_every_provider_hook_call():
+    seen = []
+    gw = Gateway({"providers": {"loopback": {}}})
+    undo = gw.plugins.pm.add_hookcall_monitoring(lambda name, impls, kwargs: seen.append(name),
+                                                 lambda outcome, name, impls, kwargs: None)
+    try:
+        assert gw.send(Message(to=["13800138000"], text="hi")).ok
+    finally:
+        undo()
+    assert ["build_request", "sign", "transmit", "parse_response"] == [
+        n for n in seen if n in ("build_request", "sign", "transmit", "parse_response")]
+
+
+def test_registering_a_wrapper_after_first_use_takes_effect():
+    gw = Gateway({"providers": {"loopback": {}}})
+    assert gw.send(Message(to=["13800138000"], text="hi")).ok  # scoped callers built here
+    recorder = Recorder()
+    gw.plugins.register(recorder, name="late-recorder")
+    assert gw.send(Message(to=["13800138000"], text="hi")).ok
+    assert ("loopback", 0, "transmit") in recorder.stages
+    gw.plugins.unregister(recorder)
+    recorder.stages.clear()
+    assert gw.send(Message(to=["13800138000"], text="hi")).ok
+    assert recorder.stages == []

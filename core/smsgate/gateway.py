@@ -124,12 +124,12 @@ class Gateway:
         check_content(message, caps, name)
         hooks = self.plugins.hooks_for(entry.spec.name)
         ctx0 = self.context(name, operation)
-        if hooks.validate_message.get_hookimpls():  # skipped when no plugin has anything to say
+        if hooks.validate_message.implemented:  # skipped when no plugin has anything to say
             replaced = hooks.validate_message(ctx=ctx0, message=message)
             if replaced is not None:
                 message = replaced
         limit = None
-        if hooks.request_limit.get_hookimpls():
+        if hooks.request_limit.implemented:
             limit = hooks.request_limit(ctx=ctx0, operation=operation)
         batches = plan(message, limit or caps.limit(operation))
         results = execute_send(

@@ -64,6 +64,8 @@ class PluginManager:
     def __init__(self, *, load_entrypoints: bool = True, environ: dict[str, str] | None = None):
         self.pm = pluggy.PluginManager("smsgate")
         self.pm.add_hookspecs(hookspecs)
+        # pluggy's own call machinery, before any hook-call monitoring replaces it
+        self._plain_hookexec = getattr(self.pm, "_inner_hookexec", None)
         self.providers: dict[str, ProviderEntry] = {}
         self.broken: list[BrokenPlugin] = []
         self._callers: dict[str, Any] = {}
@@ -150,7 +152,9 @@ class PluginManager:
                 mine = self.provider(provider).plugin
                 others = [e.plugin for e in self.providers.values() if e.plugin is not mine]
                 caller = _ScopedHooks(
-                    {h: self.pm.subset_hook_caller(h, remove_plugins=others) for h in PROVIDER_HOOKS}
+                    {h: _ScopedHook(self.pm, self.pm.subset_hook_caller(h, remove_plugins=others),
+                                    self._plain_hookexec)
+                     for h in PROVIDER_HOOKS}
                 )
                 self._callers[provider] = caller
             return caller
@@ -166,3 +170,43 @@ class PluginManager:
 class _ScopedHooks:
     def __init__(self, callers: dict[str, Any]):
         self.__dict__.update(callers)
+
+
+class _ScopedHook:
+    """A provider-scoped hook caller (pluggy's ``subset_hook_caller``) with a direct path.
+
+    Every send runs several hooks per request; pluggy's general machinery (argument checks,
+    multicall, wrapper bookkeeping) is most of the pipeline's own cost. When no wrapper of either
+    style is registered for this hook and no hook-call monitoring is on, calling the
+    implementations in pluggy's order and returning the first non-None result is exactly what
+    pluggy does for a ``firstresult`` hook, so that is done directly. Anything else goes through
+    pluggy. The implementation list is fixed when the scoped caller is built; the manager rebuilds
+    it whenever a plugin is registered or unregistered through :class:`PluginManager`.
+    """
+
+    __slots__ = ("_pm", "_caller", "_direct", "_plain", "implemented")
+
+    def __init__(self, pm: pluggy.PluginManager, caller: Any, plain_hookexec: Any):
+        self._pm = pm
+        self._caller = caller
+        self._plain = plain_hookexec
+        impls = caller.get_hookimpls()
+        self.implemented = bool(impls)  #: any implementation (provider's or wrapper) at all
+        direct = None
+        if plain_hookexec is not None and not any(i.wrapper or i.hookwrapper for i in impls):
+            # pluggy calls implementations last-registered first (tryfirst/trylast already sorted)
+            direct = tuple((i.function, tuple(i.argnames)) for i in reversed(impls))
+        self._direct = direct
+
+    def __call__(self, **kwargs: Any) -> Any:
+        direct = self._direct
+        if direct is None or self._pm._inner_hookexec is not self._plain:
+            return self._caller(**kwargs)
+        for function, argnames in direct:
+            result = function(*[kwargs[name] for name in argnames])
+            if result is not None:
+                return result
+        return None
+
+    def get_hookimpls(self) -> list[Any]:
+        return self._caller.get_hookimpls()
