@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+from typing import Any, Tuple
 
 import attrs
 
@@ -42,7 +42,7 @@ from smsgate import (
     secret,
 )
 
-from . import dialect
+from . import dialect, dto
 
 NAME = "opass"
 DEFAULT_BASE_URL = "https://opassapi.infocloud.cc"
@@ -147,19 +147,24 @@ def _common(message: Any) -> dict[str, Any]:
     }
 
 
-def send_fields(operation: Operation, message: Any) -> dict[str, Any]:
-    """The body fields of one send request (None = left out)."""
+def send_body(operation: Operation, message: Any) -> Any:
+    """The body of one send request: a :class:`dto.SendRequest` or :class:`dto.SendBatchRequest`."""
     if operation is Operation.SEND_BATCH:
         phones = list(message.to)
         params = [list(message.personal[p]) for p in phones]
         if not any(params):
             # the document: a template without variables takes ["",""], one "" per phone
             params = ["" for _ in phones]
-        return {"phonesJson": dialect.json_text(phones), **_common(message),
-                "templateParamJson": dialect.json_text(params)}
+        return dto.SendBatchRequest(phonesJson=dialect.json_text(phones), **_common(message),
+                                    templateParamJson=dialect.json_text(params))
     params = list(message.params or ())
-    return {"phones": ",".join(message.to), **_common(message),
-            "templateParam": dialect.json_text(params) if params else None}
+    return dto.SendRequest(phones=",".join(message.to), **_common(message),
+                           templateParam=dialect.json_text(params) if params else None)
+
+
+def send_fields(operation: Operation, message: Any) -> dict[str, Any]:
+    """The body fields of one send request (None = left out)."""
+    return dto.unstructure(send_body(operation, message))
 
 
 @hookimpl
@@ -167,19 +172,20 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest |
     path = PATHS.get(operation)
     if path is None:
         return None
+    body: Any
     if operation in (Operation.SEND, Operation.SEND_BATCH):
-        fields = send_fields(operation, payload)
+        body = send_body(operation, payload)
     elif operation is Operation.PULL_REPORTS:
         ids = list(dict.fromkeys(payload.message_ids)) if payload is not None else []
         if len(ids) > MAX_PULL_IDS:
             raise ValidationError(f"opass takes at most {MAX_PULL_IDS} msgIds a report query; got {len(ids)}: "
                                   "query them in parts", field="message_ids")
-        fields = {"msgId": ",".join(ids) or None, "bid": getattr(payload, "biz_id", None) or None}
+        body = dto.ArriveResQuery(msgId=",".join(ids) or None, bid=getattr(payload, "biz_id", None) or None)
     else:
-        fields = {}
+        body = dto.ResidueValueQuery()
     return HttpRequest(method="POST", url=ctx.url(path),
                        headers={"Content-Type": "application/json;charset=UTF-8"},
-                       body=dialect.body_bytes(fields))
+                       body=dialect.body_bytes(dto.unstructure(body)))
 
 
 def signed_headers(config: Any, timestamp_ms: int, nonce: str) -> dict[str, str]:
@@ -242,15 +248,18 @@ def _clean(value: Any) -> str | None:
     return None if text in ("", "null", "None") else text
 
 
-def _answer(response: HttpResponse) -> dict[str, Any]:
+def _answer(response: HttpResponse) -> dto.SmsResponse:
     try:
         data = response.json()
     except ValueError:
-        data = None
-    if not isinstance(data, dict) or "code" not in data:
-        raise ProviderError(f"opass answered HTTP {response.status} without a code", code=f"HTTP{response.status}",
-                            not_sent=False, provider=NAME)
-    return data
+        problem = "body: not JSON"
+    else:
+        try:
+            return dto.structure(data, dto.SmsResponse)
+        except dto.Malformed as exc:
+            problem = str(exc)
+    raise ProviderError(f"opass answered HTTP {response.status} without a code ({problem})",
+                        code=f"HTTP{response.status}", not_sent=False, provider=NAME)
 
 
 def _split_phones(text: Any) -> list[str]:
@@ -271,15 +280,20 @@ def _phones_of(request: HttpRequest, operation: Operation) -> list[str]:
     return [p for p in str(fields.get("phones") or "").split(",") if p]
 
 
-def _send_reply(data: dict[str, Any], request: HttpRequest, operation: Operation, request_id: str | None) -> SendReply:
-    body = data.get("data")
-    if not isinstance(body, dict):
+def _send_reply(answer: dto.SmsResponse, request: HttpRequest, operation: Operation,
+                request_id: str | None) -> SendReply:
+    if answer.data is None:
         raise ProviderError("opass answered 200 without data", code="200", not_sent=False,
                             request_id=request_id, provider=NAME)
-    msg_id = _clean(body.get("msgId") if "msgId" in body else body.get("msgid"))
-    desc = _clean(body.get("desc"))
+    try:
+        body = dto.structure(answer.data, dto.MessageSendResVo, path="$.data")
+    except dto.Malformed as exc:
+        raise ProviderError(f"opass answered 200 with unreadable data ({exc})", code="200", not_sent=False,
+                            request_id=request_id, provider=NAME) from None
+    msg_id = _clean(body.msgId if body.msgId is not None else body.msgid)
+    desc = _clean(body.desc)
     phones = _phones_of(request, operation)
-    failed = set(_split_phones(body.get("failPhones")))
+    failed = set(_split_phones(body.failPhones))
     reason = Reason(code="failPhones", message=desc or "the vendor refused this number (failPhones)")
     rejected = {p: reason for p in phones if p in failed}
     if msg_id is None and len(rejected) < len(phones):
@@ -299,61 +313,70 @@ def status_of(word: Any) -> Status:
     return Status.DELIVERED if text.upper() == "DELIVRD" else Status.FAILED
 
 
-def report_of(item: dict[str, Any]) -> DeliveryReport:
+def report_of(item: dto.ArriveInfoResVo, raw: Any) -> DeliveryReport:
     """One report of the pull (``arrive``) or of the push (``arriveResult``)."""
-    word = _clean(item.get("arriveResult", item.get("arrive")))
+    word = _clean(item.status_word)
     status = status_of(word)
     return DeliveryReport(
         provider=NAME,
-        message_id=_clean(item.get("msgId")),
-        phone=_clean(item.get("tel")),
+        message_id=_clean(item.msgId),
+        phone=_clean(item.tel),
         status=status,
         raw_status=word,
         description=None if status is Status.DELIVERED else word,
-        reported_at=_clean(item.get("arriveTime")),
-        biz_id=_clean(item.get("bid")),
-        raw=dict(item),
+        reported_at=_clean(item.arriveTime),
+        biz_id=_clean(item.bid),
+        raw=dict(raw),
     )
 
 
-def inbound_of(item: dict[str, Any]) -> InboundMessage:
+def inbound_of(item: dto.UplinkMessageDto, raw: Any) -> InboundMessage:
     return InboundMessage(
         provider=NAME,
-        phone=str(item["tel"]),
-        content=str(item.get("content") or ""),
-        received_at=_clean(item.get("arriveTime")),
-        service_code=_clean(item.get("srcId")),
-        raw=dict(item),
+        phone=item.tel,
+        content=item.content or "",
+        received_at=_clean(item.arriveTime),
+        service_code=_clean(item.srcId),
+        raw=dict(raw),
     )
+
+
+def _objects(data: Any) -> list[dict[str, Any]]:
+    """The objects of a query answer's ``data`` array (anything else in it is passed over, as the
+    reports a pull returns are returned only once: one odd item must not lose the others)."""
+    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
 
 #: the balance category that transactional templates draw from
 INDUSTRY_ITEM = "行业短信"
 
 
-def balance_of(data: dict[str, Any]) -> Balance:
-    items = data.get("data") or []
-    values = {str(i.get("itemName")): i.get("residueValue") for i in items if isinstance(i, dict)}
+def balance_of(answer: dto.SmsResponse) -> Balance:
+    raws = _objects(answer.data)
+    items = dto.structure(raws, Tuple[dto.ResidueValueResVo, ...], path="$.data")
+    values = {str(i.itemName): i.residueValue for i in items}
     amount = values.get(INDUSTRY_ITEM)
     if amount is None and values:
         amount = next(iter(values.values()))
     return Balance(provider=NAME, amount=amount, unit="messages",
-                   raw={"items": values, "requestId": data.get("requestId")})
+                   raw={"items": values, "requestId": answer.requestId})
 
 
 @hookimpl
 def parse_response(ctx: Any, operation: Operation, request: HttpRequest, response: HttpResponse) -> Any:
-    data = _answer(response)
-    request_id = _clean(data.get("requestId"))
-    code = str(data.get("code")).strip()
+    answer = _answer(response)
+    request_id = _clean(answer.requestId)
+    code = str(answer.code).strip()
     if code != "200":
-        raise classify(code, _clean(data.get("message")), request_id, response.status)
+        raise classify(code, _clean(answer.message), request_id, response.status)
     if operation in (Operation.SEND, Operation.SEND_BATCH):
-        return _send_reply(data, request, operation, request_id)
+        return _send_reply(answer, request, operation, request_id)
     if operation is Operation.PULL_REPORTS:
-        return [report_of(item) for item in (data.get("data") or []) if isinstance(item, dict)]
+        raws = _objects(answer.data)
+        items = dto.structure(raws, Tuple[dto.ArriveInfoResVo, ...], path="$.data")
+        return [report_of(item, raw) for item, raw in zip(items, raws)]
     if operation is Operation.BALANCE:
-        return balance_of(data)
+        return balance_of(answer)
     return None
 
 
@@ -367,13 +390,10 @@ def verify_callback(ctx: Any, request: Any) -> bool:
     protect the receiving URL as well (an unguessable path, the vendor's source IPs).
     """
     try:
-        data = request.json()
-    except (ValueError, UnicodeDecodeError):
+        key = dto.structure(request.json(), dto.PushSender).apiKey
+    except (ValueError, UnicodeDecodeError):  # not JSON, or dto.Malformed: no text apiKey
         return False
-    if not isinstance(data, dict):
-        return False
-    key = data.get("apiKey")
-    if not isinstance(key, str) or not key:
+    if not key:
         return False
     return hmac.compare_digest(key.encode("utf-8"), str(ctx.config.api_key).encode("utf-8"))
 
@@ -386,19 +406,16 @@ PUSH_ANSWER = {"code": 200, "message": "OK"}
 def parse_callback(ctx: Any, request: Any) -> CallbackResult:
     try:
         data = request.json()
-        items = data["data"]
-        if not isinstance(items, list):
-            raise TypeError("data is not a list")
-        events: list[Any] = []
-        for item in items:
-            if not isinstance(item, dict):
-                raise TypeError("data item is not an object")
-            if "content" in item or "srcId" in item:
-                events.append(inbound_of(item))
-            elif "arriveResult" in item or "arrive" in item:
-                events.append(report_of(item))
-            else:
-                raise KeyError("arriveResult")
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"opass push is malformed: {type(exc).__name__}: {exc}", field="body") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("opass push is malformed: body: not JSON", field="body") from None
+    try:
+        push = dto.structure(data, dto.OpassPush)
+    except dto.Malformed as exc:
+        raise ValidationError(f"opass push is malformed: {exc}", field="body") from None
+    events: list[Any] = []
+    for item, raw in zip(push.data, data["data"]):
+        if isinstance(item, dto.UplinkMessageDto):
+            events.append(inbound_of(item, raw))
+        else:
+            events.append(report_of(item, raw))
     return CallbackResult(events=events, response=HttpResponse.of_json(PUSH_ANSWER))
