@@ -22,7 +22,7 @@ _EXPORTS = {
     # plugin authoring
     "hookimpl": "hookspecs", "hookspec": "hookspecs",
     "Provider": "provider", "Capabilities": "provider", "HookContext": "provider",
-    "ProviderConfig": "config", "secret": "config",
+    "ProviderConfig": "config", "secret": "config", "Wire": "wire", "WireError": "wire",
     # utilities
     "normalise_phone": "phones", "mask_phone": "phones", "segments": "phones",
     # embedding
@@ -49,6 +49,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import ProviderConfig, secret
+    from .wire import Wire, WireError
     from .errors import (AuthError, ConfigError, InsufficientBalance, ProviderError, RateLimited, SmsError,
                          TransportError, ValidationError)
     from .gateway import Gateway

@@ -1,0 +1,191 @@
+"""Vendor JSON in and out of attrs classes through cattrs, strictly, with errors that name fields.
+
+A plugin declares its vendor's shapes as frozen attrs classes (attribute names may be the
+vendor's keys, or snake_case with the vendor's key as the attrs ``alias``) and one module-level
+:class:`Wire` (``WIRE = Wire(use_alias=True)``; the cattrs converter is built on first use).
+Reading is strict where cattrs' defaults are lenient:
+
+- an attrs class reads only a JSON object (cattrs would take any mapping-like or fail obscurely);
+- ``tuple[X, ...]`` and ``list[X]`` read only a JSON array (cattrs would iterate a string's letters
+  or an object's keys);
+- ``bool`` reads only a JSON boolean (cattrs would read the text ``"false"`` as True);
+- ``str`` reads only JSON text (cattrs would turn ``123`` or ``null`` into ``"123"``/``"None"``).
+
+:meth:`Wire.read` raises :class:`WireError` whose text names every field that was missing or wrong, by
+the vendor's key path: ``data[1].tel: missing; code: expected text, got int 200``. Values are
+never echoed beyond a short excerpt of the offending value itself.
+
+cattrs is imported only when a converter is built, so importing a plugin stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+
+class WireError(ValueError):
+    """A vendor JSON value that does not have the documented shape. ``str()`` names the fields."""
+
+
+def kind(value: Any) -> str:
+    """A short description of a JSON value for error messages: ``int 200``, ``text 'abc'``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {'true' if value else 'false'}"
+    if isinstance(value, str):
+        return f"text {value[:30]!r}"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return f"{type(value).__name__} {str(value)[:30]}"
+
+
+def _strict_str(value: Any, _: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise WireError(f"expected text, got {kind(value)}")
+
+
+def _strict_bool(value: Any, _: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise WireError(f"expected a JSON boolean, got {kind(value)}")
+
+
+def _is_homogeneous_sequence(t: Any) -> bool:
+    origin = getattr(t, "__origin__", None)
+    args = getattr(t, "__args__", None) or ()
+    if origin is tuple:
+        return len(args) == 2 and args[1] is Ellipsis
+    return origin is list and len(args) == 1
+
+
+def wire_converter(*, use_alias: bool = False, strict_str: bool = True,
+                   hooks: Mapping[Any, Callable[[Any, Any], Any]] | None = None) -> Any:
+    """A cattrs converter for one vendor's JSON.
+
+    ``use_alias``: read and write attrs classes by their fields' ``alias`` (the vendor's keys)
+    instead of their names. ``hooks``: extra structure hooks, by type (for instance a NewType
+    for the vendor's lenient id fields: ``{VendorId: lambda v, _: str(v)}``). Unstructuring
+    writes attrs classes as dicts in field order (the order a body's keys go on the wire).
+    """
+    from cattrs.errors import IterableValidationError, IterableValidationNote
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+
+    from .models import make_converter
+
+    conv = make_converter()
+    conv.register_structure_hook(bool, _strict_bool)
+    if strict_str:
+        conv.register_structure_hook(str, _strict_str)
+    for tp, hook in (hooks or {}).items():
+        conv.register_structure_hook(tp, hook)
+
+    def object_hook(cl: type) -> Callable[[Any, Any], Any]:
+        structure = make_dict_structure_fn(cl, conv, _cattrs_use_alias=use_alias,
+                                           _cattrs_detailed_validation=True)
+
+        def hook(value: Any, _: Any) -> Any:
+            if not isinstance(value, Mapping):
+                raise WireError(f"expected a JSON object, got {kind(value)}")
+            return structure(value, cl)
+
+        return hook
+
+    def sequence_hook(t: Any) -> Callable[[Any, Any], Any]:
+        item_type = t.__args__[0]
+        as_tuple = t.__origin__ is tuple
+
+        def hook(value: Any, _: Any) -> Any:
+            if not isinstance(value, list):
+                raise WireError(f"expected a JSON array, got {kind(value)}")
+            items, errors = [], []
+            for index, item in enumerate(value):
+                try:
+                    items.append(conv.structure(item, item_type))
+                except Exception as exc:  # collected, as cattrs does, so every bad item is named
+                    note = IterableValidationNote(f"Structuring {t!r} @ index {index}", index, item_type)
+                    exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+                    errors.append(exc)
+            if errors:
+                raise IterableValidationError(f"While structuring {t!r}", errors, t)
+            return tuple(items) if as_tuple else items
+
+        return hook
+
+    conv.register_structure_hook_factory(attrs.has, object_hook)
+    conv.register_structure_hook_factory(_is_homogeneous_sequence, sequence_hook)
+    conv.register_unstructure_hook_factory(
+        attrs.has, lambda cl: make_dict_unstructure_fn(cl, conv, _cattrs_use_alias=use_alias))
+    return conv
+
+
+def describe(exc: BaseException, *, use_alias: bool = False, path: str = "") -> list[str]:
+    """``"<key path>: <what is wrong>"`` for every error cattrs collected in ``exc``."""
+    from cattrs.errors import ClassValidationError, IterableValidationError
+
+    if isinstance(exc, ClassValidationError):
+        keys = {}
+        if attrs.has(exc.cl):
+            keys = {a.name: (a.alias if use_alias and a.alias else a.name) for a in attrs.fields(exc.cl)}
+        lines: list[str] = []
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            key = keys.get(note.name, note.name)
+            lines.extend(describe(sub, use_alias=use_alias, path=f"{path}.{key}" if path else key))
+        for sub in without:
+            lines.extend(describe(sub, use_alias=use_alias, path=path))
+        return lines
+    if isinstance(exc, IterableValidationError):
+        lines = []
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            lines.extend(describe(sub, use_alias=use_alias, path=f"{path}[{note.index!r}]"))
+        for sub in without:
+            lines.extend(describe(sub, use_alias=use_alias, path=path))
+        return lines
+    where = path or "body"
+    if isinstance(exc, KeyError):
+        return [f"{where}: missing"]
+    text = str(exc)
+    if isinstance(exc, (TypeError, AttributeError)) and not isinstance(exc, WireError):
+        text = "has the wrong type"  # cattrs' own messages here are about Python, not the JSON
+    return [f"{where}: {text or type(exc).__name__}"]
+
+
+class Wire:
+    """One vendor's JSON dialect: ``read`` parsed JSON into attrs classes, ``write`` them back.
+
+    The converter (:func:`wire_converter`) is built on first use, so a module-level ``Wire`` costs
+    nothing at import time.
+    """
+
+    def __init__(self, *, use_alias: bool = False, strict_str: bool = True,
+                 hooks: Mapping[Any, Callable[[Any, Any], Any]] | None = None):
+        self.use_alias = use_alias
+        self._options = {"use_alias": use_alias, "strict_str": strict_str, "hooks": dict(hooks or {})}
+        self._converter: Any = None
+
+    @property
+    def converter(self) -> Any:
+        if self._converter is None:
+            self._converter = wire_converter(**self._options)
+        return self._converter
+
+    def read(self, data: Any, cl: Any) -> Any:
+        """``data`` (parsed JSON) as ``cl``; raises :class:`WireError` naming every bad field."""
+        from cattrs.errors import BaseValidationError
+
+        try:
+            return self.converter.structure(data, cl)
+        except (BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise WireError("; ".join(describe(exc, use_alias=self.use_alias)) or "unreadable") from None
+
+    def write(self, value: Any) -> Any:
+        """An attrs value as JSON-ready data (dict keys in field order)."""
+        return self.converter.unstructure(value)
