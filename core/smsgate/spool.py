@@ -776,8 +776,7 @@ def event_line(item: SpooledEvent) -> dict[str, Any]:
         line.update(message_id=e.message_id, phone=e.phone, status=e.status.value, raw_status=e.raw_status,
                     description=e.description, reported_at=e.reported_at, biz_id=e.biz_id)
     elif item.kind == "inbound":
-        line.update(phone=e.phone, content=e.content, service_code=e.service_code,
-                    received_at=e.received_at or line["received_at"], spooled_at=line["received_at"])
+        line.update(phone=e.phone, content=e.content, service_code=e.service_code, sent_at=e.received_at)
     else:
         line.update(message_id=e.task_id, task_id=e.task_id, total=e.total, sent=e.sent, failed=e.failed)
     line["raw"] = e.raw
