@@ -15,7 +15,8 @@ import json
 import attrs
 
 from smsgate import (AuthError, Capabilities, InsufficientBalance, Operation, Provider, ProviderConfig,
-                     ProviderError, Reason, SendReply, HttpRequest, hookimpl, secret)
+                     ProviderError, Reason, SendReply, HttpRequest, Wire, WireError, hookimpl,
+                     secret)
 
 
 @attrs.frozen(kw_only=True)
@@ -55,13 +56,30 @@ def sign(ctx, operation, request):
                                                                                    request.body)})
 
 
+@attrs.frozen
+class AcmeAnswer:
+    """Acme's answer, read strictly: a missing or mistyped field is named in the error."""
+
+    status: str
+    batch: str | None = None
+    bad: tuple[str, ...] = ()
+    code: str | None = None
+    detail: str = ""
+
+
+WIRE = Wire()  # the cattrs converter is built on first use
+
+
 @hookimpl
 def parse_response(ctx, operation, request, response):
-    data = response.json()
-    if data.get("status") == "ok":
-        bad = {p: Reason(code="BAD_NUMBER", message="Acme refused this number") for p in data.get("bad", [])}
-        return SendReply(message_id=data["batch"], rejected=bad)
-    code, detail = data.get("code"), data.get("detail", "")
+    try:
+        answer = WIRE.read(response.json(), AcmeAnswer)
+    except (ValueError, WireError) as exc:  # unreadable: it may still have been taken
+        raise ProviderError(f"Acme answer (HTTP {response.status}) cannot be read: {exc}", not_sent=False)
+    if answer.status == "ok":
+        bad = {p: Reason(code="BAD_NUMBER", message="Acme refused this number") for p in answer.bad}
+        return SendReply(message_id=answer.batch, rejected=bad)
+    code, detail = answer.code, answer.detail
     if code == "AUTH":
         raise AuthError(f"Acme refused the credentials: {detail}", code=code, vendor_message=detail)
     if code == "FUNDS":
