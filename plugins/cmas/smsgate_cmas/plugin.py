@@ -113,7 +113,7 @@ def _post(ctx: Any, path: str, fields: Any) -> HttpRequest:
     """POST one of the request classes of :mod:`smsgate_cmas.wire` (keys in field order)."""
     return HttpRequest(method="POST", url=ctx.url(path),
                        headers={"Content-Type": "text/plain;charset=UTF-8"},
-                       body=dialect.encode_body(wire.unstructure(fields)))
+                       body=dialect.encode_body(wire.WIRE.write(fields)))
 
 
 @hookimpl
@@ -205,7 +205,7 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
     except ValueError:
         data = None
     # the rspcod alone decides a refusal, whatever the rest of the answer holds
-    rspcod = wire.structure(data, wire.AnswerCode).rspcod if isinstance(data, dict) else None
+    rspcod = wire.WIRE.read(data, wire.AnswerCode).rspcod if isinstance(data, dict) else None
     if rspcod not in (None, "success"):
         error = _error_for(rspcod)
         if error is not None:
@@ -232,7 +232,7 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
 
 def _send_reply(data: Any, rspcod: str | None) -> SendReply:
     try:
-        answer = wire.structure(data, wire.SubmitAnswer)
+        answer = wire.WIRE.read(data, wire.SubmitAnswer)
     except ValueError as exc:
         # the request may have been taken: the recipients become unknown
         raise ProviderError(f"cmas answer to a send could not be read: {exc}",
@@ -247,7 +247,7 @@ def _send_reply(data: Any, rspcod: str | None) -> SendReply:
 
 def _read_item(item: dict[str, Any], cls: type) -> Any:
     try:
-        return wire.structure(item, cls)
+        return wire.WIRE.read(item, cls)
     except ValueError as exc:  # not expected: every item field is optional text
         raise ProviderError(f"cmas pull answered an item that could not be read: {exc}",
                             code="ANSWER", not_sent=False, provider=NAME) from None

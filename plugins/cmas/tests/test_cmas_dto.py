@@ -62,13 +62,13 @@ def test_pull_items_are_read_leniently(scripted):
 
 
 def test_dto_classes_use_the_vendor_keys():
-    assert wire.structure({"rspcod": "success", "mgsGroup": "G", "success": True}, wire.SubmitAnswer) == \
+    assert wire.WIRE.read({"rspcod": "success", "mgsGroup": "G", "success": True}, wire.SubmitAnswer) == \
         wire.SubmitAnswer(rspcod="success", mgsGroup="G", success=True)
     req = wire.TmplSubmitRequest(ecName="e", apId="a", templateId="T", mobiles="1", params='[""]', sign="s",
                                  addSerial="")
-    assert list(wire.unstructure(req)) == ["ecName", "apId", "templateId", "mobiles", "params", "sign", "addSerial"]
+    assert list(wire.WIRE.write(req)) == ["ecName", "apId", "templateId", "mobiles", "params", "sign", "addSerial"]
     pull = wire.PullRequest(ecName="e", apId="a", secretKey="hidden")
-    assert wire.unstructure(pull) == {"ecName": "e", "apId": "a", "secretKey": "hidden"}
+    assert wire.WIRE.write(pull) == {"ecName": "e", "apId": "a", "secretKey": "hidden"}
     assert "hidden" not in repr(pull)
 
 

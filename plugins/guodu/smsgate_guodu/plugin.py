@@ -179,7 +179,7 @@ def submit_body(ctx: Any, message: Message) -> dict[str, str]:
     else:
         text = message.text or ""
     append_id = cfg.append_id if message.extend_code is None else str(message.extend_code)
-    return wire.unstructure(wire.SubmitRequest(
+    return wire.WIRE.write(wire.SubmitRequest(
         OperID=cfg.oper_id,
         OperPass=cfg.oper_pass,
         SendTime=dialect.send_time(message.send_at_china()),
@@ -221,7 +221,7 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
         raise ProviderError(f"guodu answered HTTP {response.status} with a body that is not JSON",
                             code=f"HTTP{response.status}", not_sent=False, provider=NAME) from None
     try:
-        answer = wire.structure(data, wire.SubmitAnswer)
+        answer = wire.WIRE.read(data, wire.SubmitAnswer)
     except ValueError as exc:
         # the request may have been taken: the recipients become unknown
         raise ProviderError(f"guodu answered HTTP {response.status} with an answer that cannot be read: {exc}",
@@ -298,7 +298,7 @@ def _is_report(item: Any) -> bool:
 
 def _report(index: int, item: dict[str, Any]) -> DeliveryReport:
     try:
-        report = wire.structure(item, wire.StatusReport)
+        report = wire.WIRE.read(item, wire.StatusReport)
     except ValueError as exc:
         raise ValidationError(f"guodu status report [{index}] cannot be read: {exc}", field="body") from None
     return DeliveryReport(

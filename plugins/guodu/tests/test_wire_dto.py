@@ -22,7 +22,7 @@ def parse(gw, answer):
 
 @pytest.mark.parametrize("answer,field", [
     ({"Result": "00"}, "ResultCode: missing"),
-    ({"ResultCode": True, "MsgId": "1"}, "ResultCode: expected a code as text or a number, got bool"),
+    ({"ResultCode": True, "MsgId": "1"}, "ResultCode: expected a code as text or a number, got boolean true"),
     ({"ResultCode": "  ", "MsgId": "1"}, "ResultCode: expected a code"),
     ({"ResultCode": ["00"]}, "ResultCode: expected a code"),
     ([{"ResultCode": "00"}], "expected a JSON object"),
@@ -43,9 +43,9 @@ def test_unreadable_answer_leaves_recipients_unknown_with_the_field_in_the_reaso
 
 
 def test_answer_dto_reads_numbers_the_way_the_document_writes_codes():
-    assert wire.structure({"ResultCode": 3, "MsgId": 77}, wire.SubmitAnswer) == \
+    assert wire.WIRE.read({"ResultCode": 3, "MsgId": 77}, wire.SubmitAnswer) == \
         wire.SubmitAnswer(ResultCode="03", MsgId="77")
-    assert wire.structure({"ResultCode": -1}, wire.SubmitAnswer).result_code == "-1"
+    assert wire.WIRE.read({"ResultCode": -1}, wire.SubmitAnswer).result_code == "-1"
 
 
 def push(gw, items):
@@ -58,8 +58,8 @@ GOOD = {"msg": "ok", "mobile": "13800138000", "msgId": "1", "reportTime": "2022-
 
 
 @pytest.mark.parametrize("item,words", [
-    ({**GOOD, "status": "ok"}, ["[1]", "status: expected a number, got str 'ok'"]),
-    ({**GOOD, "status": True}, ["[1]", "status: expected a number, got bool"]),
+    ({**GOOD, "status": "ok"}, ["[1]", "status: expected a number, got text 'ok'"]),
+    ({**GOOD, "status": True}, ["[1]", "status: expected a number, got boolean true"]),
     ({k: v for k, v in GOOD.items() if k != "msgId"}, ["[1]", "msgId: missing"]),
     ({**GOOD, "mobile": ""}, ["[1]", "mobile: is empty"]),
     ({"status": None}, ["[1]", "msgId: missing", "mobile: missing", "status: expected a number"]),
