@@ -37,6 +37,7 @@ from smsgate import (
     Status,
     TaskSummary,
     ValidationError,
+    WireError,
     hookimpl,
     secret,
 )
@@ -201,7 +202,7 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest |
         path = SEND_TASK_PATH
     return HttpRequest(method="POST", url=ctx.url(path),
                        headers={"Content-Type": "application/json;charset=UTF-8"},
-                       body=dialect.encode_body(dto.unstructure(body)))
+                       body=dialect.encode_body(dto.WIRE.write(body)))
 
 
 @hookimpl
@@ -269,8 +270,8 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
         problem = "body: not JSON"
     else:
         try:
-            answer = dto.structure(data, dto.JuseAnswer)
-        except dto.Malformed as exc:
+            answer = dto.WIRE.read(data, dto.JuseAnswer)
+        except WireError as exc:
             problem = str(exc)
         else:
             problem = None
@@ -345,8 +346,8 @@ def verify_callback(ctx: Any, request: Any) -> bool:
     except ValueError:
         return _refuse(ctx, "body is not JSON")
     try:
-        push = dto.structure(body, dto.JusePush)
-    except dto.Malformed as exc:
+        push = dto.WIRE.read(body, dto.JusePush)
+    except WireError as exc:
         return _refuse(ctx, f"appId or type missing ({exc})")
     app_id, kind = push.appId, push.type
     if not hmac.compare_digest(app_id.encode("utf-8"), cfg.app_id.encode("utf-8")):
@@ -425,8 +426,8 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
         _log().warning("smsgate.callback.unknown_type", provider=ctx.provider, type=str(kind)[:40])
         return CallbackResult(events=[], response=HttpResponse.of_json(ACK))
     try:
-        push = dto.structure(body, cls or dto.JusePush)
-    except dto.Malformed as exc:
+        push = dto.WIRE.read(body, cls or dto.JusePush)
+    except WireError as exc:
         raise ValidationError(f"juse push is malformed: {exc}", field="body") from None
     events: list[Any]
     if isinstance(push, dto.SmsReportPush):

@@ -27,7 +27,7 @@ def _push(body) -> CallbackRequest:
     ({"type": "sms_report", "sendSmsRecordDtoList": {"not": "a list"}},
      "sendSmsRecordDtoList: expected a JSON array, got an object"),
     ({"type": "sms_report", "sendSmsRecordDtoList": [{"sendRecordId": 1}, 1]},
-     "sendSmsRecordDtoList[1]: expected a JSON object, got the number 1"),
+     "sendSmsRecordDtoList[1]: expected a JSON object, got int 1"),
     ({"type": "sms_task_report"}, "sendSmsTaskDto: missing"),
     ({"type": "sms_task_report", "sendSmsTaskDto": "x"}, "sendSmsTaskDto: expected a JSON object"),
     ({"type": "sms_task_report", "sendSmsTaskDto": {"totalCount": 1}}, "sendSmsTaskDto.sendTaskId: missing"),
@@ -36,10 +36,10 @@ def _push(body) -> CallbackRequest:
     ({"type": "sms_task_report", "sendSmsTaskDto": {"sendTaskId": 1, "totalCount": "many"}},
      "sendSmsTaskDto.totalCount: expected a whole number, got text 'many'"),
     ({"type": "sms_task_report", "sendSmsTaskDto": {"sendTaskId": 1, "failCount": True}},
-     "sendSmsTaskDto.failCount: expected a whole number, got true"),
+     "sendSmsTaskDto.failCount: expected a whole number, got boolean true"),
     ({"type": "sms_deliver", "smsDeliverDtoList": [{"content": "x"}]}, "smsDeliverDtoList[0].mobile: missing"),
     ({"type": "sms_deliver", "smsDeliverDtoList": [{"mobile": "13800138000", "content": 5}]},
-     "smsDeliverDtoList[0].content: expected text, got the number 5"),
+     "smsDeliverDtoList[0].content: expected text, got int 5"),
 ])
 def test_malformed_push_names_the_field(make_gateway, body, words):
     with pytest.raises(ValidationError) as err:
@@ -66,11 +66,11 @@ def test_parse_callback_names_a_non_object_body(make_gateway):
 
 
 def test_pushes_are_read_into_the_documents_dtos():
-    push = dto.structure({"appId": "adrm", "type": "sms_task_report", "extensions": {},
+    push = dto.WIRE.read({"appId": "adrm", "type": "sms_task_report", "extensions": {},
                           "sendSmsTaskDto": {"sendTaskId": 1, "totalCount": "5", "sendCount": 3, "failCount": None}},
                          dto.SmsTaskReportPush)
     assert push.sendSmsTaskDto == dto.SendSmsTaskDto(sendTaskId="1", totalCount=5, sendCount=3, failCount=0)
-    push = dto.structure({"appId": "adrm", "type": "sms_report",
+    push = dto.WIRE.read({"appId": "adrm", "type": "sms_report",
                           "sendSmsRecordDtoList": [{"sendRecordId": 9, "sendStatus": 1, "reportDate": "d"}]},
                          dto.SmsReportPush)
     assert push.sendSmsRecordDtoList == (dto.SendSmsRecordDto(sendRecordId="9", sendStatus=1, reportDate="d"),)
@@ -94,6 +94,6 @@ def test_unreadable_answer_names_the_field(make_gateway, response, words):
 def test_request_classes_write_the_documents_field_order():
     body = dto.SendSmsTaskRequest(appId="adrm", name="n", templateId="T", signName="S",
                                   planTime="2024-09-18 10:00:00", phones="p", params={"b": "1", "a": "2"})
-    assert list(dto.unstructure(body)) == ["appId", "name", "templateId", "signName", "planTime", "phones",
-                                           "params"]
-    assert list(dto.unstructure(body)["params"]) == ["b", "a"]  # kept in the message's order
+    assert list(dto.WIRE.write(body)) == ["appId", "name", "templateId", "signName", "planTime", "phones",
+                                          "params"]
+    assert list(dto.WIRE.write(body)["params"]) == ["b", "a"]  # kept in the message's order
