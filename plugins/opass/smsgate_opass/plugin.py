@@ -38,6 +38,7 @@ from smsgate import (
     SendReply,
     Status,
     ValidationError,
+    WireError,
     hookimpl,
     secret,
 )
@@ -164,7 +165,7 @@ def send_body(operation: Operation, message: Any) -> Any:
 
 def send_fields(operation: Operation, message: Any) -> dict[str, Any]:
     """The body fields of one send request (None = left out)."""
-    return dto.unstructure(send_body(operation, message))
+    return dto.WIRE.write(send_body(operation, message))
 
 
 @hookimpl
@@ -185,7 +186,7 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest |
         body = dto.ResidueValueQuery()
     return HttpRequest(method="POST", url=ctx.url(path),
                        headers={"Content-Type": "application/json;charset=UTF-8"},
-                       body=dialect.body_bytes(dto.unstructure(body)))
+                       body=dialect.body_bytes(dto.WIRE.write(body)))
 
 
 def signed_headers(config: Any, timestamp_ms: int, nonce: str) -> dict[str, str]:
@@ -255,8 +256,8 @@ def _answer(response: HttpResponse) -> dto.SmsResponse:
         problem = "body: not JSON"
     else:
         try:
-            return dto.structure(data, dto.SmsResponse)
-        except dto.Malformed as exc:
+            return dto.WIRE.read(data, dto.SmsResponse)
+        except WireError as exc:
             problem = str(exc)
     raise ProviderError(f"opass answered HTTP {response.status} without a code ({problem})",
                         code=f"HTTP{response.status}", not_sent=False, provider=NAME)
@@ -286,8 +287,8 @@ def _send_reply(answer: dto.SmsResponse, request: HttpRequest, operation: Operat
         raise ProviderError("opass answered 200 without data", code="200", not_sent=False,
                             request_id=request_id, provider=NAME)
     try:
-        body = dto.structure(answer.data, dto.MessageSendResVo, path="$.data")
-    except dto.Malformed as exc:
+        body = dto.read_data(answer.data, dto.MessageSendResVo)
+    except WireError as exc:
         raise ProviderError(f"opass answered 200 with unreadable data ({exc})", code="200", not_sent=False,
                             request_id=request_id, provider=NAME) from None
     msg_id = _clean(body.msgId if body.msgId is not None else body.msgid)
@@ -353,7 +354,7 @@ INDUSTRY_ITEM = "行业短信"
 
 def balance_of(answer: dto.SmsResponse) -> Balance:
     raws = _objects(answer.data)
-    items = dto.structure(raws, Tuple[dto.ResidueValueResVo, ...], path="$.data")
+    items = dto.read_data(raws, Tuple[dto.ResidueValueResVo, ...])
     values = {str(i.itemName): i.residueValue for i in items}
     amount = values.get(INDUSTRY_ITEM)
     if amount is None and values:
@@ -373,7 +374,7 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
         return _send_reply(answer, request, operation, request_id)
     if operation is Operation.PULL_REPORTS:
         raws = _objects(answer.data)
-        items = dto.structure(raws, Tuple[dto.ArriveInfoResVo, ...], path="$.data")
+        items = dto.read_data(raws, Tuple[dto.ArriveInfoResVo, ...])
         return [report_of(item, raw) for item, raw in zip(items, raws)]
     if operation is Operation.BALANCE:
         return balance_of(answer)
@@ -390,8 +391,8 @@ def verify_callback(ctx: Any, request: Any) -> bool:
     protect the receiving URL as well (an unguessable path, the vendor's source IPs).
     """
     try:
-        key = dto.structure(request.json(), dto.PushSender).apiKey
-    except (ValueError, UnicodeDecodeError):  # not JSON, or dto.Malformed: no text apiKey
+        key = dto.WIRE.read(request.json(), dto.PushSender).apiKey
+    except (ValueError, UnicodeDecodeError):  # not JSON, or a WireError: no text apiKey
         return False
     if not key:
         return False
@@ -409,8 +410,8 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("opass push is malformed: body: not JSON", field="body") from None
     try:
-        push = dto.structure(data, dto.OpassPush)
-    except dto.Malformed as exc:
+        push = dto.WIRE.read(data, dto.OpassPush)
+    except WireError as exc:
         raise ValidationError(f"opass push is malformed: {exc}", field="body") from None
     events: list[Any] = []
     for item, raw in zip(push.data, data["data"]):

@@ -21,7 +21,7 @@ def _push(gateway, data: str) -> CallbackRequest:
 @pytest.mark.parametrize("data, words", [
     ('"x"', "data: expected a JSON array, got text 'x'"),
     ("null", "data: expected a JSON array, got null"),
-    ("[1]", "data[0]: expected a JSON object, got the number 1"),
+    ("[1]", "data[0]: expected a JSON object, got int 1"),
     ('[{"tel":"13800138000"}]', "data[0]: neither a report (arriveResult) nor an inbound SMS (content, srcId)"),
     ('[{"msgId":"1","tel":"13800138000","arriveResult":"DELIVRD"},{"content":"hi"}]', "data[1].tel: missing"),
 ])
@@ -75,17 +75,17 @@ def test_send_answer_with_unreadable_data_names_it(sim, make_gateway, signed_req
 
 
 def test_answers_are_read_into_the_documents_classes():
-    answer = dto.structure({"code": 200, "data": {"msgId": 822515453833289728, "failPhones": "1,2"},
+    answer = dto.WIRE.read({"code": 200, "data": {"msgId": 822515453833289728, "failPhones": "1,2"},
                             "requestId": "r"}, dto.SmsResponse)
     assert answer.code == 200 and answer.requestId == "r"
-    vo = dto.structure(answer.data, dto.MessageSendResVo)
+    vo = dto.read_data(answer.data, dto.MessageSendResVo)
     assert vo == dto.MessageSendResVo(msgId="822515453833289728", failPhones="1,2")
-    report = dto.structure({"msgId": "1", "tel": "13800138000", "arrive": "DELIVRD", "arriveTime": "2104091735"},
+    report = dto.WIRE.read({"msgId": "1", "tel": "13800138000", "arrive": "DELIVRD", "arriveTime": "2104091735"},
                            dto.ArriveInfoResVo)
     assert report.status_word == "DELIVRD"
 
 
 def test_request_classes_write_the_documents_field_order():
-    body = dto.unstructure(dto.SendRequest(phones="1", templateCode="T", bid="b", templateParam='["a"]'))
+    body = dto.WIRE.write(dto.SendRequest(phones="1", templateCode="T", bid="b", templateParam='["a"]'))
     assert list(body) == ["phones", "templateCode", "upExtendCode", "bid", "templateParam"]
-    assert dto.unstructure(dto.ResidueValueQuery()) == {}
+    assert dto.WIRE.write(dto.ResidueValueQuery()) == {}
