@@ -391,8 +391,12 @@ def verify_callback(ctx: Any, request: Any) -> bool:
     protect the receiving URL as well (an unguessable path, the vendor's source IPs).
     """
     try:
-        key = dto.WIRE.read(request.json(), dto.PushSender).apiKey
-    except (ValueError, UnicodeDecodeError):  # not JSON, or a WireError: no text apiKey
+        data = request.json()
+    except (ValueError, UnicodeDecodeError):  # not JSON at all: a malformed body (400), not a forgery
+        raise ValidationError("opass push is malformed: body: not JSON", field="body") from None
+    try:
+        key = dto.WIRE.read(data, dto.PushSender).apiKey
+    except ValueError:  # a WireError: no apiKey as text, so nothing vouches for this push
         return False
     if not key:
         return False

@@ -149,10 +149,16 @@ def test_push_with_another_api_key_is_refused(sim, gateway, receiver):
     assert isinstance(receiver.errors[0], AuthError)
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"data":[]}', b'{"apiKey":null,"data":[]}'])
+@pytest.mark.parametrize("body", [b"[]", b'{"data":[]}', b'{"apiKey":null,"data":[]}'])
 def test_unverifiable_push_is_refused(gateway, body):
     with pytest.raises(AuthError):
         gateway.handle_callback("opass", CallbackRequest(body=body))
+
+
+def test_a_body_that_is_not_json_is_malformed_not_forged(gateway):
+    with pytest.raises(ValidationError) as err:
+        gateway.handle_callback("opass", CallbackRequest(body=b"not json"))
+    assert err.value.field == "body"
 
 
 @pytest.mark.parametrize("data", ['"x"', "[1]", '[{"tel":"13800138000"}]', "null"])
