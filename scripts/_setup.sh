@@ -1,0 +1,17 @@
+# Sourced by demo.sh and test.sh: make $VENV with $PYTHON and define `install`, which keeps pip's
+# and the build backend's output in $VENV/install.log and shows it only when an install fails.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+"$PYTHON" -m venv "$VENV"
+log="$VENV/install.log"
+install() {
+  "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1 \
+    || { cat "$log" >&2; echo "install failed (log: $log)" >&2; exit 1; }
+}
+: >"$log"
+echo "setting up $VENV (pip log: $log)" >&2
+install --upgrade pip
+# every folder under $1... with a pyproject.toml, as `-e DIR` arguments
+editable() { for p in "$@"; do [ -f "$p/pyproject.toml" ] && printf -- '-e %s ' "$p"; done; return 0; }
