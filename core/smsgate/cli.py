@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", help='send time, "YYYY-MM-DD HH:MM:SS" China time')
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    for name, help_text in (("reports", "pull delivery reports once"), ("inbound", "pull inbound SMS once"),
+    for name, help_text in (("reports", "pull delivery reports once and print them (the vendor hands each out "
+                                        "once: they do not reach the spool; `smsgate poll` feeds it)"),
+                            ("inbound", "pull inbound SMS once and print them (not stored; see `smsgate poll`)"),
                             ("balance", "query the account balance")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="TOML config file (default: $SMSGATE_CONFIG)")
