@@ -117,7 +117,7 @@ class HookContext:
         return int(round(self.clock() * 1000))
 
     def nonce(self) -> str:
-        """A fresh nonce (uuid4 hex by default)."""
+        """A fresh nonce (32 random hex digits by default)."""
         return self.nonce_factory()
 
     def url(self, path: str) -> str:

@@ -95,9 +95,9 @@ def body_bytes(fields: Mapping[str, Any]) -> bytes:
 def digit_nonce(raw: str) -> str:
     """An ``x-nonce`` for ``raw``: the document wants digits, at least 10 of them.
 
-    A digit string of 10 or more is used as it is. Anything else (smsgate's default nonce is a
-    uuid4 hex) is turned, deterministically, into 18 digits without a leading zero: fits a Java
-    ``long`` on the vendor's side and keeps a fixed test nonce giving fixed bytes.
+    A digit string of 10 or more is used as it is. Anything else (smsgate's default nonce is 32
+    random hex digits) is turned, deterministically, into 18 digits without a leading zero: fits a
+    Java ``long`` on the vendor's side and keeps a fixed test nonce giving fixed bytes.
     """
     text = str(raw)
     if text.isdigit() and text.isascii() and len(text) >= 10:
