@@ -174,11 +174,29 @@ def structure_config(name: str, cls: type, raw: Mapping[str, Any], environ: Mapp
     try:
         return converter().structure(data, cls)
     except Exception as exc:  # a validator in the plugin's class refused a value
-        field = _failed_field(exc, fields)
+        field = _failed_field(exc, fields) or _field_refused_by_validator(fields, data)
         raise ConfigError(
             f"provider {name!r}: invalid value for field {field!r}" if field
             else f"provider {name!r}: invalid configuration value", provider=name, field=field
         ) from None
+
+
+def _field_refused_by_validator(fields: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:
+    """Run each field's own validator on its value alone, to name the one that refuses it."""
+    for fname, field in fields.items():
+        if field.validator is None or fname not in data:
+            continue
+        value = data[fname]
+        if field.converter is not None:
+            try:
+                value = field.converter(value)
+            except Exception:
+                return fname
+        try:
+            field.validator(None, field, value)
+        except Exception:
+            return fname
+    return None
 
 
 def _failed_field(exc: BaseException, fields: Mapping[str, Any]) -> str | None:

@@ -251,13 +251,16 @@ def classify(cfg: Any, code: str, mes: str, request_id: Any) -> ProviderError:
     low = mes.lower()
     # a header named, or verification words; not a bare 签名, which also means the SMS sign name
     auth_words = (f"x-{cfg.app_key}-".lower(), "验签", "appsecret", "密钥", "appid", "认证", "鉴权")
+    refused = code.isdigit() and 400 <= int(code) < 500
     if code in ("401", "403") or (code == "400" and any(w in low for w in auth_words)):
         return AuthError(f"juse refused the request's credentials or signature: {mes}", **kwargs)
+    # the words classify the error; only a 4xx code proves nothing was sent (a 5xx may come after
+    # the message center called its SMS vendor, whatever its text says)
     if code == "429" or "频繁" in mes:
-        return RateLimited(f"juse: too many requests: {mes}", **kwargs)
+        return RateLimited(f"juse: too many requests: {mes}", not_sent=refused, **kwargs)
     if "余额" in mes:
-        return InsufficientBalance(f"juse: balance exhausted: {mes}", **kwargs)
-    if code.isdigit() and 400 <= int(code) < 500:
+        return InsufficientBalance(f"juse: balance exhausted: {mes}", not_sent=refused, **kwargs)
+    if refused:
         return ProviderError(f"juse refused the request: {mes}", not_sent=True, **kwargs)
     return ProviderError(f"juse answered code {code}: {mes}", not_sent=False, **kwargs)
 

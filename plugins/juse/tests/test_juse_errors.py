@@ -174,6 +174,9 @@ def test_repeated_nonce_second_send_is_rejected(sim, make_gateway):
     (403, "无权限", "rejected", AuthError),
     (404, "接口不存在", "rejected", ProviderError),
     (0, "未知错误", "unknown", ProviderError),
+    # a 5xx may come after the SMS vendor was called: its words name the problem, not the outcome
+    (500, "第三方短信服务商响应超时,请求频繁", "unknown", RateLimited),
+    (503, "短信服务商返回:账户余额查询失败", "unknown", InsufficientBalance),
 ])
 def test_vendor_codes_are_classified(sim, make_gateway, code, mes, outcome, error):
     sim.fail_next(code, mes)
