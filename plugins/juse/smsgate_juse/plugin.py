@@ -373,7 +373,10 @@ def verify_callback(ctx: Any, request: Any) -> bool:
     return True
 
 
-#: sendStatus: 0 waiting, 1 sent, 2 sending, -1 failed
+#: sendStatus: 0 待发送 waiting, 1 已发送 sent, 2 发送中 sending, -1 发送失败 failed.
+#: For juse, DELIVERED means only that the message center reports the message sent (已发送,
+#: handed on towards the carrier), the strongest signal this vendor gives. It is not a handset
+#: receipt like an SMPP/CMPP DELIVRD: juse documents no 送达 state.
 SEND_STATUS = {1: Status.DELIVERED, -1: Status.FAILED, 0: Status.PENDING, 2: Status.PENDING}
 
 
