@@ -8,7 +8,11 @@ Where the document is silent the simulator decides (and ``docs/vendors/cmas.md``
 * a pull with a wrong account gets ``{"rspcod":"InvalidUsrOrPwd",...}`` instead of a list;
 * an empty or malformed ``sign`` is ``IllegalSignId``, a well-formed code the account does not
   own is ``NoSignId``;
-* answers are plain JSON (only requests are base64).
+* answers are plain JSON (only requests are base64);
+* a many-to-many submit with 1000 numbers or more gets ``TooManyMobiles``. The document limits
+  such a request to fewer than 1000 numbers but names no rspcod for it: it documents
+  ``TooManyMobiles`` only for more than 5000. The rspcod is the simulator's own pick, not the
+  platform's known answer.
 
 With ``tls=(certfile, keyfile)`` it serves HTTPS (the real platform's only scheme).
 """
@@ -155,6 +159,7 @@ class CmasSimulator(SimulatorServer):
                     or not all(_MOBILE.fullmatch(k) for k in personal)):
                 return self._answer("InvalidMessage")
             if len(personal) > _MAX_PERSONAL:
+                # own choice: the document gives no rspcod for this limit (TooManyMobiles is >5000)
                 return self._answer("TooManyMobiles")
             items = list(personal.items())
         else:

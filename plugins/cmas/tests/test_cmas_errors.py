@@ -78,6 +78,7 @@ def test_more_than_5000_mobiles_is_too_many_mobiles(sim):
 
 
 def test_1000_personalised_numbers_is_too_many_mobiles(sim):
+    # the simulator's own choice: the document names no rspcod for the many-to-many limit
     content = json.dumps({f"139{i:08d}": "hi" for i in range(1000)}, ensure_ascii=False)
     assert post(sim, "/sms/submit", submit_body(sim, "", content))["rspcod"] == "TooManyMobiles"
     content = json.dumps({f"139{i:08d}": "hi" for i in range(999)}, ensure_ascii=False)
