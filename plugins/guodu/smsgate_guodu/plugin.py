@@ -137,7 +137,7 @@ def _with_sign(text: str, sign: str) -> str:
 
 @hookimpl
 def validate_message(ctx: Any, message: Message) -> Message | None:
-    """Check AppendID; put the signature into the text, where Guodu expects it."""
+    """Check AppendID; put the signature into the text (smsgate's convention: Guodu has no sign field)."""
     if message.extend_code is not None and not _DIGITS.fullmatch(str(message.extend_code)):
         raise ValidationError("guodu: extend_code (AppendID) must be digits only", field="extend_code")
     if not message.sign_name:
