@@ -146,15 +146,23 @@ def test_unknown_provider_wrong_path_and_method(served):
 
 
 def test_installed_but_unconfigured_provider_is_404(tmp_path):
-    rc = Receiver(Gateway({"providers": {}}), spool=tmp_path / "s.sqlite3")
-    try:
-        body, headers = signed([report()])
-        from smsgate.models import CallbackRequest
+    from smsgate.default_plugins.loopback import LoopbackConfig
+    from smsgate.models import CallbackRequest
 
+    # only cmas-like config: the loopback plugin is installed but not configured. A push signed
+    # with the loopback's public default secret must not be verified, stored or dispatched.
+    rc = Receiver(Gateway({"providers": {}}), spool=tmp_path / "s.sqlite3", plugin_hooks=False)
+    got: list = []
+    rc.on_report(got.append, name="collect")
+    try:
+        default_secret = LoopbackConfig.__attrs_attrs__.api_secret.default
+        body, headers = signed([report("FORGED")], ts=time.time(), secret=default_secret)
         resp = rc.handle("loopback", CallbackRequest(headers=headers, body=body))
-        assert resp.status in (200, 401, 404)  # loopback has defaults: it is configured by default
+        assert resp.status == 404
         resp = rc.handle("nosuch", CallbackRequest(headers=headers, body=body))
         assert resp.status == 404
+        assert rc.drain()
+        assert got == [] and rc.spool.counts()["events"] == 0
     finally:
         rc.close()
 

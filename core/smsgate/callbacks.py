@@ -1,7 +1,8 @@
 """Receiving vendor pushes: delivery reports and inbound SMS.
 
-``POST {prefix}/<provider>`` (``prefix`` defaults to ``/callbacks``) for every configured or
-installed provider. For each push:
+``POST {prefix}/<provider>`` (``prefix`` defaults to ``/callbacks``) for every configured provider
+(a ``[providers.<name>]`` table in the config; an installed but unconfigured plugin answers 404,
+so a plugin's built-in defaults can never accept pushes nobody asked for). For each push:
 
 1. the provider's ``verify_callback`` (refused -> 401, nothing stored or dispatched);
 2. its ``parse_callback`` (malformed -> 400, nothing stored or dispatched);
@@ -223,7 +224,10 @@ class Receiver:
         return name or None
 
     def known(self, name: str) -> bool:
-        return name in self.gateway.settings.providers or name in self.gateway.plugins.providers
+        """True for a configured provider (a table in the config). Installed plugins that are not
+        configured are not routed: their defaults (e.g. the loopback's public demo secret) must
+        never verify a push."""
+        return name in self.gateway.settings.providers
 
     def handle(self, provider: str, request: CallbackRequest) -> HttpResponse:
         """Run one push through verify -> parse -> spool; return the vendor's answer. Never raises."""
