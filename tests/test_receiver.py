@@ -167,6 +167,32 @@ def test_installed_but_unconfigured_provider_is_404(tmp_path):
         rc.close()
 
 
+@pytest.mark.parametrize("body", [b"[" * 200_000 + b"]" * 200_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000],
+                         ids=["array", "object"])
+def test_deeply_nested_json_is_400_not_500(make_receiver, body):
+    from smsgate.models import CallbackRequest
+
+    rc = make_receiver()
+    ts = str(int(NOW))
+    headers = {"X-Timestamp": ts, "X-Nonce": "deep", "X-Signature": signature(SECRET, ts, "deep", body)}
+    resp = rc.handle("loopback", CallbackRequest(headers=headers, body=body))
+    assert resp.status == 400
+    assert rc.spool.counts()["events"] == 0
+
+
+def test_overflow_in_a_plugin_is_400_not_500(make_receiver, monkeypatch):
+    from smsgate.models import CallbackRequest
+
+    rc = make_receiver()
+
+    def overflow(*args, **kwargs):
+        raise OverflowError("timestamp out of range for platform time_t")
+
+    monkeypatch.setattr(rc.gateway, "handle_callback", overflow)
+    body, headers = signed([report()])
+    assert rc.handle("loopback", CallbackRequest(headers=headers, body=body)).status == 400
+
+
 def test_slow_handler_does_not_delay_the_answer(make_receiver):
     rc = make_receiver()
     release = threading.Event()

@@ -247,7 +247,9 @@ class Receiver:
         except ConfigError as exc:
             log.warning("smsgate.callback.unconfigured", provider=provider, error=str(exc))
             return _error(404, f"provider {provider!r} is not configured")
-        except (ValidationError, ValueError, KeyError, TypeError, AttributeError, IndexError, UnicodeError) as exc:
+        except (ValidationError, ValueError, KeyError, TypeError, AttributeError, IndexError, UnicodeError,
+                RecursionError, OverflowError) as exc:
+            # RecursionError: JSON nested thousands deep; OverflowError: numbers or times out of range
             # a plugin choking on a body it did not expect is still a malformed body, never a 500
             store.give_back()
             log.warning("smsgate.callback.malformed", provider=provider, error=f"{type(exc).__name__}: {exc}")
