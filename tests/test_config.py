@@ -108,3 +108,17 @@ def test_list_values_from_the_environment_are_comma_separated():
     _, config = Gateway({"providers": {"loopback": {}}},
                         environ={"SMSGATE_LOOPBACK_REJECT_NUMBERS": "13800138000, 13900139000"}).provider("loopback")
     assert config.reject_numbers == ["13800138000", "13900139000"]
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("base_url", "127.0.0.1:9/api", "absolute URL"),
+    ("base_url", "http://127.0.0.1:port/", "port"),
+    ("connect_timeout", -1, "more than 0"),
+    ("read_timeout", 0, "more than 0"),
+    ("connect_retries", -1, "0 or more"),
+    ("max_concurrency", 0, "1 or more"),
+])
+def test_common_keys_are_checked_when_loaded(key, value, words):
+    with pytest.raises(ConfigError) as err:
+        Gateway({"providers": {"loopback": {key: value}}}).provider("loopback")
+    assert err.value.field == key and key in str(err.value) and words in str(err.value)

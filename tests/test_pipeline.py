@@ -168,12 +168,26 @@ def test_refused_connection_is_rejected_after_retries():
     assert reason.code == "CONNECT" and reason.not_sent and "4 attempt" in reason.message
 
 
-def test_tls_is_verified_by_default():
-    with LoopbackSimulator() as sim:  # speaks plain HTTP: a TLS handshake with it must fail
+def test_a_tls_failure_that_is_not_the_certificate_is_unknown_and_not_resent():
+    with LoopbackSimulator() as sim:  # speaks plain HTTP: TLS with it fails
         gw = Gateway({"providers": {"loopback": {**sim.demo_config(), "base_url": sim.url.replace("http:", "https:")}}})
         result = gw.send(Message(to=["13800138000"], text="hi"))
-    assert result.rejected and result.rejected[0].reason.not_sent
-    assert "TLS" in result.rejected[0].reason.message
+    # urllib3 cannot say whether such a TLS error came before or after the request was written
+    assert result.unknown == ["13800138000"] and "TLS" in result.recipients[0].reason.message
+    assert not sim.requests
+
+
+def test_only_a_certificate_failure_proves_not_sent():
+    import ssl
+
+    from urllib3.exceptions import SSLError
+
+    from smsgate.transport import _certificate_refused
+
+    cert = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    assert _certificate_refused(SSLError(cert))
+    assert not _certificate_refused(SSLError(ssl.SSLError(1, "[SSL: BAD_RECORD_TYPE] bad record type")))
+    assert not _certificate_refused(SSLError(ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")))
 
 
 def test_pull_interval_is_respected():
@@ -198,3 +212,68 @@ def test_pull_interval_is_respected():
         gw.pull_reports("loopback")
     assert slept == [pytest.approx(0.2)]  # waited out the rest of the interval once, not the third time
     assert len(sim.requests) == 3
+
+
+def test_anything_raised_after_sending_leaves_that_request_unknown_and_keeps_the_others():
+    class Audit:
+        """An audit wrapper that refuses request 1's answer after the vendor took it."""
+
+        @hookimpl(wrapper=True)
+        def parse_response(self, ctx, operation, request, response):
+            result = yield
+            if ctx.request_index == 1:
+                raise ValidationError("audit: unexpected field in vendor answer")
+            return result
+
+    with LoopbackSimulator() as sim:
+        gw = Gateway({"providers": {"loopback": {**sim.demo_config(), "max_concurrency": 1}}})
+        gw.plugins.register(Audit())
+        result = gw.send(Message(to=[f"139{i:08d}" for i in range(150)], text="hi"))
+        assert len(sim.records) == 150  # the vendor took all of them
+    assert len(result.accepted) == 100 and len(result.unknown) == 50
+    assert all(not r.reason.not_sent for r in result.recipients if r.outcome is Outcome.UNKNOWN)
+
+
+def test_a_wrong_reply_type_is_unknown_not_an_exception():
+    class Odd:
+        @hookimpl(wrapper=True)
+        def parse_response(self, ctx, operation, request, response):
+            yield
+            return {"not": "a SendReply"}
+
+    with LoopbackSimulator() as sim:
+        gw = Gateway({"providers": {"loopback": sim.demo_config()}})
+        gw.plugins.register(Odd())
+        result = gw.send(Message(to=["13800138000"], text="hi"))
+    assert result.unknown == ["13800138000"] and result.recipients[0].reason.code == "PLUGIN"
+
+
+def test_pull_interval_counts_from_the_answer_and_holds_up_only_its_own_kind():
+    import attrs
+
+    from smsgate import Capabilities
+    from smsgate.default_plugins import loopback
+
+    caps = Capabilities(operations=loopback.CAPABILITIES.operations, max_recipients={Operation.SEND: 100},
+                        min_interval={Operation.PULL_REPORTS: 0.3}, text=True)
+    now, slept = [100.0], []
+
+    class SlowVendor:
+        @hookimpl(wrapper=True)
+        def transmit(self, ctx, request):
+            response = yield
+            now[0] += 0.2  # each answer takes 0.2 s of (fake) time
+            return response
+
+    with LoopbackSimulator() as sim:
+        gw = Gateway({"providers": {"loopback": sim.demo_config()}})
+        entry = gw.plugins.providers["loopback"]
+        gw.plugins.providers["loopback"] = attrs.evolve(entry, spec=attrs.evolve(entry.spec, capabilities=caps))
+        gw.plugins.register(SlowVendor())
+        gw.monotonic = lambda: now[0]
+        gw.sleep = lambda s: (slept.append(s), now.__setitem__(0, now[0] + s))
+        gw.pull_reports("loopback")
+        gw.balance("loopback")  # another kind: no wait
+        gw.pull_reports("loopback")
+    # 0.2 s passed (the balance call) since the first pull's answer: 0.1 s left to wait
+    assert slept == [pytest.approx(0.1)]

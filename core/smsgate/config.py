@@ -39,6 +39,16 @@ def is_secret(field: attrs.Attribute) -> bool:
     return bool(field.metadata.get(SECRET))
 
 
+class InvalidValue(ValueError):
+    """Raised by a Config class's own checks: names the field and says what is wrong, never quoting
+    the value (it may be a secret). ``structure_config`` turns it into a ConfigError."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
 @attrs.frozen(kw_only=True)
 class ProviderConfig:
     """Keys every provider has. A plugin's Config class subclasses this and adds its own.
@@ -52,6 +62,25 @@ class ProviderConfig:
     read_timeout: float = 15.0
     connect_retries: int = 2  #: extra attempts when the connection could not be made at all
     max_concurrency: int = 4  #: requests of one send in flight at once
+
+    def __attrs_post_init__(self) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(str(self.base_url))
+        if not parts.scheme or not parts.netloc:
+            raise InvalidValue("base_url", "must be an absolute URL such as https://host:port/path")
+        if parts.scheme in ("http", "https"):
+            try:
+                parts.port  # noqa: B018 - raises on a port that is not a number
+            except ValueError:
+                raise InvalidValue("base_url", "has a port that is not a number") from None
+        for name in ("connect_timeout", "read_timeout"):
+            if not getattr(self, name) > 0:
+                raise InvalidValue(name, "must be more than 0 seconds")
+        if self.connect_retries < 0:
+            raise InvalidValue("connect_retries", "must be 0 or more")
+        if self.max_concurrency < 1:
+            raise InvalidValue("max_concurrency", "must be 1 or more")
 
 
 def config_fields(cls: type) -> dict[str, attrs.Attribute]:
@@ -174,6 +203,10 @@ def structure_config(name: str, cls: type, raw: Mapping[str, Any], environ: Mapp
     try:
         return converter().structure(data, cls)
     except Exception as exc:  # a validator in the plugin's class refused a value
+        own = _own_check(exc)
+        if own is not None:
+            raise ConfigError(f"provider {name!r}: field {own.field!r} {own.problem}", provider=name,
+                              field=own.field) from None
         field = _failed_field(exc, fields) or _field_refused_by_validator(fields, data)
         raise ConfigError(
             f"provider {name!r}: invalid value for field {field!r}" if field
@@ -196,6 +229,18 @@ def _field_refused_by_validator(fields: Mapping[str, Any], data: Mapping[str, An
             field.validator(None, field, value)
         except Exception:
             return fname
+    return None
+
+
+def _own_check(exc: BaseException) -> InvalidValue | None:
+    pending = [exc]
+    while pending:
+        err = pending.pop()
+        if isinstance(err, InvalidValue):
+            return err
+        pending.extend(getattr(err, "exceptions", ()) or ())
+        if err.__cause__ is not None:
+            pending.append(err.__cause__)
     return None
 
 

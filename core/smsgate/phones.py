@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _SEPARATORS = re.compile(r"[\s\-()]+")
-_MOBILE = re.compile(r"1[3-9]\d{9}")
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")  # ASCII digits only: \d would take any script's digits
 
 
 def normalise_phone(raw: str) -> str | None:
     """Return the 11-digit mobile number, or None when ``raw`` is not a mainland mobile number.
 
-    Accepted: ``13800138000``, ``+86 138-0013-8000``, ``86 13800138000``, ``0086-13800138000``.
+    Accepted: ``13800138000``, ``+86 138-0013-8000``, ``86 13800138000``, ``0086-13800138000``, and
+    the same in full-width characters. Digits of other scripts are refused.
     """
     if not isinstance(raw, str):
         return None
-    text = _SEPARATORS.sub("", raw)
+    # full-width digits and signs (１３８…, ＋８６) come from Chinese input methods: fold them to ASCII
+    text = _SEPARATORS.sub("", unicodedata.normalize("NFKC", raw))
     if text.startswith("+86"):
         text = text[3:]
     elif text.startswith("0086"):

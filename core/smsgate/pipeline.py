@@ -154,15 +154,17 @@ def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any
                             provider=ctx.provider) from None
     if signed is not None:
         request = signed
+    # From here on the request may have left: only a TransportError or ProviderError that says so
+    # proves it did not; anything else raised (a wrapper's or a plugin's) leaves the outcome unknown.
     try:
         response = hooks.transmit(ctx=ctx, request=request)
-    except SmsError:
+    except (TransportError, ProviderError):
         raise
-    except Exception as exc:  # a transmit wrapper failed: the request may have left
+    except Exception as exc:
         raise TransportError(f"sending failed: {type(exc).__name__}: {exc}", not_sent=False) from None
     try:
         result = hooks.parse_response(ctx=ctx, operation=operation, request=request, response=response)
-    except SmsError:
+    except ProviderError:
         raise
     except Exception as exc:  # the answer could not be understood: it may still have been taken
         raise ProviderError(
@@ -182,9 +184,29 @@ def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any
     return result
 
 
+def _unknown(batch: Message, provider: str, log: Any, code: str, message: str,
+             request_id: str | None = None) -> list[RecipientResult]:
+    log.warning("smsgate.send.unknown", provider=provider, recipients=len(batch.to), phones=_masked(batch.to),
+                code=code, error=message, request_id=request_id)
+    reason = Reason(code=code, message=message, not_sent=False)
+    return [RecipientResult(phone=p, outcome=Outcome.UNKNOWN, reason=reason, request_id=request_id)
+            for p in batch.to]
+
+
 def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batch: Message,
                   index: int, log: Any) -> list[RecipientResult]:
-    ctx = make_ctx(index)
+    """One request's outcomes, one per recipient of ``batch``. Never raises: whatever goes wrong
+    becomes rejected (proven not sent) or unknown, so no other request's outcomes are lost."""
+    provider = "?"
+    try:
+        ctx = make_ctx(index)
+        provider = ctx.provider
+        return _send_outcomes(hooks, ctx, operation, batch, log)
+    except Exception as exc:  # anything unexpected: it may have happened after sending
+        return _unknown(batch, provider, log, "ERROR", f"{type(exc).__name__}: {exc}")
+
+
+def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, log: Any) -> list[RecipientResult]:
     provider = ctx.provider
     try:
         reply = run_request(hooks, ctx, operation, batch)
@@ -194,11 +216,7 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
             log.warning("smsgate.send.not_sent", provider=provider, recipients=len(batch.to),
                         phones=_masked(batch.to), attempts=exc.attempts, error=str(exc))
             return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason) for p in batch.to]
-        log.warning("smsgate.send.unknown", provider=provider, recipients=len(batch.to),
-                    phones=_masked(batch.to), error=str(exc))
-        return [RecipientResult(phone=p, outcome=Outcome.UNKNOWN,
-                                reason=Reason(code="TRANSPORT", message=str(exc), not_sent=False))
-                for p in batch.to]
+        return _unknown(batch, provider, log, "TRANSPORT", str(exc))
     except ProviderError as exc:
         code = exc.code or type(exc).__name__
         reason = Reason(code=code, message=exc.vendor_message or str(exc), not_sent=exc.not_sent)
@@ -207,13 +225,10 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
                         phones=_masked(batch.to), code=code, error=str(exc), request_id=exc.request_id)
             return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason, request_id=exc.request_id)
                     for p in batch.to]
-        log.warning("smsgate.send.unknown", provider=provider, recipients=len(batch.to),
-                    phones=_masked(batch.to), code=code, error=str(exc), request_id=exc.request_id)
-        return [RecipientResult(phone=p, outcome=Outcome.UNKNOWN, reason=reason, request_id=exc.request_id)
-                for p in batch.to]
+        return _unknown(batch, provider, log, code, reason.message, exc.request_id)
     if not isinstance(reply, SendReply):
-        raise ProviderError(f"provider {provider!r}: parse_response returned {type(reply).__name__}, "
-                            "not SendReply", not_sent=False, provider=provider)
+        return _unknown(batch, provider, log, "PLUGIN",
+                        f"provider {provider!r}: parse_response returned {type(reply).__name__}, not SendReply")
     results = []
     accepted = []
     for phone in batch.to:

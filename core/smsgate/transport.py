@@ -109,11 +109,21 @@ class Transport:
                     url=_safe_url(request.url),
                 ) from None
             except SSLError as exc:
-                # TLS failed during the handshake, before any request byte was written.
+                if _certificate_refused(exc):
+                    # verification happens in the handshake, before any request byte is written
+                    raise TransportError(
+                        f"the TLS certificate of {parts.netloc} could not be verified: {_short(exc)} "
+                        "(set verify_tls = false for this provider only if you must)",
+                        not_sent=True,
+                        attempts=attempts,
+                        url=_safe_url(request.url),
+                    ) from None
+                # urllib3 reports TLS errors of the handshake and of the exchange alike: this one
+                # may have come after the request was written
                 raise TransportError(
-                    f"TLS handshake with {parts.netloc} failed: {_short(exc)}"
-                    + (" (set verify_tls = false only if you must)" if verify else ""),
-                    not_sent=True,
+                    f"TLS failed talking to {parts.netloc} ({_short(exc)}); "
+                    "the request may have been taken, so it is not resent",
+                    not_sent=False,
                     attempts=attempts,
                     url=_safe_url(request.url),
                 ) from None
@@ -136,6 +146,24 @@ class Transport:
 
     def close(self) -> None:
         self.pool.clear()
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """True when the error is the server's certificate failing verification (a handshake-only error)."""
+    import ssl
+
+    seen: list[BaseException] = []
+    pending: list[Any] = [exc]
+    while pending:
+        err = pending.pop()
+        if not isinstance(err, BaseException) or err in seen:
+            continue
+        seen.append(err)
+        if isinstance(err, ssl.SSLCertVerificationError) or type(err).__name__ == "CertificateError":
+            return True
+        pending.extend(err.args)
+        pending.extend(e for e in (err.__cause__, err.__context__) if e is not None)
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _short(exc: BaseException) -> str:
