@@ -122,3 +122,12 @@ def test_common_keys_are_checked_when_loaded(key, value, words):
     with pytest.raises(ConfigError) as err:
         Gateway({"providers": {"loopback": {key: value}}}).provider("loopback")
     assert err.value.field == key and key in str(err.value) and words in str(err.value)
+
+
+def test_unreadable_config_files_are_config_errors(tmp_path):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('[providers.loopback]\napi_key = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        Gateway(str(bad))
+    with pytest.raises(ConfigError, match="directory"):
+        Gateway(str(tmp_path))

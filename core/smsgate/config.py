@@ -294,6 +294,10 @@ def _load_toml(path: str) -> dict[str, Any]:
         raise ConfigError(f"config path is a directory, not a file: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
 
 
 def settings_from_mapping(data: Mapping[str, Any], source: str | None = None) -> Settings:
