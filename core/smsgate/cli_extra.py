@@ -70,6 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if poller:
             poller.stop()
+            poller.join()  # a pull in flight stores what the vendor handed out before the spool closes
         receiver.close()
     print("smsgate: stopped", file=sys.stderr, flush=True)
     return 0

@@ -69,6 +69,7 @@ class Poller:
         self._stop = threading.Event()
         self._next: dict[tuple[str, Operation], float] = {}
         self._failures: dict[tuple[str, Operation], int] = {}
+        self._thread: threading.Thread | None = None
 
     def min_interval(self, name: str, op: Operation) -> float:
         entry, _ = self.gateway.provider(name)
@@ -134,7 +135,42 @@ class Poller:
     def stop(self) -> None:
         self._stop.set()
 
+    def shutdown_timeout(self, margin: float = 5.0) -> float:
+        """How long a pull already in flight may still take: the longest wait for a vendor's rate
+        limit plus its connect attempts and read timeout, plus ``margin``."""
+        longest = 0.0
+        for name, op in self.targets:
+            try:
+                _, config = self.gateway.provider(name)
+                connect = float(getattr(config, "connect_timeout", 5.0)) * (1 + int(getattr(config, "connect_retries", 0)))
+                read = float(getattr(config, "read_timeout", 15.0))
+            except Exception:
+                connect, read = 15.0, 15.0
+            longest = max(longest, self.min_interval(name, op) + connect + read)
+        return longest + margin
+
+    def join(self, timeout: float | None = None) -> bool:
+        """After :meth:`stop`: wait for the thread of :meth:`start_thread` to finish its pull in
+        flight (default :meth:`shutdown_timeout`). True when it finished."""
+        t = self._thread
+        if t is None:
+            return True
+        t.join(self.shutdown_timeout() if timeout is None else timeout)
+        if t.is_alive():
+            log.warning("smsgate.poll.still_running", hint="a pull did not finish before shutdown")
+            return False
+        return True
+
+    def _run_thread(self) -> None:
+        try:
+            self.run()
+        except SpoolError as exc:  # logged, not a traceback; what was pulled is at the vendor no more
+            log.error("smsgate.poll.spool_failed", error=str(exc), hint="polling stopped: the spool cannot be written")
+
     def start_thread(self) -> threading.Thread:
-        t = threading.Thread(target=self.run, name="smsgate-poller", daemon=True)
+        """Run :meth:`run` in a daemon thread. Stop it with :meth:`stop` then :meth:`join` before
+        closing the spool, so a pull in flight still stores what the vendor handed out."""
+        t = threading.Thread(target=self._run_thread, name="smsgate-poller", daemon=True)
+        self._thread = t
         t.start()
         return t
