@@ -205,3 +205,61 @@ def test_spool_reopens_its_connections_after_fork(spool):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert [e.event.message_id for e in spool.events()] == ["before", "child"]
+
+
+class FakeClock:
+    def __init__(self, now=1_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_slow_handler_keeps_its_lease_on_the_rows_it_has_not_run_yet(tmp_path):
+    """A worker leases several rows and runs them one by one; when the handler is slow the lease
+    must not run out under the rows still waiting (another worker would run them too)."""
+    clock = FakeClock()
+    spool = Spool(tmp_path / "s.sqlite3", clock=clock)
+    lease = 3.0
+    calls: list[str] = []
+    stolen: list[int] = []
+
+    def slow(report):
+        calls.append(report.message_id)
+        clock.now += lease * 0.6  # each call takes 60 % of the lease
+        # another worker (another process) looks for due rows now
+        got = spool.claim("slow", "other-host:1:x", 100, lease)
+        stolen.extend(e.id for e in got)
+
+    try:
+        d = Dispatcher(spool, [Handler(name="slow", fn=slow)], poll_interval=0.01, lease_seconds=lease)
+        spool.put([rep(f"M{i}") for i in range(8)])
+        d.start()
+        assert d.drain(30)
+        d.stop()
+        assert stolen == []
+        assert sorted(calls) == sorted(f"M{i}" for i in range(8))
+    finally:
+        spool.close()
+
+
+def test_rows_claimed_by_another_worker_after_expiry_are_skipped(tmp_path):
+    clock = FakeClock()
+    spool = Spool(tmp_path / "s.sqlite3", clock=clock)
+    calls: list[str] = []
+
+    def very_slow(report):
+        calls.append(report.message_id)
+        if report.message_id == "M0":
+            clock.now += 10.0  # longer than the whole lease: the others expire meanwhile
+            assert {e.event.message_id for e in spool.claim("h", "other-host:1:x", 100, 3.0)} == {"M1", "M2"}
+
+    try:
+        d = Dispatcher(spool, [Handler(name="h", fn=very_slow)], poll_interval=0.01, lease_seconds=3.0)
+        spool.put([rep(f"M{i}") for i in range(3)])
+        rows = spool.claim("h", d.owner, 10, 3.0)
+        d._run_items(d.handlers["h"], rows, clock.now + 3.0, lambda n: 1.0)
+        assert calls == ["M0"]  # M1 and M2 now belong to the other worker
+        assert spool.counts()["handlers"]["h"]["leased"] == 2
+    finally:
+        spool.close()

@@ -399,6 +399,28 @@ class Spool:
         return [SpooledEvent(id=r[0], provider=r[1], kind=r[2], source=r[3], spooled_at=r[4],
                              event=decode_event(r[2], r[5]), attempts=r[6]) for r in rows]
 
+    def renew(self, handler: str, owner: str, event_ids: Iterable[int], lease_seconds: float = 300.0) -> set[int]:
+        """Extend ``owner``'s lease on ``event_ids`` to now + ``lease_seconds``; return the ids it
+        still holds (a row whose lease expired and that another worker claimed is not among them)."""
+        ids = list(event_ids)
+        if not ids:
+            return set()
+        until = self.clock() + lease_seconds
+
+        def tx(conn: sqlite3.Connection) -> set[int]:
+            held: set[int] = set()
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                held.update(r[0] for r in conn.execute(
+                    f"SELECT event_id FROM deliveries WHERE handler=? AND owner=? AND state='leased' "
+                    f"AND event_id IN ({marks})", (handler, owner, *chunk)).fetchall())
+                conn.execute(f"UPDATE deliveries SET lease_until=? WHERE handler=? AND owner=? AND state='leased' "
+                             f"AND event_id IN ({marks})", (until, handler, owner, *chunk))
+            return held
+
+        return self._book_tx(tx)
+
     def complete(self, handler: str, event_ids: Iterable[int]) -> None:
         ids = list(event_ids)
         if not ids:
@@ -616,11 +638,15 @@ class Dispatcher:
             except Exception as exc:  # keep going; a locked spool now is fine later
                 log.warning("smsgate.spool.janitor_failed", error=str(exc))
 
+    #: rows a one-event-per-call handler leases at once (so its other workers get work too)
+    ITEM_CLAIM = 10
+
     def _work(self, handler: Handler) -> None:
         delay = backoff(handler.retry_base, handler.retry_cap)
         generation = self.spool.generation
-        limit = handler.batch_size if handler.batch else min(handler.batch_size, 50)
+        limit = handler.batch_size if handler.batch else max(1, min(handler.batch_size, self.ITEM_CLAIM))
         while not self._stop.is_set():
+            claimed_at = self.spool.clock()
             try:
                 batch = self.spool.claim(handler.name, self.owner, limit, self.lease_seconds)
             except Exception as exc:
@@ -634,11 +660,33 @@ class Dispatcher:
             if handler.batch:
                 self._run(handler, batch, lambda: handler.fn(batch), delay)
             else:
-                for item in batch:
-                    if self._stop.is_set():
-                        break
-                    arg = item if handler.envelope else item.event
-                    self._run(handler, [item], lambda arg=arg: handler.fn(arg), delay)
+                self._run_items(handler, batch, claimed_at + self.lease_seconds, delay)
+
+    def _run_items(self, handler: Handler, batch: list[SpooledEvent], held_until: float,
+                   delay: Callable[[int], float]) -> None:
+        """Call a one-event handler for each leased row in turn. Before each call, once half the
+        lease is used up, renew it for the rows still waiting, so a slow handler's remaining rows
+        are never claimed and run a second time by another worker; rows it no longer holds are
+        skipped."""
+        lost: set[int] = set()
+        for n, item in enumerate(batch):
+            if self._stop.is_set():
+                return
+            now = self.spool.clock()
+            if held_until - now < self.lease_seconds / 2:
+                rest = [i.id for i in batch[n:] if i.id not in lost]
+                try:
+                    held = self.spool.renew(handler.name, self.owner, rest, self.lease_seconds)
+                except Exception as exc:  # not sure we still hold them: leave them to the lease expiry
+                    if not self.spool.closed:
+                        log.warning("smsgate.spool.renew_failed", handler=handler.name, error=str(exc))
+                    return
+                held_until = now + self.lease_seconds
+                lost.update(set(rest) - held)
+            if item.id in lost:
+                continue
+            arg = item if handler.envelope else item.event
+            self._run(handler, [item], lambda arg=arg: handler.fn(arg), delay)
 
     def _run(self, handler: Handler, items: list[SpooledEvent], call: Callable[[], Any],
              delay: Callable[[int], float]) -> None:
