@@ -75,7 +75,8 @@ class Receiver:
 
     ``gateway`` is a :class:`smsgate.Gateway` (or settings to build one). ``spool`` is a
     :class:`Spool` or a file path (default: ``[receiver] spool`` in the config, else
-    ``./smsgate-spool.sqlite3``). ``replay_store`` is an object with ``add(key, ttl)``, ``"memory"``
+    ``./smsgate-spool.sqlite3``). Every configured provider's config is checked here: a broken
+    one raises :class:`smsgate.ConfigError` at once. ``replay_store`` is an object with ``add(key, ttl)``, ``"memory"``
     (default) or ``"sqlite:PATH"`` (shared by the workers of one host). ``events_jsonl`` appends
     every event to that file as one JSON line, once. ``plugin_hooks`` feeds the ``on_report`` /
     ``on_inbound`` / ``on_task_summary`` hooks of registered plugins.
@@ -98,6 +99,9 @@ class Receiver:
         conf = self.gateway.settings.extra.get("receiver") or {}
         if not isinstance(conf, dict):
             raise ConfigError("[receiver] must be a table")
+        # a configured provider whose config is broken fails now, not with every push later
+        for name in self.gateway.provider_names():
+            self.gateway.provider(name)
         if spool is None:
             spool = conf.get("spool") or DEFAULT_SPOOL
         self.spool = spool if isinstance(spool, Spool) else Spool(spool, synchronous=conf.get("synchronous", synchronous))
@@ -245,8 +249,10 @@ class Receiver:
             log.warning("smsgate.callback.refused", provider=provider, remote=request.remote_addr)
             return _error(401, "verification failed")
         except ConfigError as exc:
-            log.warning("smsgate.callback.unconfigured", provider=provider, error=str(exc))
-            return _error(404, f"provider {provider!r} is not configured")
+            # configured (known() said so) but not usable: 503, so the vendor pushes again once fixed
+            store.give_back()
+            log.error("smsgate.callback.misconfigured", provider=provider, error=str(exc))
+            return _error(503, f"provider {provider!r} is misconfigured; push again later")
         except (ValidationError, ValueError, KeyError, TypeError, AttributeError, IndexError, UnicodeError,
                 RecursionError, OverflowError) as exc:
             # RecursionError: JSON nested thousands deep; OverflowError: numbers or times out of range
