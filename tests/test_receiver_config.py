@@ -64,3 +64,39 @@ def test_configured_provider_failing_at_runtime_answers_503(tmp_path, monkeypatc
         assert resp.status == 503  # the vendor retries; 404 would tell it the URL is wrong
     finally:
         rc.close()
+
+
+LOOPBACK = '[providers.loopback]\nbase_url = "http://127.0.0.1:9"\n'
+
+
+@pytest.mark.parametrize("receiver_table, extra_args, names", [
+    ('[receiver]\nreplay_store = "redis://x"\n', [], "replay_store"),
+    ('[receiver]\nspool = 5\n', ["--no-spool-option"], "[receiver] spool"),
+    ('[receiver]\nsynchronous = "OFF"\n', [], "[receiver] synchronous"),
+    ('[receiver]\nevents_jsonl = 7\n', [], "[receiver] events_jsonl"),
+    ("", ["--events-jsonl", "/nonexistent-dir/e.jsonl"], "--events-jsonl"),
+    ("", ["--replay-store", "redis://x"], "--replay-store"),
+], ids=["replay-store-redis", "spool-not-a-path", "synchronous-off", "events-jsonl-number", "events-jsonl-missing-dir",
+        "replay-store-option"])
+def test_bad_receiver_settings_exit_2_naming_the_setting(tmp_path, capsys, no_serve, receiver_table, extra_args,
+                                                        names):
+    config = write(tmp_path, receiver_table + LOOPBACK)
+    argv = ["serve", "--config", config, "--port", "0"]
+    if "--no-spool-option" in extra_args:
+        extra_args = [a for a in extra_args if a != "--no-spool-option"]
+    else:
+        argv += ["--spool", str(tmp_path / "s.sqlite3")]
+    code = cli.main(argv + extra_args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert len(err) == 1 and err[0].startswith("smsgate: error:") and names in err[0], err
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_serve_port_out_of_range_is_a_usage_error(tmp_path, capsys, no_serve, port):
+    config = write(tmp_path, LOOPBACK)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["serve", "--config", config, "--spool", str(tmp_path / "s.sqlite3"), "--port", port])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--port" in err and "internal error" not in err

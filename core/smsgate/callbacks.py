@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -70,6 +71,15 @@ def _handler_name(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
+def _setting(conf: dict[str, Any], key: str, option: str | None, types: Any) -> Any:
+    """``[receiver] key`` from the config, checked to be of ``types`` (ConfigError naming it)."""
+    value = conf.get(key)
+    if value is not None and not isinstance(value, types):
+        where = f"[receiver] {key}" + (f" (or {option})" if option else "")
+        raise ConfigError(f"{where} must be a string, not {type(value).__name__}")
+    return value
+
+
 class Receiver:
     """Verifies, parses, stores and dispatches vendor pushes.
 
@@ -103,21 +113,40 @@ class Receiver:
         for name in self.gateway.provider_names():
             self.gateway.provider(name)
         if spool is None:
-            spool = conf.get("spool") or DEFAULT_SPOOL
-        self.spool = spool if isinstance(spool, Spool) else Spool(spool, synchronous=conf.get("synchronous", synchronous))
-        self._own_spool = not isinstance(spool, Spool)
-        self.replay_store = replay_store_from(replay_store if replay_store is not None else conf.get("replay_store"))
-        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-        self.max_body = max_body
-        self.dispatcher = Dispatcher(self.spool, poll_interval=poll_interval, lease_seconds=lease_seconds)
-        self._pid: int | None = None
-        self._start_lock = threading.Lock()
-        self._sink: JsonlSink | None = None
+            spool = _setting(conf, "spool", "--spool", (str, os.PathLike)) or DEFAULT_SPOOL
+        sync = _setting(conf, "synchronous", None, str) or synchronous
+        if str(sync).upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ConfigError(f"[receiver] synchronous must be FULL, NORMAL or EXTRA, not {sync!r}")
         if events_jsonl is None:
-            events_jsonl = conf.get("events_jsonl")
-        if events_jsonl:
-            self._sink = JsonlSink(events_jsonl)
-            self.add_handler(self._sink, name="events-jsonl", batch=True, batch_size=500)
+            events_jsonl = _setting(conf, "events_jsonl", "--events-jsonl", (str, os.PathLike))
+        if replay_store is None:
+            replay_store = _setting(conf, "replay_store", "--replay-store", (str, os.PathLike))
+        if not isinstance(spool, (Spool, str, os.PathLike)):
+            raise ConfigError(f"spool must be a file path, not {type(spool).__name__}")
+        self.spool = spool if isinstance(spool, Spool) else Spool(spool, synchronous=sync)
+        self._own_spool = not isinstance(spool, Spool)
+        self._sink: JsonlSink | None = None
+        try:
+            try:
+                self.replay_store = replay_store_from(replay_store)
+            except (ValueError, TypeError, OSError, sqlite3.Error) as exc:
+                raise ConfigError(f"replay_store (--replay-store, [receiver] replay_store): {exc}") from None
+            self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+            self.max_body = max_body
+            self.dispatcher = Dispatcher(self.spool, poll_interval=poll_interval, lease_seconds=lease_seconds)
+            self._pid: int | None = None
+            self._start_lock = threading.Lock()
+            if events_jsonl:
+                try:
+                    self._sink = JsonlSink(events_jsonl)
+                except OSError as exc:
+                    raise ConfigError(f"events_jsonl (--events-jsonl, [receiver] events_jsonl): cannot open "
+                                      f"{os.fspath(events_jsonl)}: {exc.strerror or exc}") from None
+                self.add_handler(self._sink, name="events-jsonl", batch=True, batch_size=500)
+        except BaseException:
+            if self._own_spool:
+                self.spool.close()
+            raise
         if plugin_hooks:
             self._add_plugin_hooks()
 

@@ -8,6 +8,26 @@ import sys
 from typing import Any
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, not {port}")
+    return port
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML config file (default: $SMSGATE_CONFIG)")
     p.add_argument("--spool", help="spool file (default: [receiver] spool, else ./smsgate-spool.sqlite3)")
@@ -21,8 +41,8 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("serve", help="receive vendor pushes (reports, inbound SMS) at /callbacks/<provider>")
     _common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    p.add_argument("--threads", type=int, default=16, help="request threads (default 16)")
+    p.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument("--threads", type=_positive, default=16, help="request threads (default 16)")
     p.add_argument("--server", choices=("auto", "waitress", "wsgiref"), default="auto",
                    help="HTTP server: waitress (pip install 'smsgate[serve]'), or the stdlib one")
     p.add_argument("--replay-store", help="'memory' (default) or 'sqlite:PATH' shared by workers on this host")
