@@ -218,7 +218,19 @@ class Receiver:
                                                  lease_seconds=self.dispatcher.lease_seconds)
                 self.dispatcher.start()
                 self._pid = os.getpid()
+                self._warn_orphan_handlers()
         return self
+
+    def _warn_orphan_handlers(self) -> None:
+        """Handlers registered in the spool (by an earlier run) that this process does not run
+        still get a row for every new event, and prune() keeps those events for them."""
+        try:
+            orphans = sorted(set(self.spool.handler_names()) - set(self.dispatcher.handlers))
+        except Exception:
+            return
+        if orphans:
+            log.warning("smsgate.spool.handlers_not_running", handlers=orphans, spool=self.spool.path,
+                        hint="unless another process runs them: smsgate spool forget-handler NAME --spool PATH")
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every due event has been handled (tests, demo, shutdown)."""

@@ -57,6 +57,59 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--once", action="store_true", help="pull each provider once, run the handlers, exit")
     p.add_argument("--json", action="store_true", help="with --once: print one JSON object per pull")
 
+    _spool_commands(sub)
+
+
+def _spool_commands(sub: Any) -> None:
+    p = sub.add_parser("spool", help="look at the spool or forget a handler that no longer exists")
+    ssub = p.add_subparsers(dest="spool_command", metavar="ACTION", required=True)
+    for name, help_text in (("status", "print events and each handler's pending/leased/dead rows (JSON)"),
+                            ("forget-handler", "stop feeding a handler that was removed from the app and drop "
+                                               "its outstanding rows (so prune can delete those events)")):
+        q = ssub.add_parser(name, help=help_text)
+        q.add_argument("--config", help="TOML config file (default: $SMSGATE_CONFIG)")
+        q.add_argument("--spool", help="spool file (default: [receiver] spool, else ./smsgate-spool.sqlite3)")
+        if name == "forget-handler":
+            q.add_argument("name", help="the handler's name (as in `smsgate spool status`; "
+                                        "--events-jsonl is 'events-jsonl', --handler is its MODULE:FUNCTION)")
+
+
+def _open_spool(args: argparse.Namespace) -> Any:
+    import os
+
+    from .callbacks import DEFAULT_SPOOL
+    from .errors import ConfigError
+    from .gateway import Gateway
+    from .spool import Spool
+
+    path = args.spool
+    if path is None:
+        conf = Gateway(args.config).settings.extra.get("receiver") or {}
+        path = (conf.get("spool") if isinstance(conf, dict) else None) or DEFAULT_SPOOL
+        if not isinstance(path, str):
+            raise ConfigError("[receiver] spool must be a string")
+    if not os.path.isfile(path):
+        raise ConfigError(f"no spool at {path} (--spool PATH)")
+    return Spool(path)
+
+
+def cmd_spool(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+
+    with _open_spool(args) as spool:
+        if args.spool_command == "status":
+            sys.stdout.write(json.dumps(spool.counts(), ensure_ascii=False) + "\n")
+            return 0
+        names = spool.handler_names()
+        if args.name not in names:
+            raise ConfigError(f"no handler named {args.name!r} in {spool.path} "
+                              f"(registered: {', '.join(sorted(names)) or 'none'})")
+        outstanding = spool.outstanding([args.name])
+        spool.forget_handler(args.name)
+        print(f"smsgate: forgot handler {args.name!r} ({outstanding} rows it had not handled dropped)",
+              file=sys.stderr)
+        return 0
+
 
 def _receiver(args: argparse.Namespace, **kwargs: Any) -> Any:
     from .callbacks import Receiver, load_handler
@@ -137,4 +190,4 @@ def cmd_poll(args: argparse.Namespace) -> int:
         receiver.close()
 
 
-COMMANDS: dict[str, Any] = {"serve": cmd_serve, "poll": cmd_poll}
+COMMANDS: dict[str, Any] = {"serve": cmd_serve, "poll": cmd_poll, "spool": cmd_spool}
