@@ -97,13 +97,40 @@ def test_refused_pushes_are_401_and_not_dispatched(served, case):
     assert rc.drain() and got == []
 
 
-def test_replayed_push_is_refused(served):
+def test_identical_retry_of_a_stored_push_gets_the_vendor_answer_and_is_handled_once(served):
+    # our 2xx was lost on the way: the vendor pushes the same request again (same nonce)
     rc, url, got = served
-    body, headers = signed([report()], nonce="once")
+    body, headers = signed([report("R1"), report("R2")], nonce="once")
     assert push(url, body, headers).status == 200
-    assert push(url, body, headers).status == 401
+    again = push(url, body, headers)
+    assert again.status == 200 and again.json() == {"code": "OK"}
     assert rc.drain()
-    assert len(got) == 1
+    assert sorted(r.message_id for r in got) == ["R1", "R2"]
+    assert rc.spool.counts()["events"] == 2
+
+
+def test_replayed_nonce_with_new_events_is_refused(served):
+    rc, url, got = served
+    assert push(url, *signed([report("R1")], nonce="once")).status == 200
+    # correctly signed, same nonce, but events that were never stored: a replay, refused
+    assert push(url, *signed([report("R1"), report("NEW")], nonce="once")).status == 401
+    # forged (wrong secret) with the used nonce and the stored events: refused
+    assert push(url, *signed([report("R1")], nonce="once", secret="someone-else")).status == 401
+    assert rc.drain()
+    assert [r.message_id for r in got] == ["R1"]
+    assert rc.spool.counts()["events"] == 1
+
+
+def test_identical_retry_outside_the_window_is_refused(make_receiver):
+    from smsgate.models import CallbackRequest
+
+    now = [NOW]
+    rc = make_receiver(clock=lambda: now[0])
+    body, headers = signed([report("W1")], nonce="w")
+    req = CallbackRequest(headers=headers, body=body)
+    assert rc.handle("loopback", req).status == 200
+    now[0] += 16 * 60
+    assert rc.handle("loopback", req).status == 401
 
 
 def test_within_window_is_accepted(served):
@@ -375,7 +402,10 @@ def test_asgi_app(make_receiver):
         assert status == 200 and json.loads(out) == {"code": "OK"}
         assert hdrs[b"content-length"] == str(len(out)).encode()
         status, _, _ = await asgi_call(app, "POST", "/callbacks/loopback", body, headers.items())
-        assert status == 401  # replay
+        assert status == 200  # the vendor's retry of a stored push: answered again, not stored again
+        body_r, headers_r = signed([report("AS9")], nonce="asgi")
+        status, _, _ = await asgi_call(app, "POST", "/callbacks/loopback", body_r, headers_r.items())
+        assert status == 401  # the nonce replayed with new events
         status, _, _ = await asgi_call(app, "POST", "/callbacks/nosuch", b"{}")
         assert status == 404
         body2, headers2 = signed([report("AS3")], nonce="asgi2")
@@ -406,7 +436,7 @@ def test_asgi_under_uvicorn(make_receiver):
         port = server.servers[0].sockets[0].getsockname()[1]
         url = f"http://127.0.0.1:{port}/callbacks/loopback"
         assert push(url, *signed([report("U1")], nonce="u1")).status == 200
-        assert push(url, *signed([report("U1")], nonce="u1")).status == 401
+        assert push(url, *signed([report("U2")], nonce="u1")).status == 401
         assert push(url, b"junk", {}).status == 401
         assert rc.drain()
     finally:

@@ -50,7 +50,8 @@ def test_flask_dispatcher_middleware(receiver):
     body, headers = signed("F1", "f1")
     resp = client.post("/sms/callbacks/loopback", data=body, headers=headers)
     assert resp.status_code == 200 and resp.get_json() == {"code": "OK"}
-    assert client.post("/sms/callbacks/loopback", data=body, headers=headers).status_code == 401
+    body2, headers2 = signed("F2", "f1")  # the used nonce with new events: a replay
+    assert client.post("/sms/callbacks/loopback", data=body2, headers=headers2).status_code == 401
     assert client.post("/sms/callbacks/nosuch", data=b"{}").status_code == 404
     assert receiver.drain()
     assert [r.message_id for r in receiver.got] == ["F1"]
@@ -92,7 +93,8 @@ def test_fastapi_mount(receiver):
         body, headers = signed("A1", "a1")
         resp = client.post("/sms/callbacks/loopback", content=body, headers=headers)
         assert resp.status_code == 200 and resp.json() == {"code": "OK"}
-        assert client.post("/sms/callbacks/loopback", content=body, headers=headers).status_code == 401
+        body2, headers2 = signed("A2", "a1")  # the used nonce with new events: a replay
+        assert client.post("/sms/callbacks/loopback", content=body2, headers=headers2).status_code == 401
         assert client.post("/sms/callbacks/nosuch", content=b"{}").status_code == 404
     assert receiver.drain()
     assert [r.message_id for r in receiver.got] == ["A1"]
@@ -135,7 +137,9 @@ def test_django_view(receiver):
         extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k != "Content-Type"}
         resp = client.post("/sms/callbacks/loopback", data=body, content_type="application/json", **extra)
         assert resp.status_code == 200 and json.loads(resp.content) == {"code": "OK"}
-        resp = client.post("/sms/callbacks/loopback", data=body, content_type="application/json", **extra)
+        body2, headers2 = signed("D2", "d1")  # the used nonce with new events: a replay
+        extra2 = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers2.items() if k != "Content-Type"}
+        resp = client.post("/sms/callbacks/loopback", data=body2, content_type="application/json", **extra2)
         assert resp.status_code == 401
         assert receiver.drain()
     finally:

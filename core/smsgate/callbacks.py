@@ -30,7 +30,7 @@ from typing import Any
 from .errors import AuthError, ConfigError, ValidationError
 from .log import get_logger
 from .models import CallbackRequest, HttpResponse
-from .replay import RecordingStore, replay_store_from
+from .replay import AcceptingStore, RecordingStore, replay_store_from
 from .spool import KINDS, Dispatcher, Handler, JsonlSink, Spool, SpoolError
 
 log = get_logger("smsgate.callbacks")
@@ -287,6 +287,10 @@ class Receiver:
             result = self.gateway.handle_callback(provider, request, replay_store=store)
         except AuthError:
             store.give_back()
+            if store.seen_before:
+                answer = self._stored_retry(provider, request)
+                if answer is not None:
+                    return answer
             log.warning("smsgate.callback.refused", provider=provider, remote=request.remote_addr)
             return _error(401, "verification failed")
         except ConfigError as exc:
@@ -312,6 +316,20 @@ class Receiver:
             return _error(503, "could not store the events; push again later")
         log.info("smsgate.callback.accepted", provider=provider, events=len(result.events), stored=put.stored,
                  duplicates=put.duplicates, ms=round((time.perf_counter() - started) * 1000, 2))
+        return result.response
+
+    def _stored_retry(self, provider: str, request: CallbackRequest) -> HttpResponse | None:
+        """A push refused only because its nonce was used: the vendor's retry after our 2xx was lost
+        on the way. Check the signature and time window again (recording nothing); if they hold and
+        every event of the push is already in the spool, give the vendor its answer again (nothing
+        is stored or handled again). Anything else stays refused."""
+        try:
+            result = self.gateway.handle_callback(provider, request, replay_store=AcceptingStore())
+            if not self.spool.contains_all(result.events):
+                return None
+        except Exception:
+            return None
+        log.info("smsgate.callback.retry_of_stored_push", provider=provider, events=len(result.events))
         return result.response
 
     def handle_path(self, method: str, path: str, headers: Any, body: bytes, remote_addr: str | None = None,

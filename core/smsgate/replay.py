@@ -120,11 +120,14 @@ class RecordingStore:
     def __init__(self, inner: Any):
         self.inner = inner
         self.added: list[str] = []
+        self.seen_before: list[str] = []  #: keys the inner store refused as replays
 
     def add(self, key: str, ttl: float) -> bool:
         ok = self.inner.add(key, ttl)
         if ok:
             self.added.append(key)
+        else:
+            self.seen_before.append(key)
         return ok
 
     def give_back(self) -> None:
@@ -136,6 +139,14 @@ class RecordingStore:
                 discard(key)
             except Exception:
                 pass
+
+
+class AcceptingStore:
+    """Says every key is new and remembers nothing: re-checks the signature and time window of a
+    push whose nonce was already used, without recording anything."""
+
+    def add(self, key: str, ttl: float) -> bool:
+        return True
 
 
 def replay_store_from(spec: Any) -> Any:

@@ -331,6 +331,18 @@ class Spool:
             self.notify()
         return PutResult(len(ids), duplicates, tuple(ids))
 
+    def contains_all(self, events: Sequence[Any]) -> bool:
+        """True when every one of ``events`` is already stored (by its dedup key)."""
+        keys = list({dedup_key(e) for e in events})
+        self._after_fork()
+        with self._book_lock:
+            found = 0
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                found += self._book.execute(
+                    f"SELECT COUNT(*) FROM events WHERE dedup_key IN ({','.join('?' * len(chunk))})", chunk).fetchone()[0]
+        return found == len(keys)
+
     def notify(self) -> None:
         with self._wake:
             self._generation += 1
