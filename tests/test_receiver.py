@@ -338,6 +338,35 @@ def test_plugin_hooks_receive_reports(make_receiver):
     assert [m for _, m in seen] == ["H1"]
 
 
+def test_plugin_registered_after_the_receiver_gets_later_events(make_receiver):
+    from smsgate.models import CallbackRequest, InboundMessage
+
+    reports, inbound = [], []
+
+    class Reports:
+        @hookimpl
+        def on_report(self, report, event_id):
+            reports.append(report.message_id)
+
+    class Inbound:
+        @hookimpl
+        def on_inbound(self, message, event_id):
+            inbound.append(message.content)
+
+    rc = make_receiver()
+    rc.start()
+    rc.gateway.plugins.register(Reports())  # as hooks.md shows, after the Receiver exists
+    body, headers = signed([report("LATE1")], nonce="late")
+    assert rc.handle("loopback", CallbackRequest(headers=headers, body=body)).status == 200
+    assert rc.drain()
+    assert reports == ["LATE1"]
+    # which implementations run is decided per event: a plugin for another kind joins later
+    rc.gateway.plugins.register(Inbound())
+    rc.spool.put([InboundMessage(provider="loopback", phone="13800138000", content="TD")], source="pull")
+    assert rc.drain()
+    assert inbound == ["TD"] and reports == ["LATE1"]
+
+
 def test_shared_sqlite_replay_store(make_receiver, tmp_path):
     store_path = tmp_path / "replay.sqlite3"
     a = make_receiver(spool=tmp_path / "a.sqlite3", replay_store=f"sqlite:{store_path}")
@@ -510,3 +539,19 @@ def test_spool_file_is_wal(make_receiver):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         conn.close()
+
+
+def test_plugin_registered_after_the_receiver_gets_events_stored_since_it_was_built(make_receiver):
+    got = []
+
+    class Reports:
+        @hookimpl
+        def on_report(self, report, event_id):
+            got.append((event_id, report.message_id))
+
+    rc = make_receiver()
+    rc.spool.put([DeliveryReport(provider="loopback", message_id="EARLY", phone="13800138000",
+                                 status=Status.DELIVERED)])
+    rc.gateway.plugins.register(Reports())
+    assert rc.drain()
+    assert [m for _, m in got] == ["EARLY"]

@@ -89,7 +89,8 @@ class Receiver:
     one raises :class:`smsgate.ConfigError` at once. ``replay_store`` is an object with ``add(key, ttl)``, ``"memory"``
     (default) or ``"sqlite:PATH"`` (shared by the workers of one host). ``events_jsonl`` appends
     every event to that file as one JSON line, once. ``plugin_hooks`` feeds the ``on_report`` /
-    ``on_inbound`` / ``on_task_summary`` hooks of registered plugins.
+    ``on_inbound`` / ``on_task_summary`` hooks of registered plugins, including plugins registered
+    after the Receiver was built (they get the events stored from the next push or :meth:`start` on).
 
     Register handlers with the decorators before the first push::
 
@@ -147,8 +148,12 @@ class Receiver:
             if self._own_spool:
                 self.spool.close()
             raise
-        if plugin_hooks:
-            self._add_plugin_hooks()
+        self._plugin_hooks = plugin_hooks
+        self._hooks_lock = threading.Lock()
+        self._built_after: int | None = None
+        self._ensure_plugin_hooks()
+        if plugin_hooks and "plugin-hooks" not in self.dispatcher.handlers:
+            self._built_after = self.spool.last_id()  # a plugin registered later gets the events from here
 
     # -- handlers --------------------------------------------------------------------------
     def add_handler(self, fn: Callable[..., Any], *, name: str | None = None, kinds: Iterable[str] | None = None,
@@ -193,23 +198,37 @@ class Receiver:
         """Decorator: ``fn(event)`` for every event (reports, inbound, task summaries)."""
         return self._decorator(options.pop("kinds", None), fn, options)
 
-    def _add_plugin_hooks(self) -> None:
+    _HOOKS = {"report": ("on_report", "report"), "inbound": ("on_inbound", "message"),
+              "task": ("on_task_summary", "summary")}
+
+    def _ensure_plugin_hooks(self) -> None:
+        """Feed the plugins' ``on_report``/``on_inbound``/``on_task_summary`` hooks once any plugin
+        implements one. Checked when the Receiver is built, at :meth:`start` and before each push,
+        so a plugin registered later still gets the events stored after that; which
+        implementations run is decided when each event is dispatched."""
+        if not self._plugin_hooks or "plugin-hooks" in self.dispatcher.handlers:
+            return
         hook = self.gateway.plugins.pm.hook
-        names = {"report": "on_report", "inbound": "on_inbound", "task": "on_task_summary"}
-        kinds = [k for k, h in names.items() if getattr(hook, h, None) is not None and getattr(hook, h).get_hookimpls()]
-        if not kinds:
+        if not any(getattr(hook, h, None) is not None and getattr(hook, h).get_hookimpls()
+                   for h, _ in self._HOOKS.values()):
             return
 
         def call_hooks(item: Any) -> None:
-            caller = getattr(hook, names[item.kind])
-            arg = {"report": "report", "inbound": "message", "task": "summary"}[item.kind]
-            caller(**{arg: item.event, "event_id": item.id})
+            name, arg = self._HOOKS[item.kind]
+            caller = getattr(hook, name, None)
+            if caller is not None and caller.get_hookimpls():
+                caller(**{arg: item.event, "event_id": item.id})
 
-        self.add_handler(call_hooks, name="plugin-hooks", kinds=kinds, envelope=True)
+        with self._hooks_lock:
+            if "plugin-hooks" not in self.dispatcher.handlers:
+                # registered after the Receiver was built: also the events stored since then
+                self.dispatcher.add(Handler(name="plugin-hooks", fn=call_hooks, kinds=frozenset(KINDS), envelope=True),
+                                    since_id=self._built_after)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "Receiver":
         """Start the handler threads (done on the first push anyway, and again after a fork)."""
+        self._ensure_plugin_hooks()
         with self._start_lock:
             if self._pid != os.getpid():
                 if self._pid is not None:  # forked after start: the threads stayed in the parent
@@ -281,7 +300,7 @@ class Receiver:
             return _error(404, f"no provider named {provider!r}")
         if request.method.upper() != "POST":
             return _error(405, "pushes are POSTed")
-        self.start()
+        self.start()  # also picks up plugin hooks registered since the last push
         store = RecordingStore(self.replay_store)
         try:
             result = self.gateway.handle_callback(provider, request, replay_store=store)

@@ -257,13 +257,34 @@ class Spool:
         return conn
 
     # -- handlers ----------------------------------------------------------------------------
-    def register_handler(self, name: str, kinds: Iterable[str] | None = None) -> None:
-        """Make ``name`` receive a delivery row for every event of ``kinds`` stored from now on."""
-        kinds_text = ",".join(sorted(set(kinds or KINDS)))
+    def register_handler(self, name: str, kinds: Iterable[str] | None = None, since_id: int | None = None) -> None:
+        """Make ``name`` receive a delivery row for every event of ``kinds`` stored from now on;
+        with ``since_id`` also for the stored events after that id that it has no row for yet."""
+        wanted = sorted(set(kinds or KINDS))
+        self._after_fork()
         with self._write_lock:
-            self._writer.execute(
-                "INSERT INTO handlers (name, kinds, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET kinds=excluded.kinds", (name, kinds_text, self.clock()))
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT INTO handlers (name, kinds, created_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET kinds=excluded.kinds", (name, ",".join(wanted), self.clock()))
+                if since_id is not None:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO deliveries (handler, event_id, state) SELECT ?, id, 'pending' FROM events "
+                        f"WHERE id>? AND kind IN ({','.join('?' * len(wanted))})", (name, since_id, *wanted))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        if since_id is not None:
+            self.notify()
+
+    def last_id(self) -> int:
+        """The id of the newest stored event (0 when empty)."""
+        self._after_fork()
+        with self._book_lock:
+            return self._book.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
 
     def forget_handler(self, name: str) -> None:
         """Stop feeding ``name`` and drop its outstanding rows (a handler removed from the app)."""
@@ -614,11 +635,11 @@ class Dispatcher:
         for h in handlers:
             self.add(h)
 
-    def add(self, handler: Handler) -> None:
+    def add(self, handler: Handler, since_id: int | None = None) -> None:
         if handler.name in self.handlers:
             raise ValueError(f"a handler named {handler.name!r} is already registered")
+        self.spool.register_handler(handler.name, handler.kinds, since_id=since_id)
         self.handlers[handler.name] = handler
-        self.spool.register_handler(handler.name, handler.kinds)
         if self._started:
             self._spawn(handler)
 
