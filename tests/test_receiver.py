@@ -555,3 +555,51 @@ def test_plugin_registered_after_the_receiver_gets_events_stored_since_it_was_bu
     rc.gateway.plugins.register(Reports())
     assert rc.drain()
     assert [m for _, m in got] == ["EARLY"]
+
+
+def test_receiver_closes_the_replay_store_it_created(make_receiver, tmp_path):
+    rc = make_receiver(replay_store=f"sqlite:{tmp_path / 'replay.sqlite3'}")
+    store = rc.replay_store
+    assert store.add("k", 60)
+    rc.close()
+    with pytest.raises(sqlite3.ProgrammingError):  # its connection is closed
+        store.add("k2", 60)
+
+
+def test_receiver_leaves_a_replay_store_it_was_given_open(make_receiver, tmp_path):
+    from smsgate.replay import SqliteReplayStore
+
+    store = SqliteReplayStore(tmp_path / "replay.sqlite3")
+    try:
+        make_receiver(replay_store=store).close()
+        assert store.add("k", 60)
+    finally:
+        store.close()
+
+
+def test_sqlite_replay_store_reopens_after_fork(tmp_path):
+    """gunicorn --preload: the store was created in the parent, used in the forked worker, maybe
+    while a thread of the parent was inside add() (holding its lock)."""
+    import os
+    import signal
+
+    from smsgate.replay import SqliteReplayStore
+
+    store = SqliteReplayStore(tmp_path / "replay.sqlite3")
+    try:
+        assert store.add("parent", 900)
+        with store._lock:  # a request thread of the parent is mid-add at the moment of the fork
+            pid = os.fork()
+            if pid == 0:  # the child: a preloaded worker
+                code = 1
+                try:
+                    signal.alarm(20)  # safety limit: a lock copied in the held state would hang here
+                    fresh, again = store.add("child", 900), store.add("parent", 900)
+                    code = 0 if (fresh, again) == (True, False) else 2
+                finally:
+                    os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert store.add("child", 900) is False  # the child's add is in the shared file
+    finally:
+        store.close()

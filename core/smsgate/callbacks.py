@@ -128,6 +128,7 @@ class Receiver:
         self._own_spool = not isinstance(spool, Spool)
         self._sink: JsonlSink | None = None
         try:
+            self._own_replay = not hasattr(replay_store, "add")  # we create it, so we close it
             try:
                 self.replay_store = replay_store_from(replay_store)
             except (ValueError, TypeError, OSError, sqlite3.Error) as exc:
@@ -145,6 +146,8 @@ class Receiver:
                                       f"{os.fspath(events_jsonl)}: {exc.strerror or exc}") from None
                 self.add_handler(self._sink, name="events-jsonl", batch=True, batch_size=500)
         except BaseException:
+            if getattr(self, "_own_replay", False) and hasattr(getattr(self, "replay_store", None), "close"):
+                self.replay_store.close()
             if self._own_spool:
                 self.spool.close()
             raise
@@ -268,6 +271,9 @@ class Receiver:
             self._sink.close()
         if self._own_spool:
             self.spool.close()
+        close = getattr(self.replay_store, "close", None)
+        if self._own_replay and close is not None:
+            close()
 
     def __enter__(self) -> "Receiver":
         return self.start()

@@ -67,16 +67,30 @@ class SqliteReplayStore:
                  busy_timeout: float = 10.0, sweep_every: int = 1000):
         self.path = os.fspath(path)
         self.clock = clock
-        self._lock = threading.Lock()
+        self.busy_timeout = busy_timeout
         self._adds = 0
         self._sweep_every = sweep_every
-        self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        self.closed = False
+        self._open()
+
+    def _open(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                     check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("CREATE TABLE IF NOT EXISTS replay_keys (key TEXT PRIMARY KEY, expires REAL NOT NULL)")
 
+    def _after_fork(self) -> None:
+        """SQLite connections (and a lock another thread may have held) must not cross a fork
+        (gunicorn --preload): the child opens its own. The parent's connection is left alone."""
+        if os.getpid() != self._pid and not self.closed:
+            self._open()
+
     def add(self, key: str, ttl: float) -> bool:
         now = self.clock()
+        self._after_fork()
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -93,11 +107,14 @@ class SqliteReplayStore:
             return cur.rowcount == 1
 
     def discard(self, key: str) -> None:
+        self._after_fork()
         with self._lock:
             self._conn.execute("DELETE FROM replay_keys WHERE key=?", (key,))
 
     def close(self) -> None:
-        self._conn.close()
+        self.closed = True
+        if os.getpid() == self._pid:
+            self._conn.close()
 
 
 class RedisReplayStore:
