@@ -206,3 +206,12 @@ def test_cli_in_process_logs_to_the_current_stderr(config_file, capsys, restore_
     sim.inject("http_500")
     assert main(["send", "--config", path, "--provider", "lb", "--to", "13800138000", "--content", "x"]) == 1
     assert "smsgate.send.unknown" in capsys.readouterr().err
+
+
+def test_cli_demo_a_vendor_without_delivery_reports_is_ok_with_delivered_none():
+    pytest.importorskip("smsgate_acme.plugin")  # the tutorial plugin (installed by the test command)
+    out = run_cli("demo", "--json", env={"SMSGATE_PLUGINS": "acme"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = {r["vendor"]: r for r in json.loads(out.stdout)}
+    assert rows["acme"]["ok"] is True and rows["acme"]["delivered"] is None
+    assert rows["acme"]["accepted"] == rows["acme"]["sent"] == 2
