@@ -263,3 +263,14 @@ def test_rows_claimed_by_another_worker_after_expiry_are_skipped(tmp_path):
         assert spool.counts()["handlers"]["h"]["leased"] == 2
     finally:
         spool.close()
+
+
+def test_dedup_key_folds_full_width_phones_and_keeps_other_scripts_apart():
+    from smsgate import DeliveryReport, Status
+    from smsgate.spool import dedup_key
+
+    def report(phone):
+        return DeliveryReport(provider="p", message_id="m1", phone=phone, status=Status.DELIVERED)
+
+    assert dedup_key(report("１３８００１３８０００")) == dedup_key(report("13800138000"))
+    assert dedup_key(report("13800١٣٨٠٠٠")) != dedup_key(report("13800138000"))

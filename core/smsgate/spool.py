@@ -125,7 +125,7 @@ def _phone_key(phone: Any) -> str:
     if _PHONE_OK is None:
         import re
 
-        _PHONE_OK = re.compile(r"1[3-9]\d{9}").fullmatch
+        _PHONE_OK = re.compile(r"1[3-9][0-9]{9}").fullmatch
     if _PHONE_OK(phone):  # the common case, without the full normalisation
         return phone
     from .phones import normalise_phone
