@@ -19,6 +19,7 @@ from .hookspecs import hookimpl
 from .models import HttpRequest, HttpResponse
 
 DEFAULT_POOL_SIZE = 16
+_MAY_HAVE_LEFT = "the request may have been taken, so it is not resent"
 
 
 class Transport:
@@ -101,48 +102,22 @@ class Transport:
                     retries_left -= 1
                     time.sleep(self.backoff * (2 ** (attempts - 1)))
                     continue
-                raise TransportError(
-                    f"could not connect to {parts.scheme}://{parts.netloc} after {attempts} attempt(s): "
-                    f"{_short(exc)}",
-                    not_sent=True,
-                    attempts=attempts,
-                    url=_safe_url(request.url),
-                ) from None
+                failure = (f"could not connect to {parts.scheme}://{parts.netloc} after {attempts} attempt(s): "
+                           f"{_short(exc)}", True)
             except SSLError as exc:
-                if _certificate_refused(exc):
-                    # verification happens in the handshake, before any request byte is written
-                    raise TransportError(
-                        f"the TLS certificate of {parts.netloc} could not be verified: {_short(exc)} "
-                        "(set verify_tls = false for this provider only if you must)",
-                        not_sent=True,
-                        attempts=attempts,
-                        url=_safe_url(request.url),
-                    ) from None
-                # urllib3 reports TLS errors of the handshake and of the exchange alike: this one
-                # may have come after the request was written
-                raise TransportError(
-                    f"TLS failed talking to {parts.netloc} ({_short(exc)}); "
-                    "the request may have been taken, so it is not resent",
-                    not_sent=False,
-                    attempts=attempts,
-                    url=_safe_url(request.url),
-                ) from None
+                if _certificate_refused(exc):  # verification is part of the handshake: nothing was written
+                    failure = (f"the TLS certificate of {parts.netloc} could not be verified: {_short(exc)} "
+                               "(set verify_tls = false for this provider only if you must)", True)
+                else:  # urllib3 reports handshake and exchange TLS errors alike: it may have been sent
+                    failure = (f"TLS failed talking to {parts.netloc} ({_short(exc)}); {_MAY_HAVE_LEFT}", False)
             except ReadTimeoutError:
-                raise TransportError(
-                    f"no answer from {parts.netloc} within {timeout.read_timeout:g} s; "
-                    "the request may have been taken, so it is not resent",
-                    not_sent=False,
-                    attempts=attempts,
-                    url=_safe_url(request.url),
-                ) from None
+                failure = (f"no answer from {parts.netloc} within {timeout.read_timeout:g} s; {_MAY_HAVE_LEFT}",
+                           False)
             except (ProtocolError, HTTPError, OSError) as exc:
-                raise TransportError(
-                    f"connection to {parts.netloc} broke after the request was sent ({_short(exc)}); "
-                    "it may have been taken, so it is not resent",
-                    not_sent=False,
-                    attempts=attempts,
-                    url=_safe_url(request.url),
-                ) from None
+                failure = (f"connection to {parts.netloc} broke after the request was sent ({_short(exc)}); "
+                           f"{_MAY_HAVE_LEFT}", False)
+            message, not_sent = failure
+            raise TransportError(message, not_sent=not_sent, attempts=attempts, url=_safe_url(request.url))
 
     def close(self) -> None:
         self.pool.clear()
