@@ -190,21 +190,28 @@ def test_only_a_certificate_failure_proves_not_sent():
     assert not _certificate_refused(SSLError(ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")))
 
 
-def test_pull_interval_is_respected():
+def paced_gateway(sim, now, slept):
+    """A gateway to ``sim`` whose loopback pulls reports at most every 0.3 s, on a fake clock
+    (``now[0]``) whose sleeps are recorded in ``slept``."""
+    import attrs
+
     from smsgate import Capabilities
     from smsgate.default_plugins import loopback
 
     caps = Capabilities(operations=loopback.CAPABILITIES.operations, max_recipients={Operation.SEND: 100},
                         min_interval={Operation.PULL_REPORTS: 0.3}, text=True)
-    with LoopbackSimulator() as sim:
-        gw = Gateway({"providers": {"loopback": sim.demo_config()}})
-        entry = gw.plugins.providers["loopback"]
-        import attrs
+    gw = Gateway({"providers": {"loopback": sim.demo_config()}})
+    entry = gw.plugins.providers["loopback"]
+    gw.plugins.providers["loopback"] = attrs.evolve(entry, spec=attrs.evolve(entry.spec, capabilities=caps))
+    gw.monotonic = lambda: now[0]
+    gw.sleep = lambda s: (slept.append(s), now.__setitem__(0, now[0] + s))
+    return gw
 
-        gw.plugins.providers["loopback"] = attrs.evolve(entry, spec=attrs.evolve(entry.spec, capabilities=caps))
-        now, slept = [100.0], []
-        gw.monotonic = lambda: now[0]
-        gw.sleep = lambda s: (slept.append(s), now.__setitem__(0, now[0] + s))
+
+def test_pull_interval_is_respected():
+    now, slept = [100.0], []
+    with LoopbackSimulator() as sim:
+        gw = paced_gateway(sim, now, slept)
         gw.pull_reports("loopback")
         now[0] += 0.1
         gw.pull_reports("loopback")
@@ -249,13 +256,6 @@ def test_a_wrong_reply_type_is_unknown_not_an_exception():
 
 
 def test_pull_interval_counts_from_the_answer_and_holds_up_only_its_own_kind():
-    import attrs
-
-    from smsgate import Capabilities
-    from smsgate.default_plugins import loopback
-
-    caps = Capabilities(operations=loopback.CAPABILITIES.operations, max_recipients={Operation.SEND: 100},
-                        min_interval={Operation.PULL_REPORTS: 0.3}, text=True)
     now, slept = [100.0], []
 
     class SlowVendor:
@@ -266,12 +266,8 @@ def test_pull_interval_counts_from_the_answer_and_holds_up_only_its_own_kind():
             return response
 
     with LoopbackSimulator() as sim:
-        gw = Gateway({"providers": {"loopback": sim.demo_config()}})
-        entry = gw.plugins.providers["loopback"]
-        gw.plugins.providers["loopback"] = attrs.evolve(entry, spec=attrs.evolve(entry.spec, capabilities=caps))
+        gw = paced_gateway(sim, now, slept)
         gw.plugins.register(SlowVendor())
-        gw.monotonic = lambda: now[0]
-        gw.sleep = lambda s: (slept.append(s), now.__setitem__(0, now[0] + s))
         gw.pull_reports("loopback")
         gw.balance("loopback")  # another kind: no wait
         gw.pull_reports("loopback")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .config import ProviderSettings, Settings, load_settings, settings_from_mapping, structure_config
-from .errors import ConfigError, ProviderError, ValidationError
+from .errors import ConfigError, ValidationError
 from .models import Balance, CallbackRequest, CallbackResult, Message, Operation, PullQuery, SendResult
 from .provider import HookContext, default_nonce
 
@@ -206,9 +206,10 @@ class Gateway:
         return result
 
     def close(self) -> None:
-        if self._transport is not None and self._transport is not getattr(
-            __import__("smsgate.transport").transport, "_default", None
-        ):
+        """Close this gateway's own transport (the process-wide shared one stays open)."""
+        from . import transport
+
+        if self._transport is not None and self._transport is not transport._default:
             self._transport.close()
 
     def __enter__(self) -> "Gateway":
@@ -218,4 +219,4 @@ class Gateway:
         self.close()
 
 
-__all__ = ["Gateway", "ProviderError"]
+__all__ = ["Gateway"]

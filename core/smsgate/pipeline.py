@@ -252,8 +252,7 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
 
 
 def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batches: list[Message],
-                 max_concurrency: int, log: Any, executor_factory: Callable[[int], Any] | None = None
-                 ) -> list[RecipientResult]:
+                 max_concurrency: int, log: Any) -> list[RecipientResult]:
     """Send every batch (concurrently, at most ``max_concurrency`` at once) and merge the outcomes."""
     if len(batches) == 1 or max_concurrency <= 1:
         out: list[RecipientResult] = []
