@@ -34,7 +34,7 @@ import uuid
 
 # -- the handler smsgate serve loads (--handler callbacks:slow_handler) ---------------------------
 try:
-    from smsgate.callbacks import handler_options
+    from smsgate.receiving import handler_options
 except ImportError:  # pragma: no cover
     def handler_options(**_):
         return lambda f: f

@@ -18,7 +18,7 @@ import structlog
 import urllib3
 
 from smsgate import Gateway, Message, Operation
-from smsgate.transport import Transport
+from smsgate.sending.transport import Transport
 
 POOL = 16
 

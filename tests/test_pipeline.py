@@ -182,7 +182,7 @@ def test_only_a_certificate_failure_proves_not_sent():
 
     from urllib3.exceptions import SSLError
 
-    from smsgate.transport import _certificate_refused
+    from smsgate.sending.transport import _certificate_refused
 
     cert = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
     assert _certificate_refused(SSLError(cert))

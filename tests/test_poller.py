@@ -11,9 +11,9 @@ import time
 import pytest
 
 from smsgate import Gateway
-from smsgate.callbacks import BackgroundServer, Receiver
+from smsgate.receiving import BackgroundServer, Receiver
 from smsgate.models import Operation
-from smsgate.poller import Poller, PullOutcome, pull_targets
+from smsgate.receiving.poller import Poller, PullOutcome, pull_targets
 from smsgate.testing import LoopbackSimulator
 
 

@@ -9,12 +9,13 @@ import threading
 
 import pytest
 
-from smsgate import cli, cli_extra
-from smsgate.callbacks import Receiver
-from smsgate.gateway import Gateway
+from smsgate import cli
+from smsgate.cli import receiving as cli_receiving
+from smsgate.receiving import Receiver
+from smsgate.sending.gateway import Gateway
 from smsgate.models import DeliveryReport, Operation, Status
-from smsgate.poller import Poller
-from smsgate.spool import Spool
+from smsgate.receiving import Poller
+from smsgate.receiving import Spool
 
 LIMIT = 30.0
 
@@ -72,13 +73,13 @@ def test_serve_poll_waits_for_the_pull_in_flight_before_closing_the_spool(config
     def fake_run_server(app, host, port, threads=16, server="auto", on_bound=None):
         assert entered.wait(LIMIT)  # SIGTERM arrives while the pull is in flight
 
-    monkeypatch.setattr("smsgate.callbacks.run_server", fake_run_server)
+    monkeypatch.setattr("smsgate.receiving.server.run_server", fake_run_server)
     errors: list = []
     monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
 
     args = cli.build_parser().parse_args(["serve", "--config", str(config_file), "--spool", str(spool_path),
                                           "--poll", "--port", "0"])
-    assert cli_extra.cmd_serve(args) == 0
+    assert cli_receiving.cmd_serve(args) == 0
     for t in threads:
         t.join(LIMIT)
     assert seen["poller_alive_at_close"] is False

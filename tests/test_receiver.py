@@ -15,10 +15,10 @@ import time
 import pytest
 
 from smsgate import Gateway, hookimpl
-from smsgate.callbacks import BackgroundServer, Receiver
+from smsgate.receiving import BackgroundServer, Receiver
 from smsgate.default_plugins.loopback import signature
 from smsgate.models import DeliveryReport, Status
-from smsgate.replay import MemoryReplayStore
+from smsgate.receiving import MemoryReplayStore
 from smsgate.testing import SimulatorServer
 
 SECRET = "test-secret"
@@ -295,7 +295,7 @@ def test_spool_unwritable_gives_503_and_the_retry_is_accepted(served):
 
 
 def test_spool_in_missing_directory_fails_at_start(tmp_path):
-    from smsgate.spool import SpoolError
+    from smsgate.receiving import SpoolError
 
     with pytest.raises(SpoolError):
         Receiver(Gateway(config()), spool=tmp_path / "missing" / "spool.sqlite3")
@@ -488,7 +488,7 @@ def test_memory_replay_store_expiry():
 def test_sqlite_replay_store_across_processes(tmp_path):
     import multiprocessing
 
-    from smsgate.replay import SqliteReplayStore
+    from smsgate.receiving import SqliteReplayStore
 
     path = str(tmp_path / "r.sqlite3")
     SqliteReplayStore(path).close()
@@ -499,7 +499,7 @@ def test_sqlite_replay_store_across_processes(tmp_path):
 
 
 def _try_add(path, key):
-    from smsgate.replay import SqliteReplayStore
+    from smsgate.receiving import SqliteReplayStore
 
     store = SqliteReplayStore(path)
     try:
@@ -509,7 +509,7 @@ def _try_add(path, key):
 
 
 def test_redis_replay_store_uses_set_nx():
-    from smsgate.replay import RedisReplayStore
+    from smsgate.receiving import RedisReplayStore
 
     class FakeRedis:
         def __init__(self):
@@ -567,7 +567,7 @@ def test_receiver_closes_the_replay_store_it_created(make_receiver, tmp_path):
 
 
 def test_receiver_leaves_a_replay_store_it_was_given_open(make_receiver, tmp_path):
-    from smsgate.replay import SqliteReplayStore
+    from smsgate.receiving import SqliteReplayStore
 
     store = SqliteReplayStore(tmp_path / "replay.sqlite3")
     try:
@@ -583,7 +583,7 @@ def test_sqlite_replay_store_reopens_after_fork(tmp_path):
     import os
     import signal
 
-    from smsgate.replay import SqliteReplayStore
+    from smsgate.receiving import SqliteReplayStore
 
     store = SqliteReplayStore(tmp_path / "replay.sqlite3")
     try:

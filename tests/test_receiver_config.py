@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from smsgate import ConfigError, Gateway, cli
-from smsgate.callbacks import Receiver
+from smsgate.receiving import Receiver
 from smsgate.models import CallbackRequest
 
 
@@ -24,7 +24,7 @@ def restore_structlog():
 
 @pytest.fixture
 def no_serve(monkeypatch):
-    monkeypatch.setattr("smsgate.callbacks.run_server", no_server)
+    monkeypatch.setattr("smsgate.receiving.server.run_server", no_server)
 
 
 def write(tmp_path, text, name="smsgate.toml"):

@@ -12,7 +12,7 @@ import types
 import pytest
 
 from smsgate import Gateway
-from smsgate.callbacks import Receiver
+from smsgate.receiving import Receiver
 from smsgate.default_plugins.loopback import signature
 
 SECRET = "recipe-secret"

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from smsgate import Gateway, Message
-from smsgate.callbacks import BackgroundServer, Receiver
+from smsgate.receiving import BackgroundServer, Receiver
 from smsgate.models import Status
 
 
@@ -148,7 +148,7 @@ def test_opass_push_and_foreign_api_key(setup, opass_mod):
 
 def test_opass_pushed_and_pulled_reports_are_one_stream(setup, opass_mod):
     from smsgate.models import Operation, PullQuery
-    from smsgate.poller import Poller
+    from smsgate.receiving import Poller
 
     with opass_mod.OpassSimulator() as sim:
         s = setup(sim, "opass")

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from smsgate.models import DeliveryReport, InboundMessage, Status, TaskSummary
-from smsgate.spool import Dispatcher, Handler, JsonlSink, Spool, SpoolError, dedup_key
+from smsgate.receiving import Dispatcher, Handler, JsonlSink, Spool, SpoolError
+from smsgate.receiving.store import dedup_key
 
 
 def rep(mid="M1", phone="13800138000", status=Status.DELIVERED, provider="p"):
@@ -267,7 +268,7 @@ def test_rows_claimed_by_another_worker_after_expiry_are_skipped(tmp_path):
 
 def test_dedup_key_folds_full_width_phones_and_keeps_other_scripts_apart():
     from smsgate import DeliveryReport, Status
-    from smsgate.spool import dedup_key
+    from smsgate.receiving.store import dedup_key
 
     def report(phone):
         return DeliveryReport(provider="p", message_id="m1", phone=phone, status=Status.DELIVERED)

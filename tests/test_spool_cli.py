@@ -8,9 +8,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from smsgate import Gateway, cli
-from smsgate.callbacks import Receiver
+from smsgate.receiving import Receiver
 from smsgate.models import DeliveryReport, Status
-from smsgate.spool import Spool
+from smsgate.receiving import Spool
 
 
 def ev(i):

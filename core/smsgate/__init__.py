@@ -26,7 +26,7 @@ _EXPORTS = {
     # utilities
     "normalise_phone": "phones", "mask_phone": "phones", "segments": "phones",
     # embedding
-    "Gateway": "gateway", "PluginManager": "plugins",
+    "Gateway": "sending.gateway", "PluginManager": "plugins", "Receiver": "receiving.receiver",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -52,11 +52,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .wire import Wire, WireError
     from .errors import (AuthError, ConfigError, InsufficientBalance, ProviderError, RateLimited, SmsError,
                          TransportError, ValidationError)
-    from .gateway import Gateway
+    from .sending.gateway import Gateway
     from .hookspecs import hookimpl, hookspec
     from .models import (CHINA_TZ, Balance, CallbackRequest, CallbackResult, DeliveryReport, HttpRequest,
                          HttpResponse, InboundMessage, Message, Operation, Outcome, PullQuery, Reason,
                          RecipientResult, SendReply, SendResult, Status, TaskSummary, converter, to_jsonable)
     from .phones import mask_phone, normalise_phone, segments
     from .plugins import PluginManager
+    from .receiving.receiver import Receiver
     from .provider import Capabilities, HookContext, Provider

@@ -126,7 +126,7 @@ def parse_callback(ctx: Any, request: Any) -> Any:
 def on_report(report: Any, event_id: Any) -> None:
     """Handle one delivery report (:class:`smsgate.DeliveryReport`), pushed or pulled.
 
-    Called by a :class:`smsgate.callbacks.Receiver` (``smsgate serve``, ``smsgate poll``) from its
+    Called by a :class:`smsgate.receiving.Receiver` (``smsgate serve``, ``smsgate poll``) from its
     handler threads, after the report was committed to the spool and the vendor was answered;
     never on the request's thread. ``event_id`` is the spool's id for the event, stable across
     restarts: key side effects on it, since a call may be repeated after a crash. Raising an

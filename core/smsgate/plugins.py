@@ -15,7 +15,7 @@ from . import hookspecs
 from .errors import ConfigError
 
 ENTRY_POINT_GROUP = "smsgate"
-DEFAULT_PLUGINS = ("smsgate.default_plugins.loopback", "smsgate.transport")
+DEFAULT_PLUGINS = ("smsgate.default_plugins.loopback", "smsgate.sending.transport")
 #: hooks a provider implements for its own work; wrappers see them for every provider
 PROVIDER_HOOKS = (
     "validate_message",

@@ -25,7 +25,7 @@ import pytest
 from .. import hookspecs
 from ..config import ProviderConfig, is_secret, structure_config
 from ..errors import ConfigError
-from ..gateway import Gateway
+from ..sending.gateway import Gateway
 from ..models import (Balance, DeliveryReport, HttpRequest, InboundMessage, Message, Operation, Outcome,
                       PullQuery)
 from ..plugins import PluginManager
@@ -153,9 +153,9 @@ class ProviderConformance:
         gw = self.gateway(self.config(simulator), clock=lambda: FIXED_TIME, nonce=lambda: FIXED_NONCE)
         hooks = gw.hooks(self.provider)
         for op in self.send_ops():
-            from ..pipeline import normalise_recipients
+            from ..sending.pipeline import normalise_recipients
 
-            from ..pipeline import plan
+            from ..sending.pipeline import plan
 
             msg = normalise_recipients(self.message(simulator, op))
             built = []

@@ -9,14 +9,15 @@ Acme's API, in full:
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import attrs
 
 from smsgate import (AuthError, Capabilities, InsufficientBalance, Operation, Provider, ProviderConfig,
-                     ProviderError, Reason, SendReply, HttpRequest, Wire, WireError, hookimpl,
-                     secret)
+                     ProviderError, Reason, SendReply, HttpRequest, WireError, hookimpl, secret)
+
+from .dialect import acme_signature
+from .wire import WIRE, AcmeAnswer
 
 
 @attrs.frozen(kw_only=True)
@@ -38,10 +39,6 @@ def smsgate_provider():
     )
 
 
-def acme_signature(password: str, timestamp: str, body: bytes) -> str:
-    return hashlib.sha256(password.encode() + timestamp.encode() + body).hexdigest()
-
-
 @hookimpl
 def build_request(ctx, operation, payload):
     body = {"account": ctx.config.account, "phones": list(payload.to), "text": payload.text}
@@ -54,20 +51,6 @@ def sign(ctx, operation, request):
     ts = str(ctx.timestamp())
     return request.with_headers({"X-Acme-Time": ts, "X-Acme-Sign": acme_signature(ctx.config.password, ts,
                                                                                    request.body)})
-
-
-@attrs.frozen
-class AcmeAnswer:
-    """Acme's answer, read strictly: a missing or mistyped field is named in the error."""
-
-    status: str
-    batch: str | None = None
-    bad: tuple[str, ...] = ()
-    code: str | None = None
-    detail: str = ""
-
-
-WIRE = Wire()  # the cattrs converter is built on first use
 
 
 @hookimpl

@@ -9,7 +9,7 @@ import json
 from smsgate import HttpResponse, Message
 from smsgate.testing import SimulatorServer
 
-from .plugin import acme_signature
+from .dialect import acme_signature
 
 
 class AcmeSimulator(SimulatorServer):

@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-import smsgate.gateway
+import smsgate.sending.gateway
 from smsgate import AuthError, InboundMessage, Message, Operation, PullQuery, RateLimited, Status
 from smsgate_cmas.plugin import CAPABILITIES
 
@@ -33,7 +33,7 @@ def clock(sim, monkeypatch):
     """One fake clock for the simulator's window and for the Gateway's wait."""
     fake = FakeClock()
     sim.clock = fake
-    monkeypatch.setattr(smsgate.gateway, "time", types.SimpleNamespace(monotonic=fake, sleep=fake.sleep, time=fake))
+    monkeypatch.setattr(smsgate.sending.gateway, "time", types.SimpleNamespace(monotonic=fake, sleep=fake.sleep, time=fake))
     return fake
 
 

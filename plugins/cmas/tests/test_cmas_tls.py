@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from smsgate import Gateway, Message
-from smsgate.transport import Transport
+from smsgate.sending.transport import Transport
 from smsgate_cmas.simulator import CmasSimulator
 
 pytestmark = [

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from smsgate import Gateway, HttpRequest, Message, Operation, PullQuery
-from smsgate.pipeline import normalise_recipients
+from smsgate.sending.pipeline import normalise_recipients
 from smsgate_cmas import dialect
 
 CONFIG = {"base_url": "https://mas.example:28888", "ec_name": "smsgate演示企业", "ap_id": "demo",

@@ -210,7 +210,7 @@ def test_simulator_inbound_push(gw, sim):
 # -- through the core's receiver (verify -> parse -> durable spool), over HTTP ----------------
 
 def test_every_push_shape_reaches_the_core_spool(gw, sim, tmp_path):
-    from smsgate.callbacks import BackgroundServer, Receiver
+    from smsgate.receiving import BackgroundServer, Receiver
 
     gw.send(Message(to=["13800138000", "13900139000"], text="hi"), provider="guodu")
     receiver = Receiver(gw, spool=str(tmp_path / "spool.sqlite3"))
@@ -234,7 +234,7 @@ def test_every_push_shape_reaches_the_core_spool(gw, sim, tmp_path):
 
 
 def test_allow_list_through_the_core_receiver(make_gateway, tmp_path):
-    from smsgate.callbacks import BackgroundServer, Receiver
+    from smsgate.receiving import BackgroundServer, Receiver
 
     gw = make_gateway(push_allow_ips=["221.179.172.68", "124.251.7.68"])
     receiver = Receiver(gw, spool=str(tmp_path / "spool.sqlite3"))
@@ -246,7 +246,7 @@ def test_allow_list_through_the_core_receiver(make_gateway, tmp_path):
 
 
 def test_secret_prefix_through_the_core_receiver(make_gateway, sim, tmp_path):
-    from smsgate.callbacks import BackgroundServer, Receiver
+    from smsgate.receiving import BackgroundServer, Receiver
 
     gw = make_gateway(push_path_secret="Zk3vQ9")
     gw.send(Message(to=["13800138000"], text="hi"), provider="guodu")

@@ -42,7 +42,7 @@ from smsgate import (
     secret,
 )
 
-from . import dialect, dto
+from . import dialect, wire
 
 NAME = "juse"
 PROD_URL = "https://msg.gooeto.com/api"
@@ -178,7 +178,7 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest |
     params = named_params(msg.params)
     body: Any
     if not _is_task(msg):
-        body = dto.SendSmsRequest(
+        body = wire.SendSmsRequest(
             appId=cfg.app_id,
             templateId=msg.template_id,
             signName=msg.sign_name,
@@ -190,7 +190,7 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest |
     else:
         when = msg.send_at_china() if msg.send_at is not None else ctx.now_china()
         plan_time = when.strftime("%Y-%m-%d %H:%M:%S")
-        body = dto.SendSmsTaskRequest(
+        body = wire.SendSmsTaskRequest(
             appId=cfg.app_id,
             name=task_name(ctx, msg, plan_time),
             templateId=msg.template_id,
@@ -202,7 +202,7 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest |
         path = SEND_TASK_PATH
     return HttpRequest(method="POST", url=ctx.url(path),
                        headers={"Content-Type": "application/json;charset=UTF-8"},
-                       body=dialect.encode_body(dto.WIRE.write(body)))
+                       body=dialect.encode_body(wire.WIRE.write(body)))
 
 
 @hookimpl
@@ -273,7 +273,7 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
         problem = "body: not JSON"
     else:
         try:
-            answer = dto.WIRE.read(data, dto.JuseAnswer)
+            answer = wire.WIRE.read(data, wire.JuseAnswer)
         except WireError as exc:
             problem = str(exc)
         else:
@@ -349,7 +349,7 @@ def verify_callback(ctx: Any, request: Any) -> bool:
     except ValueError:
         return _refuse(ctx, "body is not JSON")
     try:
-        push = dto.WIRE.read(body, dto.JusePush)
+        push = wire.WIRE.read(body, wire.JusePush)
     except WireError as exc:
         return _refuse(ctx, f"appId or type missing ({exc})")
     app_id, kind = push.appId, push.type
@@ -391,19 +391,19 @@ def _status(value: Any) -> Status:
         return Status.UNKNOWN
 
 
-def _report(record: dto.SendSmsRecordDto, raw: Mapping[str, Any]) -> DeliveryReport:
+def _report(record: wire.SendSmsRecordDto, raw: Mapping[str, Any]) -> DeliveryReport:
     return DeliveryReport(provider=NAME, message_id=_opt_str(record.sendRecordId), phone=None,
                           status=_status(record.sendStatus), raw_status=_opt_str(record.sendStatus),
                           description=_opt_str(record.remark), reported_at=_opt_str(record.reportDate),
                           raw=dict(raw))
 
 
-def _task(task: dto.SendSmsTaskDto, raw: Mapping[str, Any]) -> TaskSummary:
+def _task(task: wire.SendSmsTaskDto, raw: Mapping[str, Any]) -> TaskSummary:
     return TaskSummary(provider=NAME, task_id=task.sendTaskId, total=task.totalCount, sent=task.sendCount,
                        failed=task.failCount, raw=dict(raw))
 
 
-def _inbound(cfg: Any, item: dto.SmsDeliverDto, raw: Mapping[str, Any]) -> InboundMessage:
+def _inbound(cfg: Any, item: wire.SmsDeliverDto, raw: Mapping[str, Any]) -> InboundMessage:
     mobile = item.mobile
     if not mobile.isdigit():  # the document is silent on inbound encryption: take either form
         try:
@@ -426,22 +426,22 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
         raise ValidationError("juse push is malformed: body: not JSON", field="body") from None
     kind = body.get("type") if isinstance(body, dict) else None
     # the lists are read by their names (the document's table pairs two of them with the wrong type)
-    cls = dto.PUSH_TYPES.get(kind) if isinstance(kind, str) else None
+    cls = wire.PUSH_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None and isinstance(body, dict):
         # a type added later: acknowledge it so the vendor does not retry, but carry nothing
         _log().warning("smsgate.callback.unknown_type", provider=ctx.provider, type=str(kind)[:40])
         return CallbackResult(events=[], response=HttpResponse.of_json(ACK))
     try:
-        push = dto.WIRE.read(body, cls or dto.JusePush)
+        push = wire.WIRE.read(body, cls or wire.JusePush)
     except WireError as exc:
         raise ValidationError(f"juse push is malformed: {exc}", field="body") from None
     events: list[Any]
-    if isinstance(push, dto.SmsReportPush):
+    if isinstance(push, wire.SmsReportPush):
         raws = body.get("sendSmsRecordDtoList") or []
         events = [_report(r, raw) for r, raw in zip(push.sendSmsRecordDtoList or (), raws)]
-    elif isinstance(push, dto.SmsTaskReportPush):
+    elif isinstance(push, wire.SmsTaskReportPush):
         events = [_task(push.sendSmsTaskDto, body["sendSmsTaskDto"])]
-    elif isinstance(push, dto.SmsDeliverPush):
+    elif isinstance(push, wire.SmsDeliverPush):
         raws = body.get("smsDeliverDtoList") or []
         events = [_inbound(ctx.config, i, raw) for i, raw in zip(push.smsDeliverDtoList or (), raws)]
     else:  # pragma: no cover - a body that is not an object never structures

@@ -25,7 +25,7 @@ def doc_gateway(**values) -> Gateway:
 
 
 def built_and_signed(gw: Gateway, message: Message = DOC_MESSAGE):
-    from smsgate.pipeline import normalise_recipients
+    from smsgate.sending.pipeline import normalise_recipients
 
     hooks, ctx = gw.hooks("juse"), gw.context("juse", Operation.SEND)
     msg = hooks.validate_message(ctx=ctx, message=normalise_recipients(message)) or message

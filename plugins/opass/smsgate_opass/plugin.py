@@ -43,7 +43,7 @@ from smsgate import (
     secret,
 )
 
-from . import dialect, dto
+from . import dialect, wire
 
 NAME = "opass"
 DEFAULT_BASE_URL = "https://opassapi.infocloud.cc"
@@ -149,23 +149,23 @@ def _common(message: Any) -> dict[str, Any]:
 
 
 def send_body(operation: Operation, message: Any) -> Any:
-    """The body of one send request: a :class:`dto.SendRequest` or :class:`dto.SendBatchRequest`."""
+    """The body of one send request: a :class:`wire.SendRequest` or :class:`wire.SendBatchRequest`."""
     if operation is Operation.SEND_BATCH:
         phones = list(message.to)
         params = [list(message.personal[p]) for p in phones]
         if not any(params):
             # the document: a template without variables takes ["",""], one "" per phone
             params = ["" for _ in phones]
-        return dto.SendBatchRequest(phonesJson=dialect.json_text(phones), **_common(message),
+        return wire.SendBatchRequest(phonesJson=dialect.json_text(phones), **_common(message),
                                     templateParamJson=dialect.json_text(params))
     params = list(message.params or ())
-    return dto.SendRequest(phones=",".join(message.to), **_common(message),
+    return wire.SendRequest(phones=",".join(message.to), **_common(message),
                            templateParam=dialect.json_text(params) if params else None)
 
 
 def send_fields(operation: Operation, message: Any) -> dict[str, Any]:
     """The body fields of one send request (None = left out)."""
-    return dto.WIRE.write(send_body(operation, message))
+    return wire.WIRE.write(send_body(operation, message))
 
 
 @hookimpl
@@ -181,12 +181,12 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest |
         if len(ids) > MAX_PULL_IDS:
             raise ValidationError(f"opass takes at most {MAX_PULL_IDS} msgIds a report query; got {len(ids)}: "
                                   "query them in parts", field="message_ids")
-        body = dto.ArriveResQuery(msgId=",".join(ids) or None, bid=getattr(payload, "biz_id", None) or None)
+        body = wire.ArriveResQuery(msgId=",".join(ids) or None, bid=getattr(payload, "biz_id", None) or None)
     else:
-        body = dto.ResidueValueQuery()
+        body = wire.ResidueValueQuery()
     return HttpRequest(method="POST", url=ctx.url(path),
                        headers={"Content-Type": "application/json;charset=UTF-8"},
-                       body=dialect.body_bytes(dto.WIRE.write(body)))
+                       body=dialect.body_bytes(wire.WIRE.write(body)))
 
 
 def signed_headers(config: Any, timestamp_ms: int, nonce: str) -> dict[str, str]:
@@ -249,14 +249,14 @@ def _clean(value: Any) -> str | None:
     return None if text in ("", "null", "None") else text
 
 
-def _answer(response: HttpResponse) -> dto.SmsResponse:
+def _answer(response: HttpResponse) -> wire.SmsResponse:
     try:
         data = response.json()
     except ValueError:
         problem = "body: not JSON"
     else:
         try:
-            return dto.WIRE.read(data, dto.SmsResponse)
+            return wire.WIRE.read(data, wire.SmsResponse)
         except WireError as exc:
             problem = str(exc)
     raise ProviderError(f"opass answered HTTP {response.status} without a code ({problem})",
@@ -281,13 +281,13 @@ def _phones_of(request: HttpRequest, operation: Operation) -> list[str]:
     return [p for p in str(fields.get("phones") or "").split(",") if p]
 
 
-def _send_reply(answer: dto.SmsResponse, request: HttpRequest, operation: Operation,
+def _send_reply(answer: wire.SmsResponse, request: HttpRequest, operation: Operation,
                 request_id: str | None) -> SendReply:
     if answer.data is None:
         raise ProviderError("opass answered 200 without data", code="200", not_sent=False,
                             request_id=request_id, provider=NAME)
     try:
-        body = dto.read_data(answer.data, dto.MessageSendResVo)
+        body = wire.read_data(answer.data, wire.MessageSendResVo)
     except WireError as exc:
         raise ProviderError(f"opass answered 200 with unreadable data ({exc})", code="200", not_sent=False,
                             request_id=request_id, provider=NAME) from None
@@ -314,7 +314,7 @@ def status_of(word: Any) -> Status:
     return Status.DELIVERED if text.upper() == "DELIVRD" else Status.FAILED
 
 
-def report_of(item: dto.ArriveInfoResVo, raw: Any) -> DeliveryReport:
+def report_of(item: wire.ArriveInfoResVo, raw: Any) -> DeliveryReport:
     """One report of the pull (``arrive``) or of the push (``arriveResult``)."""
     word = _clean(item.status_word)
     status = status_of(word)
@@ -331,7 +331,7 @@ def report_of(item: dto.ArriveInfoResVo, raw: Any) -> DeliveryReport:
     )
 
 
-def inbound_of(item: dto.UplinkMessageDto, raw: Any) -> InboundMessage:
+def inbound_of(item: wire.UplinkMessageDto, raw: Any) -> InboundMessage:
     return InboundMessage(
         provider=NAME,
         phone=item.tel,
@@ -352,9 +352,9 @@ def _objects(data: Any) -> list[dict[str, Any]]:
 INDUSTRY_ITEM = "行业短信"
 
 
-def balance_of(answer: dto.SmsResponse) -> Balance:
+def balance_of(answer: wire.SmsResponse) -> Balance:
     raws = _objects(answer.data)
-    items = dto.read_data(raws, Tuple[dto.ResidueValueResVo, ...])
+    items = wire.read_data(raws, Tuple[wire.ResidueValueResVo, ...])
     values = {str(i.itemName): i.residueValue for i in items}
     amount = values.get(INDUSTRY_ITEM)
     if amount is None and values:
@@ -374,7 +374,7 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
         return _send_reply(answer, request, operation, request_id)
     if operation is Operation.PULL_REPORTS:
         raws = _objects(answer.data)
-        items = dto.read_data(raws, Tuple[dto.ArriveInfoResVo, ...])
+        items = wire.read_data(raws, Tuple[wire.ArriveInfoResVo, ...])
         return [report_of(item, raw) for item, raw in zip(items, raws)]
     if operation is Operation.BALANCE:
         return balance_of(answer)
@@ -395,7 +395,7 @@ def verify_callback(ctx: Any, request: Any) -> bool:
     except (ValueError, UnicodeDecodeError):  # not JSON at all: a malformed body (400), not a forgery
         raise ValidationError("opass push is malformed: body: not JSON", field="body") from None
     try:
-        key = dto.WIRE.read(data, dto.PushSender).apiKey
+        key = wire.WIRE.read(data, wire.PushSender).apiKey
     except ValueError:  # a WireError: no apiKey as text, so nothing vouches for this push
         return False
     if not key:
@@ -414,12 +414,12 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("opass push is malformed: body: not JSON", field="body") from None
     try:
-        push = dto.WIRE.read(data, dto.OpassPush)
+        push = wire.WIRE.read(data, wire.OpassPush)
     except WireError as exc:
         raise ValidationError(f"opass push is malformed: {exc}", field="body") from None
     events: list[Any] = []
     for item, raw in zip(push.data, data["data"]):
-        if isinstance(item, dto.UplinkMessageDto):
+        if isinstance(item, wire.UplinkMessageDto):
             events.append(inbound_of(item, raw))
         else:
             events.append(report_of(item, raw))

@@ -9,7 +9,7 @@ from smsgate import DeliveryReport, InboundMessage, Message, Status
 
 
 def test_pushes_through_the_core_receiver(sim, tmp_path, make_gateway):
-    from smsgate.callbacks import BackgroundServer, Receiver
+    from smsgate.receiving import BackgroundServer, Receiver
 
     gw = make_gateway(sim)
     result = gw.send(Message(to=["13800138000", "13900139000"], template_id="574277763210051584",

@@ -33,8 +33,8 @@ from typing import Any
 
 import attrs
 
-from .errors import SmsError
-from .log import get_logger
+from ..errors import SmsError
+from ..log import get_logger
 
 log = get_logger("smsgate.spool")
 
@@ -101,7 +101,7 @@ _TYPES: dict[str, type] = {}
 
 def _types() -> dict[str, type]:
     if not _TYPES:
-        from .models import DeliveryReport, InboundMessage, TaskSummary
+        from ..models import DeliveryReport, InboundMessage, TaskSummary
 
         _TYPES.update(report=DeliveryReport, inbound=InboundMessage, task=TaskSummary)
     return _TYPES
@@ -128,7 +128,7 @@ def _phone_key(phone: Any) -> str:
         _PHONE_OK = re.compile(r"1[3-9][0-9]{9}").fullmatch
     if _PHONE_OK(phone):  # the common case, without the full normalisation
         return phone
-    from .phones import normalise_phone
+    from ..phones import normalise_phone
 
     return normalise_phone(phone) or phone
 
@@ -168,7 +168,7 @@ def encode_event(event: Any, kind: str | None = None) -> str:
 def decode_event(kind: str, payload: str) -> Any:
     data = json.loads(payload)
     if kind == "report":
-        from .models import Status
+        from ..models import Status
 
         data["status"] = Status(data["status"])
     return _types()[kind](**data)
@@ -588,277 +588,3 @@ class Spool:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def backoff(base: float = 1.0, cap: float = 600.0) -> Callable[[int], float]:
-    """Delay before the next attempt after ``attempts`` failures: base, 2*base, 4*base ... cap."""
-    return lambda attempts: min(cap, base * (2 ** max(0, attempts - 1)))
-
-
-@attrs.define(kw_only=True)
-class Handler:
-    """A registered handler. ``fn`` takes one model object (``batch=False``; ``envelope=True``
-    passes the :class:`SpooledEvent` instead) or a list of :class:`SpooledEvent` (``batch=True``)."""
-
-    name: str
-    fn: Callable[..., Any]
-    kinds: frozenset[str] = frozenset(KINDS)
-    batch: bool = False
-    envelope: bool = False
-    batch_size: int = 100
-    workers: int = 1
-    max_attempts: int | None = None
-    retry_base: float = 1.0
-    retry_cap: float = 600.0
-
-
-class Dispatcher:
-    """Runs handlers over the spool in background threads.
-
-    Each handler gets ``workers`` threads that lease due rows, call it, and mark the rows done or
-    failed. A handler's slowness or exceptions only ever affect its own rows.
-    """
-
-    def __init__(self, spool: Spool, handlers: Iterable[Handler] = (), *, poll_interval: float = 1.0,
-                 lease_seconds: float = 300.0):
-        self.spool = spool
-        self.handlers: dict[str, Handler] = {}
-        self.poll_interval = poll_interval
-        self.lease_seconds = lease_seconds
-        self.owner = _owner_token()
-        self._threads: list[threading.Thread] = []
-        self._stop = threading.Event()
-        self._started = False
-        self._lock = threading.Lock()
-        self.handled = 0
-        self.failures = 0
-        for h in handlers:
-            self.add(h)
-
-    def add(self, handler: Handler, since_id: int | None = None) -> None:
-        if handler.name in self.handlers:
-            raise ValueError(f"a handler named {handler.name!r} is already registered")
-        self.spool.register_handler(handler.name, handler.kinds, since_id=since_id)
-        self.handlers[handler.name] = handler
-        if self._started:
-            self._spawn(handler)
-
-    def start(self) -> "Dispatcher":
-        with self._lock:
-            if self._started:
-                return self
-            self._started = True
-            self._stop.clear()
-        self.spool.release_dead_owners()
-        for handler in self.handlers.values():
-            self._spawn(handler)
-        t = threading.Thread(target=self._janitor, name="smsgate-spool-janitor", daemon=True)
-        t.start()
-        self._threads.append(t)
-        return self
-
-    def _spawn(self, handler: Handler) -> None:
-        for i in range(max(1, handler.workers)):
-            t = threading.Thread(target=self._work, args=(handler,), name=f"smsgate-handler-{handler.name}-{i}",
-                                 daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _janitor(self) -> None:
-        while not self._stop.wait(max(5.0, self.poll_interval * 5)):
-            try:
-                self.spool.release_dead_owners()
-            except Exception as exc:  # keep going; a locked spool now is fine later
-                log.warning("smsgate.spool.janitor_failed", error=str(exc))
-
-    #: rows a one-event-per-call handler leases at once (so its other workers get work too)
-    ITEM_CLAIM = 10
-
-    def _work(self, handler: Handler) -> None:
-        delay = backoff(handler.retry_base, handler.retry_cap)
-        generation = self.spool.generation
-        limit = handler.batch_size if handler.batch else max(1, min(handler.batch_size, self.ITEM_CLAIM))
-        while not self._stop.is_set():
-            claimed_at = self.spool.clock()
-            try:
-                batch = self.spool.claim(handler.name, self.owner, limit, self.lease_seconds)
-            except Exception as exc:
-                if self.spool.closed:
-                    return
-                log.warning("smsgate.spool.claim_failed", handler=handler.name, error=str(exc))
-                batch = []
-            if not batch:
-                generation = self.spool.wait(generation, self.poll_interval)
-                continue
-            if handler.batch:
-                self._run(handler, batch, lambda: handler.fn(batch), delay)
-            else:
-                self._run_items(handler, batch, claimed_at + self.lease_seconds, delay)
-
-    def _run_items(self, handler: Handler, batch: list[SpooledEvent], held_until: float,
-                   delay: Callable[[int], float]) -> None:
-        """Call a one-event handler for each leased row in turn. Before each call, once half the
-        lease is used up, renew it for the rows still waiting, so a slow handler's remaining rows
-        are never claimed and run a second time by another worker; rows it no longer holds are
-        skipped."""
-        lost: set[int] = set()
-        for n, item in enumerate(batch):
-            if self._stop.is_set():
-                return
-            now = self.spool.clock()
-            if held_until - now < self.lease_seconds / 2:
-                rest = [i.id for i in batch[n:] if i.id not in lost]
-                try:
-                    held = self.spool.renew(handler.name, self.owner, rest, self.lease_seconds)
-                except Exception as exc:  # not sure we still hold them: leave them to the lease expiry
-                    if not self.spool.closed:
-                        log.warning("smsgate.spool.renew_failed", handler=handler.name, error=str(exc))
-                    return
-                held_until = now + self.lease_seconds
-                lost.update(set(rest) - held)
-            if item.id in lost:
-                continue
-            arg = item if handler.envelope else item.event
-            self._run(handler, [item], lambda arg=arg: handler.fn(arg), delay)
-
-    def _run(self, handler: Handler, items: list[SpooledEvent], call: Callable[[], Any],
-             delay: Callable[[int], float]) -> None:
-        ids = [i.id for i in items]
-        try:
-            call()
-        except Exception as exc:
-            self.failures += 1
-            log.warning("smsgate.handler.failed", handler=handler.name, events=len(ids),
-                        error=f"{type(exc).__name__}: {exc}", attempt=items[0].attempts + 1)
-            try:
-                self.spool.fail(handler.name, ids, f"{type(exc).__name__}: {exc}", delay, handler.max_attempts)
-            except Exception as exc2:
-                log.error("smsgate.spool.mark_failed", handler=handler.name, error=str(exc2))
-            return
-        try:
-            self.spool.complete(handler.name, ids)
-            with self._lock:
-                self.handled += len(ids)
-        except Exception as exc:  # the lease expires and the events run again
-            log.error("smsgate.spool.mark_failed", handler=handler.name, error=str(exc))
-
-    def drain(self, timeout: float = 30.0, include_retries: bool = False) -> bool:
-        """Wait until this dispatcher's handlers have nothing due (True) or ``timeout`` passes.
-
-        Rows waiting for a retry later than now do not count unless ``include_retries``.
-        """
-        deadline = time.monotonic() + timeout
-        names = list(self.handlers)
-        while True:
-            if self._due(names, include_retries) == 0:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-
-    def _due(self, names: list[str], include_retries: bool) -> int:
-        if not names:
-            return 0
-        marks = ",".join("?" * len(names))
-        sql = f"SELECT COUNT(*) FROM deliveries WHERE handler IN ({marks}) AND (state='leased' OR (state='pending'"
-        args: list[Any] = list(names)
-        if not include_retries:
-            sql += " AND next_at<=?"
-            args.append(self.spool.clock())
-        sql += "))"
-        with self.spool._book_lock:
-            return self.spool._book.execute(sql, args).fetchone()[0]
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the workers after their current call; rows they leased become due again."""
-        self._stop.set()
-        self.spool.notify()
-        for t in self._threads:
-            t.join(timeout)
-        self._threads.clear()
-        # leave what we leased but did not finish to whoever comes next
-        try:
-            self.spool.release_owner(self.owner)
-        except Exception:
-            pass
-        with self._lock:
-            self._started = False
-
-
-class JsonlSink:
-    """Appends each event as one JSON line, exactly once per spool event id, even across a kill -9.
-
-    On open it reads the ids already in the file (and cuts off a line torn by a crash), so a
-    handler call repeated after a restart does not write the event twice. Use it as a batch
-    handler with one worker (``Receiver(events_jsonl=...)`` does this).
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
-        self._lock = threading.Lock()
-        self.written: set[int] = set()
-        self._recover()
-        self._fh = open(self.path, "ab")
-
-    def _recover(self) -> None:
-        if not os.path.exists(self.path):
-            return
-        good = 0
-        with open(self.path, "rb") as fh:
-            for line in fh:
-                if not line.endswith(b"\n"):
-                    break  # torn by a crash mid-write
-                try:
-                    eid = json.loads(line).get("event_id")
-                except ValueError:
-                    break
-                if isinstance(eid, int):
-                    self.written.add(eid)
-                good += len(line)
-        if good != os.path.getsize(self.path):
-            with open(self.path, "r+b") as fh:
-                fh.truncate(good)
-            log.warning("smsgate.events_jsonl.truncated", path=self.path, kept_bytes=good)
-
-    def __call__(self, items: list[SpooledEvent]) -> None:
-        with self._lock:
-            lines = []
-            for item in items:
-                if item.id in self.written:
-                    continue
-                lines.append(json.dumps(event_line(item), ensure_ascii=False, default=str) + "\n")
-            if not lines:
-                return
-            self._fh.write("".join(lines).encode("utf-8"))
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self.written.update(i.id for i in items)
-
-    def close(self) -> None:
-        with self._lock:
-            self._fh.close()
-
-
-def _iso(ts: float) -> str:
-    import datetime as dt
-
-    from .models import CHINA_TZ
-
-    return dt.datetime.fromtimestamp(ts, CHINA_TZ).isoformat(timespec="milliseconds")
-
-
-def event_line(item: SpooledEvent) -> dict[str, Any]:
-    """The JSON-lines form of a spooled event (``--events-jsonl``)."""
-    e = item.event
-    line: dict[str, Any] = {"event_id": item.id, "provider": item.provider, "kind": item.kind,
-                            "source": item.source, "message_id": None, "phone": None, "status": None,
-                            "content": None, "received_at": _iso(item.spooled_at)}
-    if item.kind == "report":
-        line.update(message_id=e.message_id, phone=e.phone, status=e.status.value, raw_status=e.raw_status,
-                    description=e.description, reported_at=e.reported_at, biz_id=e.biz_id)
-    elif item.kind == "inbound":
-        line.update(phone=e.phone, content=e.content, service_code=e.service_code, sent_at=e.received_at)
-    else:
-        line.update(message_id=e.task_id, task_id=e.task_id, total=e.total, sent=e.sent, failed=e.failed)
-    line["raw"] = e.raw
-    return line

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from smsgate import CallbackRequest, HttpResponse, Message, Operation, ProviderError, ValidationError
-from smsgate_opass import dto, plugin
+from smsgate_opass import plugin, wire
 
 TEMPLATE = "574277763210051584"
 
@@ -75,17 +75,17 @@ def test_send_answer_with_unreadable_data_names_it(sim, make_gateway, signed_req
 
 
 def test_answers_are_read_into_the_documents_classes():
-    answer = dto.WIRE.read({"code": 200, "data": {"msgId": 822515453833289728, "failPhones": "1,2"},
-                            "requestId": "r"}, dto.SmsResponse)
+    answer = wire.WIRE.read({"code": 200, "data": {"msgId": 822515453833289728, "failPhones": "1,2"},
+                            "requestId": "r"}, wire.SmsResponse)
     assert answer.code == 200 and answer.requestId == "r"
-    vo = dto.read_data(answer.data, dto.MessageSendResVo)
-    assert vo == dto.MessageSendResVo(msgId="822515453833289728", failPhones="1,2")
-    report = dto.WIRE.read({"msgId": "1", "tel": "13800138000", "arrive": "DELIVRD", "arriveTime": "2104091735"},
-                           dto.ArriveInfoResVo)
+    vo = wire.read_data(answer.data, wire.MessageSendResVo)
+    assert vo == wire.MessageSendResVo(msgId="822515453833289728", failPhones="1,2")
+    report = wire.WIRE.read({"msgId": "1", "tel": "13800138000", "arrive": "DELIVRD", "arriveTime": "2104091735"},
+                           wire.ArriveInfoResVo)
     assert report.status_word == "DELIVRD"
 
 
 def test_request_classes_write_the_documents_field_order():
-    body = dto.WIRE.write(dto.SendRequest(phones="1", templateCode="T", bid="b", templateParam='["a"]'))
+    body = wire.WIRE.write(wire.SendRequest(phones="1", templateCode="T", bid="b", templateParam='["a"]'))
     assert list(body) == ["phones", "templateCode", "upExtendCode", "bid", "templateParam"]
-    assert dto.WIRE.write(dto.ResidueValueQuery()) == {}
+    assert wire.WIRE.write(wire.ResidueValueQuery()) == {}

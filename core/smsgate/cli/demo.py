@@ -15,7 +15,7 @@ from typing import Any
 
 
 def receive_mode(entry: Any, sim: Any) -> str | None:
-    from .models import Operation
+    from ..models import Operation
 
     caps = entry.spec.capabilities
     if "report" in caps.callbacks and (hasattr(sim, "push_pending") or hasattr(sim, "push_reports")):
@@ -27,11 +27,12 @@ def receive_mode(entry: Any, sim: Any) -> str | None:
 
 def demo_provider(pm: Any, name: str) -> dict[str, Any]:
     """Send the simulator's demo message, then receive its delivery reports (push or pull)."""
-    from .callbacks import BackgroundServer, Receiver
-    from .gateway import Gateway
-    from .models import Operation, PullQuery, Status
-    from .poller import Poller
-    from .testing.simulator import load_simulator
+    from ..receiving.receiver import Receiver
+    from ..receiving.server import BackgroundServer
+    from ..sending.gateway import Gateway
+    from ..models import Operation, PullQuery, Status
+    from ..receiving.poller import Poller
+    from ..testing.simulator import load_simulator
 
     entry = pm.providers[name]
     started = time.perf_counter()
@@ -90,7 +91,7 @@ def demo_provider(pm: Any, name: str) -> dict[str, Any]:
 
 
 def run_demo() -> list[dict[str, Any]]:
-    from .plugins import PluginManager
+    from ..plugins import PluginManager
 
     pm = PluginManager()
     rows = []

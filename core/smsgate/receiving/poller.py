@@ -16,10 +16,10 @@ from typing import Any
 
 import attrs
 
-from .errors import ProviderError, RateLimited, TransportError
-from .log import get_logger
-from .models import Operation, PullQuery
-from .spool import Spool, SpoolError
+from ..errors import ProviderError, RateLimited, TransportError
+from ..log import get_logger
+from ..models import Operation, PullQuery
+from .store import Spool, SpoolError
 
 log = get_logger("smsgate.poller")
 

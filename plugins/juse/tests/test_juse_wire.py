@@ -8,7 +8,7 @@ import json
 import pytest
 
 from smsgate import CallbackRequest, HttpResponse, Operation, ProviderError, ValidationError
-from smsgate_juse import dialect, dto
+from smsgate_juse import dialect, wire
 
 NOW = 1726631416.0
 SECRET = "r6duQGOuwDw4QeF/TJi6tw=="
@@ -66,14 +66,14 @@ def test_parse_callback_names_a_non_object_body(make_gateway):
 
 
 def test_pushes_are_read_into_the_documents_dtos():
-    push = dto.WIRE.read({"appId": "adrm", "type": "sms_task_report", "extensions": {},
+    push = wire.WIRE.read({"appId": "adrm", "type": "sms_task_report", "extensions": {},
                           "sendSmsTaskDto": {"sendTaskId": 1, "totalCount": "5", "sendCount": 3, "failCount": None}},
-                         dto.SmsTaskReportPush)
-    assert push.sendSmsTaskDto == dto.SendSmsTaskDto(sendTaskId="1", totalCount=5, sendCount=3, failCount=0)
-    push = dto.WIRE.read({"appId": "adrm", "type": "sms_report",
+                         wire.SmsTaskReportPush)
+    assert push.sendSmsTaskDto == wire.SendSmsTaskDto(sendTaskId="1", totalCount=5, sendCount=3, failCount=0)
+    push = wire.WIRE.read({"appId": "adrm", "type": "sms_report",
                           "sendSmsRecordDtoList": [{"sendRecordId": 9, "sendStatus": 1, "reportDate": "d"}]},
-                         dto.SmsReportPush)
-    assert push.sendSmsRecordDtoList == (dto.SendSmsRecordDto(sendRecordId="9", sendStatus=1, reportDate="d"),)
+                         wire.SmsReportPush)
+    assert push.sendSmsRecordDtoList == (wire.SendSmsRecordDto(sendRecordId="9", sendStatus=1, reportDate="d"),)
 
 
 @pytest.mark.parametrize("response, words", [
@@ -92,8 +92,8 @@ def test_unreadable_answer_names_the_field(make_gateway, response, words):
 
 
 def test_request_classes_write_the_documents_field_order():
-    body = dto.SendSmsTaskRequest(appId="adrm", name="n", templateId="T", signName="S",
+    body = wire.SendSmsTaskRequest(appId="adrm", name="n", templateId="T", signName="S",
                                   planTime="2024-09-18 10:00:00", phones="p", params={"b": "1", "a": "2"})
-    assert list(dto.WIRE.write(body)) == ["appId", "name", "templateId", "signName", "planTime", "phones",
+    assert list(wire.WIRE.write(body)) == ["appId", "name", "templateId", "signName", "planTime", "phones",
                                           "params"]
-    assert list(dto.WIRE.write(body)["params"]) == ["b", "a"]  # kept in the message's order
+    assert list(wire.WIRE.write(body)["params"]) == ["b", "a"]  # kept in the message's order

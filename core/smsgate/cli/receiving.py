@@ -1,4 +1,4 @@
-"""CLI commands for receiving: ``serve`` and ``poll`` (see smsgate.callbacks and smsgate.poller)."""
+"""CLI commands for receiving: ``serve`` and ``poll`` and ``spool`` (see smsgate.receiving)."""
 
 from __future__ import annotations
 
@@ -77,10 +77,10 @@ def _spool_commands(sub: Any) -> None:
 def _open_spool(args: argparse.Namespace) -> Any:
     import os
 
-    from .callbacks import DEFAULT_SPOOL
-    from .errors import ConfigError
-    from .gateway import Gateway
-    from .spool import Spool
+    from ..receiving.receiver import DEFAULT_SPOOL
+    from ..errors import ConfigError
+    from ..sending.gateway import Gateway
+    from ..receiving.store import Spool
 
     path = args.spool
     if path is None:
@@ -94,7 +94,7 @@ def _open_spool(args: argparse.Namespace) -> Any:
 
 
 def cmd_spool(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     with _open_spool(args) as spool:
         if args.spool_command == "status":
@@ -112,8 +112,8 @@ def cmd_spool(args: argparse.Namespace) -> int:
 
 
 def _receiver(args: argparse.Namespace, **kwargs: Any) -> Any:
-    from .callbacks import Receiver, load_handler
-    from .gateway import Gateway
+    from ..receiving.receiver import Receiver, load_handler
+    from ..sending.gateway import Gateway
 
     handlers = [load_handler(spec) for spec in args.handler]  # fail before opening anything
     receiver = Receiver(Gateway(args.config), spool=args.spool, events_jsonl=args.events_jsonl, **kwargs)
@@ -123,8 +123,8 @@ def _receiver(args: argparse.Namespace, **kwargs: Any) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .callbacks import run_server
-    from .poller import Poller
+    from ..receiving.server import run_server
+    from ..receiving.poller import Poller
 
     receiver = _receiver(args, replay_store=args.replay_store, prefix=args.prefix)
     receiver.start()
@@ -150,7 +150,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    from .poller import Poller
+    from ..receiving.poller import Poller
 
     receiver = _receiver(args)
     receiver.start()

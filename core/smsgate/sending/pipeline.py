@@ -8,8 +8,8 @@ from typing import Any
 
 import attrs
 
-from .errors import ProviderError, SmsError, TransportError, ValidationError
-from .models import (
+from ..errors import ProviderError, SmsError, TransportError, ValidationError
+from ..models import (
     HttpRequest,
     Message,
     Operation,
@@ -19,7 +19,7 @@ from .models import (
     SendReply,
     SendResult,
 )
-from .phones import mask_phone, normalise_phone, segments
+from ..phones import mask_phone, normalise_phone, segments
 
 _LOG_PHONES = 10  # masked phones listed per log line at most
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import threading
-
-import attrs
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .config import ProviderSettings, Settings, load_settings, settings_from_mapping, structure_config
-from .errors import ConfigError, ValidationError
-from .models import Balance, CallbackRequest, CallbackResult, Message, Operation, PullQuery, SendResult
-from .provider import HookContext, default_nonce
+import attrs
+
+from ..config import ProviderSettings, Settings, load_settings, settings_from_mapping, structure_config
+from ..errors import ConfigError, ValidationError
+from ..models import Balance, CallbackRequest, CallbackResult, Message, Operation, PullQuery, SendResult
+from ..provider import HookContext, default_nonce
 
 
 class Gateway:
@@ -35,7 +35,7 @@ class Gateway:
         environ: Mapping[str, str] | None = None,
         extras: Mapping[str, Any] | None = None,
     ):
-        from .plugins import PluginManager
+        from ..plugins import PluginManager
 
         self.environ = os.environ if environ is None else environ
         if settings is None or isinstance(settings, (str, os.PathLike)):
@@ -55,7 +55,7 @@ class Gateway:
         # rate-limit waits use these (replaceable, so tests check the rule without real waiting)
         self.monotonic: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
-        from .log import get_logger
+        from ..log import get_logger
 
         self.log = get_logger("smsgate.pipeline")
 
@@ -113,35 +113,19 @@ class Gateway:
         Raises ValidationError (bad numbers or content; nothing sent) or ConfigError. Vendor and
         transport failures do not raise: they become the outcomes of the recipients concerned.
         """
-        from .pipeline import check_content, execute_send, merge, normalise_recipients, plan
+        from . import flow
+
+        return flow.send(self.target(provider, message.operation), message, self.log)
+
+    def target(self, provider: str | None = None, operation: Operation | None = None) -> Any:
+        """The resolved provider the send flow works with (``smsgate.sending.flow.Target``)."""
+        from .flow import Target
 
         name = self._resolve(provider)
         entry, config = self.provider(name)
-        caps = entry.spec.capabilities
-        operation = message.operation
-        if operation not in caps.operations:
-            raise ValidationError(f"provider {name!r} cannot {operation.value}", field="personal")
-        message = normalise_recipients(message)
-        check_content(message, caps, name)
-        hooks = self.plugins.hooks_for(entry.spec.name)
-        ctx0 = self.context(name, operation)
-        if hooks.validate_message.implemented:  # skipped when no plugin has anything to say
-            replaced = hooks.validate_message(ctx=ctx0, message=message)
-            if replaced is not None:
-                message = replaced
-        limit = None
-        if hooks.request_limit.implemented:
-            limit = hooks.request_limit(ctx=ctx0, operation=operation)
-        batches = plan(message, limit or caps.limit(operation))
-        results = execute_send(
-            hooks,
-            lambda i: ctx0 if i == 0 else attrs.evolve(ctx0, request_index=i),
-            operation,
-            batches,
-            int(getattr(config, "max_concurrency", 4)),
-            self.log,
-        )
-        return merge(name, message, results)
+        return Target(name=name, capabilities=entry.spec.capabilities, hooks=self.plugins.hooks_for(entry.spec.name),
+                      context=self.context(name, operation),
+                      max_concurrency=int(getattr(config, "max_concurrency", 4)))
 
     # -- other vendor calls ----------------------------------------------------------------
     def _call(self, name: str | None, operation: Operation, payload: Any) -> Any:
@@ -189,7 +173,7 @@ class Gateway:
     def handle_callback(self, provider: str, request: CallbackRequest, **extras: Any) -> CallbackResult:
         """Verify and parse a vendor push. Raises AuthError when refused, ValidationError when
         malformed; returns the events and the answer for the vendor."""
-        from .errors import AuthError
+        from ..errors import AuthError
 
         name = self._resolve(provider)
         entry, config = self.provider(name)

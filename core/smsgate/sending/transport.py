@@ -14,9 +14,9 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import TransportError
-from .hookspecs import hookimpl
-from .models import HttpRequest, HttpResponse
+from ..errors import TransportError
+from ..hookspecs import hookimpl
+from ..models import HttpRequest, HttpResponse
 
 DEFAULT_POOL_SIZE = 16
 _MAY_HAVE_LEFT = "the request may have been taken, so it is not resent"
@@ -49,7 +49,7 @@ class Transport:
             if provider in self._warned:
                 return
             self._warned.add(provider)
-        from .log import get_logger
+        from ..log import get_logger
 
         get_logger("smsgate.transport").warning(
             "smsgate.transport.tls_unverified",

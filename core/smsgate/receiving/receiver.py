@@ -6,11 +6,11 @@ so a plugin's built-in defaults can never accept pushes nobody asked for). For e
 
 1. the provider's ``verify_callback`` (refused -> 401, nothing stored or dispatched);
 2. its ``parse_callback`` (malformed -> 400, nothing stored or dispatched);
-3. the events are committed to the durable :class:`smsgate.spool.Spool` (cannot -> 503, so the
+3. the events are committed to the durable :class:`smsgate.receiving.Spool` (cannot -> 503, so the
    vendor pushes again; the push's nonce is given back to the replay store);
 4. the vendor gets the answer its document asks for.
 
-Handlers never run on the request's thread: a :class:`smsgate.spool.Dispatcher` feeds them from the
+Handlers never run on the request's thread: a :class:`smsgate.receiving.Dispatcher` feeds them from the
 spool in background threads, so a slow or failing handler never delays or fails the vendor's answer.
 
 The same :class:`Receiver` is a WSGI app (:attr:`Receiver.wsgi_app`) and an ASGI app
@@ -25,13 +25,18 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import AuthError, ConfigError, ValidationError
-from .log import get_logger
-from .models import CallbackRequest, HttpResponse
+from ..errors import AuthError, ConfigError, ValidationError
+from ..log import get_logger
+from ..models import CallbackRequest, HttpResponse
+from .dispatcher import Dispatcher, Handler
 from .replay import AcceptingStore, RecordingStore, replay_store_from
-from .spool import KINDS, Dispatcher, Handler, JsonlSink, Spool, SpoolError
+from .sinks import JsonlSink
+from .store import KINDS, Spool, SpoolError
+
+if TYPE_CHECKING:
+    from .server import AsgiApp
 
 log = get_logger("smsgate.callbacks")
 
@@ -104,7 +109,7 @@ class Receiver:
                  replay_store: Any = None, prefix: str = "/callbacks", events_jsonl: str | os.PathLike | None = None,
                  max_body: int = MAX_BODY, plugin_hooks: bool = True, poll_interval: float = 1.0,
                  lease_seconds: float = 300.0, synchronous: str = "FULL"):
-        from .gateway import Gateway
+        from ..sending.gateway import Gateway
 
         self.gateway = gateway if isinstance(gateway, Gateway) else Gateway(gateway)
         conf = self.gateway.settings.extra.get("receiver") or {}
@@ -166,7 +171,7 @@ class Receiver:
         Options: ``batch`` (False), ``envelope`` (False), ``batch_size`` (100), ``workers`` (1),
         ``max_attempts`` (None), ``retry_base`` (1.0 s), ``retry_cap`` (600 s); defaults may also
         come from :func:`handler_options` on ``fn``. ``fn`` gets one model object per call, or with
-        ``envelope=True`` the :class:`smsgate.spool.SpooledEvent` (its ``id`` is stable: key side
+        ``envelope=True`` the :class:`smsgate.receiving.SpooledEvent` (its ``id`` is stable: key side
         effects on it), or with ``batch=True`` a list of SpooledEvent (up to ``batch_size``). An
         exception leaves the event(s) for a retry after ``retry_base * 2**n`` seconds (at most
         ``retry_cap``); after ``max_attempts`` (None: never) the row is kept as dead. ``name`` must
@@ -399,8 +404,10 @@ class Receiver:
 
     # -- ASGI --------------------------------------------------------------------------------
     @property
-    def asgi_app(self) -> "AsgiApp":
+    def asgi_app(self) -> AsgiApp:
         """The receiver as an ASGI application (http and lifespan scopes)."""
+        from .server import AsgiApp
+
         return AsgiApp(self)
 
 
@@ -411,157 +418,6 @@ def _wsgi_respond(response: HttpResponse, start_response: Callable) -> list[byte
     start_response(status, headers)
     return [response.body]
 
-
-class AsgiApp:
-    """ASGI adapter: reads the body, runs the (blocking: SQLite commit) flow in a thread."""
-
-    def __init__(self, receiver: Receiver):
-        self.receiver = receiver
-
-    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        import asyncio
-
-        body = bytearray()
-        too_large = False
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body.extend(message.get("body", b""))
-            if len(body) > self.receiver.max_body:
-                too_large = True
-                break
-            if not message.get("more_body"):
-                break
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
-        if too_large:
-            response = _error(413, "body too large")
-        else:
-            path = scope.get("path", "/")
-            root = scope.get("root_path") or ""
-            if root and path.startswith(root) and self.receiver.route(path[len(root):]) is not None:
-                path = path[len(root):]
-            client = scope.get("client")
-            query = scope.get("query_string", b"").decode("latin-1")
-            loop = asyncio.get_running_loop()
-            response = await loop.run_in_executor(
-                None, self.receiver.handle_path, scope.get("method", "GET"), path, headers, bytes(body),
-                client[0] if client else None, query)
-        out_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers
-                       if k.lower() != "content-length"]
-        out_headers.append((b"content-length", str(len(response.body)).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
-        await send({"type": "http.response.body", "body": response.body})
-
-    async def _lifespan(self, receive: Callable, send: Callable) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    self.receiver.start()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.receiver.stop()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-
-# -- running a server ---------------------------------------------------------------------------
-
-class BackgroundServer:
-    """A WSGI app on a stdlib threaded server in a thread (demo, tests). ``smsgate serve`` uses
-    waitress instead; this needs no extra package."""
-
-    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0):
-        from socketserver import ThreadingMixIn
-        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
-
-        class _Server(ThreadingMixIn, WSGIServer):
-            daemon_threads = True
-            request_queue_size = 128
-
-        class _Quiet(WSGIRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = _Server((host, port), _Quiet)
-        self.server.set_app(app)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       name="smsgate-receiver", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "BackgroundServer":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> "BackgroundServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-
-def run_server(app: Callable, host: str, port: int, threads: int = 16, server: str = "auto",
-               on_bound: Callable[[str, int], None] | None = None) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM: waitress if installed (``pip install 'smsgate[serve]'``),
-    else (``server="wsgiref"`` or waitress missing, with a warning) the stdlib threaded server."""
-    import signal
-
-    use_waitress = server in ("auto", "waitress")
-    if use_waitress:
-        try:
-            import waitress.server  # noqa: F401
-        except ImportError:
-            if server == "waitress":
-                raise ConfigError("waitress is not installed: pip install 'smsgate[serve]'") from None
-            log.warning("smsgate.serve.no_waitress", hint="pip install 'smsgate[serve]'; using the stdlib server")
-            use_waitress = False
-
-    def _terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
-    if use_waitress:
-        import waitress.server
-
-        srv = waitress.server.create_server(app, host=host, port=port, threads=threads, ident="smsgate",
-                                            clear_untrusted_proxy_headers=True, channel_timeout=60)
-        bound_host, bound_port = srv.socket.getsockname()[:2]
-        if on_bound:
-            on_bound(bound_host, bound_port)
-        try:
-            srv.run()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            srv.close()
-    else:
-        bg = BackgroundServer(app, host, port)
-        host_, port_ = bg.server.server_address[:2]
-        if on_bound:
-            on_bound(host_, port_)
-        try:
-            bg.server.serve_forever(poll_interval=0.2)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            bg.server.server_close()
 
 
 def load_handler(spec: str) -> Callable[..., Any]:
@@ -581,9 +437,9 @@ def load_handler(spec: str) -> Callable[..., Any]:
 
 
 def dumps_event(item: Any) -> str:
-    from .spool import event_line
+    from .sinks import event_line
 
     return json.dumps(event_line(item), ensure_ascii=False, default=str)
 
 
-__all__ = ["Receiver", "AsgiApp", "BackgroundServer", "run_server", "load_handler", "handler_options"]
+__all__ = ["Receiver", "load_handler", "handler_options"]

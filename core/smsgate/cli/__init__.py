@@ -1,0 +1,101 @@
+"""The ``smsgate`` command. It uses only the public embedding API (``Gateway``, ``Receiver``).
+
+One module per command group: ``sending`` (send, reports, inbound, balance), ``receiving`` (serve,
+poll, spool) and ``tools`` (providers, demo).
+
+Exit codes: 0 every recipient accepted (or the command succeeded); 1 some recipient rejected or
+unknown, or a vendor call failed; 2 bad usage, config or input — one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+from .common import EXIT_FAILED, EXIT_USAGE
+
+GROUPS = ("tools", "sending", "receiving")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(EXIT_USAGE, f"smsgate: error: {message}\n")
+
+
+def _configure_logging(verbose: int) -> None:
+    """The CLI is an application, so it (and only it) configures structlog: to stderr."""
+    import logging
+
+    import structlog
+
+    level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=lambda *args: _StderrLogger(),
+        cache_logger_on_first_use=False,
+    )
+
+
+class _StderrLogger:
+    """Writes each rendered line to the *current* sys.stderr (which tests and wrappers may swap)."""
+
+    def _write(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    msg = log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = _write
+
+
+def _groups() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(f"{__name__}.{name}") for name in GROUPS]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="smsgate", description="Send SMS through Chinese SMS vendors.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (to stderr)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for group in _groups():
+        group.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..errors import ConfigError, ProviderError, SmsError, TransportError, ValidationError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    _configure_logging(args.verbose)
+    handler = next(g.COMMANDS[args.command] for g in _groups() if args.command in g.COMMANDS)
+    try:
+        return handler(args)
+    except (ConfigError, ValidationError) as exc:
+        print(f"smsgate: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ProviderError, TransportError) as exc:
+        print(f"smsgate: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except SmsError as exc:
+        print(f"smsgate: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("smsgate: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line for the user, detail with -vv
+        if args.verbose >= 2:
+            raise
+        print(f"smsgate: internal error: {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

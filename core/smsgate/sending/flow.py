@@ -1,0 +1,58 @@
+"""The send flow: one function that runs a message through every stage, in order.
+
+``Gateway`` resolves the provider and its config into a :class:`Target` and hands the message here;
+nothing else calls the stages one by one. A new stage (ledger, limits, routing) is a step in
+:func:`send`, not a step added to ``Gateway.send``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ..errors import ValidationError
+from ..models import Message, SendResult
+from ..provider import HookContext
+from .pipeline import check_content, execute_send, merge, normalise_recipients, plan
+
+
+@attrs.frozen(kw_only=True)
+class Target:
+    """One configured provider, resolved: what the flow needs to send through it."""
+
+    name: str  # the configured name (a [providers.NAME] table)
+    capabilities: Any  # the plugin's Capabilities
+    hooks: Any  # the plugin's hooks, scoped to this provider
+    context: HookContext  # the context of request 0; request i gets request_index=i
+    max_concurrency: int = 4
+
+
+def send(target: Target, message: Message, log: Any) -> SendResult:
+    """Send ``message`` through ``target``; every recipient gets an outcome.
+
+    Stages: check the operation is offered; normalise recipients (one ValidationError naming every
+    bad number); check the content against the provider's rules; let plugins validate or replace
+    the message; cut it into requests within the vendor's limit; run the requests; merge.
+    """
+    caps, hooks, ctx0 = target.capabilities, target.hooks, target.context
+    operation = message.operation
+    if operation not in caps.operations:
+        raise ValidationError(f"provider {target.name!r} cannot {operation.value}", field="personal")
+    message = normalise_recipients(message)
+    check_content(message, caps, target.name)
+    if hooks.validate_message.implemented:  # skipped when no plugin has anything to say
+        replaced = hooks.validate_message(ctx=ctx0, message=message)
+        if replaced is not None:
+            message = replaced
+    limit = hooks.request_limit(ctx=ctx0, operation=operation) if hooks.request_limit.implemented else None
+    batches = plan(message, limit or caps.limit(operation))
+    results = execute_send(
+        hooks,
+        lambda i: ctx0 if i == 0 else attrs.evolve(ctx0, request_index=i),
+        operation,
+        batches,
+        target.max_concurrency,
+        log,
+    )
+    return merge(target.name, message, results)
