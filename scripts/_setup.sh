@@ -15,3 +15,11 @@ echo "setting up $VENV (pip log: $log)" >&2
 install --upgrade pip
 # every folder under $1... with a pyproject.toml, as `-e DIR` arguments
 editable() { for p in "$@"; do [ -f "$p/pyproject.toml" ] && printf -- '-e %s ' "$p"; done; return 0; }
+# the same, as `-e DIR[test]` for a folder that declares a `test` extra (its test-only dependencies)
+editable_tests() {
+  for p in "$@"; do
+    [ -f "$p/pyproject.toml" ] || continue
+    if grep -q '^test *=' "$p/pyproject.toml"; then printf -- '-e %s[test] ' "${p%/}"; else printf -- '-e %s ' "$p"; fi
+  done
+  return 0
+}

@@ -24,7 +24,7 @@ _EXPORTS = {
     "Provider": "provider", "Capabilities": "provider", "HookContext": "provider",
     "ProviderConfig": "config", "secret": "config", "Wire": "wire", "WireError": "wire",
     # utilities
-    "normalise_phone": "phones", "mask_phone": "phones", "segments": "phones",
+    "normalise_phone": "phones", "mask_phone": "phones", "segments": "phones", "text_params": "sending.pipeline",
     # embedding
     "Gateway": "sending.gateway", "PluginManager": "plugins", "Receiver": "receiving.receiver",
 }
@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
                          HttpResponse, InboundMessage, Message, Operation, Outcome, PullQuery, Reason,
                          RecipientResult, SendReply, SendResult, Status, TaskSummary, converter, to_jsonable)
     from .phones import mask_phone, normalise_phone, segments
+    from .sending.pipeline import text_params
     from .plugins import PluginManager
     from .receiving.receiver import Receiver
     from .provider import Capabilities, HookContext, Provider

@@ -333,8 +333,9 @@ class CallbackRequest:
 class SendReply:
     """What ``parse_response`` returns for a send request that the vendor accepted (in whole or part).
 
-    Recipients listed in ``rejected`` are rejected with their reason; every other recipient of the
-    request is accepted with ``message_ids[phone]`` if given, else ``message_id``.
+    Recipients listed in ``rejected`` are rejected with their reason (or unknown, when the reason's
+    ``not_sent`` is False: a per-number failure that may still have reached a carrier); every other
+    recipient of the request is accepted with ``message_ids[phone]`` if given, else ``message_id``.
     """
 
     message_id: str | None = None

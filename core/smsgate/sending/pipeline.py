@@ -107,6 +107,29 @@ def check_content(message: Message, capabilities: Any, provider: str) -> None:
                                       field="params")
 
 
+def _texts(params: Any, field: str) -> tuple[str, ...]:
+    out = []
+    for value in params or ():
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValidationError(
+                f"template variables must be text or numbers, not {type(value).__name__}", field=field)
+        out.append(value if isinstance(value, str) else str(value))
+    return tuple(out)
+
+
+def text_params(message: Message) -> Message:
+    """``message`` with its positional template variables (``params``, or every ``personal`` list) as
+    text, numbers written as decimal text; anything else is refused with a ValidationError naming
+    the field. For providers whose vendor takes the variables as an array of strings."""
+    if message.personal is not None:
+        personal = {p: _texts(v, "personal") for p, v in message.personal.items()}
+        return message if personal == message.personal else attrs.evolve(message, personal=personal)
+    params = _texts(message.params, "params")
+    if message.params is None or params == message.params:
+        return message
+    return attrs.evolve(message, params=params)
+
+
 def plan(message: Message, limit: int) -> list[Message]:
     """Cut the recipients into requests of at most ``limit`` phones each."""
     limit = max(1, int(limit))
@@ -234,7 +257,9 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
     for phone in batch.to:
         reason = reply.rejected.get(phone)
         if reason is not None:
-            results.append(RecipientResult(phone=phone, outcome=Outcome.REJECTED, reason=reason,
+            # a per-number failure that does not prove the number unsent (a vendor timeout) is unknown
+            outcome = Outcome.REJECTED if reason.not_sent else Outcome.UNKNOWN
+            results.append(RecipientResult(phone=phone, outcome=outcome, reason=reason,
                                            request_id=reply.request_id))
         else:
             accepted.append(phone)
@@ -244,10 +269,11 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
     if accepted:
         log.info("smsgate.send.accepted", provider=provider, recipients=len(accepted),
                  phones=_masked(accepted), message_id=reply.message_id, request_id=reply.request_id)
-    if reply.rejected:
-        rejected = [p for p in batch.to if p in reply.rejected]
-        log.warning("smsgate.send.rejected", provider=provider, recipients=len(rejected),
-                    phones=_masked(rejected), request_id=reply.request_id)
+    for not_sent, event in ((True, "smsgate.send.rejected"), (False, "smsgate.send.unknown")):
+        phones = [p for p in batch.to if p in reply.rejected and reply.rejected[p].not_sent is not_sent]
+        if phones:
+            log.warning(event, provider=provider, recipients=len(phones), phones=_masked(phones),
+                        request_id=reply.request_id)
     return results
 
 

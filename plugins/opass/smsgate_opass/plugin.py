@@ -41,6 +41,7 @@ from smsgate import (
     WireError,
     hookimpl,
     secret,
+    text_params,
 )
 
 from . import dialect, wire
@@ -106,16 +107,6 @@ def smsgate_provider() -> Provider:
 
 # -- validation --------------------------------------------------------------------------------
 
-def _param_texts(params: Any, field: str) -> tuple[str, ...]:
-    out = []
-    for value in params or ():
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValidationError(
-                f"template variables must be text or numbers, not {type(value).__name__}", field=field)
-        out.append(value if isinstance(value, str) else str(value))
-    return tuple(out)
-
-
 @hookimpl
 def validate_message(ctx: Any, message: Any) -> Any:
     if message.sign_name:
@@ -127,15 +118,7 @@ def validate_message(ctx: Any, message: Any) -> Any:
         raise ValidationError("opass upExtendCode must be digits (the default range is 1-99)", field="extend_code")
     if message.biz_id is not None and len(str(message.biz_id)) > MAX_BID_LENGTH:
         raise ValidationError(f"opass bid is at most {MAX_BID_LENGTH} characters", field="biz_id")
-    if message.personal is not None:
-        personal = {p: _param_texts(v, "personal") for p, v in message.personal.items()}
-        if personal != message.personal:
-            return attrs.evolve(message, personal=personal)
-        return None
-    params = _param_texts(message.params, "params")
-    if message.params is not None and params != message.params:
-        return attrs.evolve(message, params=params)
-    return None
+    return text_params(message)
 
 
 # -- requests ----------------------------------------------------------------------------------

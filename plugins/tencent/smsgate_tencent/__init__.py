@@ -1,0 +1,1 @@
+"""smsgate provider plugin for Tencent Cloud SMS."""

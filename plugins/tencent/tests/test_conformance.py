@@ -1,0 +1,5 @@
+from smsgate.testing import ProviderConformance
+
+
+class TestTencentConformance(ProviderConformance):
+    provider = "tencent"
