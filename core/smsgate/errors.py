@@ -101,10 +101,14 @@ class TransportError(SmsError):
     ``not_sent`` is True when the failure proves the request never left (connection refused,
     connect timeout, name resolution); False when it may have reached the vendor (read timeout,
     reset after sending) — those recipients become ``unknown`` and are never resent.
+    ``kind`` names the failure for metrics: ``connect``, ``tls_certificate``, ``tls``,
+    ``read_timeout``, ``broken`` (the connection broke after sending) or ``error`` (anything else).
     """
 
-    def __init__(self, message: str, *, not_sent: bool, attempts: int = 1, url: str | None = None):
+    def __init__(self, message: str, *, not_sent: bool, attempts: int = 1, url: str | None = None,
+                 kind: str = "error"):
         super().__init__(message)
+        self.kind = kind
         self.not_sent = not_sent
         self.attempts = attempts
         self.url = url

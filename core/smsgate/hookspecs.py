@@ -101,6 +101,33 @@ def parse_response(ctx: Any, operation: Any, request: Any, response: Any) -> Any
 
 
 @hookspec(firstresult=True)
+def send_message(ctx: Any, target: Any, message: Any) -> Any:
+    """Send one message as a whole and return its :class:`smsgate.SendResult`.
+
+    :meth:`Gateway.send` calls it once per send; ``ctx`` is the send's context (``ctx.operation``
+    is ``send`` or ``send_batch``), ``target`` the resolved provider
+    (``smsgate.sending.flow.Target``), ``message`` as the application gave it. The core implements
+    it (``trylast``) with the send flow: validation, planning, the vendor requests, the merge. It
+    exists to be wrapped: a ``@hookimpl(wrapper=True)`` sees every send whole (its
+    ``ValidationError``, or every recipient's outcome). First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def vendor_request(ctx: Any, operation: Any, payload: Any, hooks: Any) -> Any:
+    """Make one vendor call: :func:`build_request` -> :func:`sign` -> :func:`transmit` ->
+    :func:`parse_response`, returning what ``parse_response`` returned or raising the classified
+    :class:`smsgate.ProviderError` / :class:`smsgate.TransportError`.
+
+    Called once per vendor call of every kind (each request of a send, each pull, each balance
+    query). ``payload`` is as for :func:`build_request`; ``hooks`` are the provider's scoped hook
+    callers that the core's implementation (``trylast``) runs. It exists to be wrapped: a
+    ``@hookimpl(wrapper=True)`` sees each call whole (its time, result or error, vendor code and
+    request id). First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
 def verify_callback(ctx: Any, request: Any) -> Any:
     """Decide whether a push (:class:`smsgate.CallbackRequest`) really comes from the vendor.
 

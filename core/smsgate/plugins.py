@@ -15,7 +15,10 @@ from . import hookspecs
 from .errors import ConfigError
 
 ENTRY_POINT_GROUP = "smsgate"
-DEFAULT_PLUGINS = ("smsgate.default_plugins.loopback", "smsgate.sending.transport")
+#: built-in plugins: the loopback provider, and the core's own implementations of the hooks that
+#: exist to be wrapped (transmit, vendor_request, send_message)
+DEFAULT_PLUGINS = ("smsgate.default_plugins.loopback", "smsgate.sending.transport", "smsgate.sending.pipeline",
+                   "smsgate.sending.flow")
 #: hooks a provider implements for its own work; wrappers see them for every provider
 PROVIDER_HOOKS = (
     "validate_message",
@@ -26,6 +29,8 @@ PROVIDER_HOOKS = (
     "parse_response",
     "verify_callback",
     "parse_callback",
+    "send_message",
+    "vendor_request",
 )
 
 

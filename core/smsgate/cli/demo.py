@@ -90,10 +90,14 @@ def demo_provider(pm: Any, name: str) -> dict[str, Any]:
     return row
 
 
-def run_demo() -> list[dict[str, Any]]:
+def run_demo(plugins: Any = ()) -> list[dict[str, Any]]:
+    """Every installed provider against its simulator; ``plugins`` (wrappers such as the metrics
+    plugin) see every send, call and push of the run."""
     from ..plugins import PluginManager
 
     pm = PluginManager()
+    for plugin in plugins:
+        pm.register(plugin)
     rows = []
     for name in pm.names():
         try:

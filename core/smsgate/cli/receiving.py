@@ -48,6 +48,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--replay-store", help="'memory' (default) or 'sqlite:PATH' shared by workers on this host")
     p.add_argument("--prefix", default="/callbacks", help="URL prefix (default /callbacks)")
     p.add_argument("--poll", action="store_true", help="also pull from vendors that offer pulls (as smsgate poll)")
+    p.add_argument("--metrics", action="store_true",
+                   help="count and answer GET /metrics for Prometheus (also on with a [metrics] table)")
 
     p = sub.add_parser("poll", help="keep pulling reports and inbound SMS into the spool and handlers")
     _common(p)
@@ -133,13 +135,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         poller = Poller(receiver.gateway, receiver.spool)
         poller.start_thread()
 
+    app, metrics_path = _with_metrics(receiver, args.metrics)
+
     def bound(host: str, port: int) -> None:
         names = sorted(set(receiver.gateway.provider_names()))
         print(f"smsgate: receiving on http://{host}:{port}{receiver.prefix}/<provider> "
               f"(configured: {', '.join(names) or 'none'}; spool {receiver.spool.path})", file=sys.stderr, flush=True)
+        if metrics_path:
+            print(f"smsgate: metrics on http://{host}:{port}{metrics_path}", file=sys.stderr, flush=True)
 
     try:
-        run_server(receiver.wsgi_app, args.host, args.port, threads=args.threads, server=args.server, on_bound=bound)
+        run_server(app, args.host, args.port, threads=args.threads, server=args.server, on_bound=bound)
     finally:
         if poller:
             poller.stop()
@@ -147,6 +153,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         receiver.close()
     print("smsgate: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _with_metrics(receiver: Any, asked: bool) -> tuple[Any, str | None]:
+    """The app to serve and the metrics path: /metrics answered when ``--metrics`` or a
+    ``[metrics]`` table asks for it (docs/observability.md)."""
+    from ..errors import ConfigError
+    from ..integrations import table
+
+    conf = table(receiver.gateway.settings, "metrics")
+    if not asked and conf is None:
+        return receiver.wsgi_app, None
+    try:
+        from ..integrations.metrics import mount
+    except ImportError:
+        raise ConfigError("--metrics needs the 'metrics' extra: pip install 'smsgate[metrics]'") from None
+    path = "/" + str((conf or {}).get("path") or "/metrics").strip("/")
+    return mount(receiver, path), path
 
 
 def cmd_poll(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("demo", help="run every installed provider against its simulator")
     p.add_argument("--json", action="store_true", help="print JSON rows")
+    p.add_argument("--metrics", action="store_true",
+                   help="count with the metrics plugin and print the smsgate_* metrics after the table")
 
 
 def cmd_providers(args: argparse.Namespace) -> int:
@@ -45,11 +47,23 @@ def cmd_providers(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import print_table, run_demo
 
-    rows = run_demo()
+    metrics = None
+    if args.metrics:
+        from ..errors import ConfigError
+
+        try:
+            from ..integrations.metrics import default_metrics, smsgate_text
+        except ImportError:
+            raise ConfigError("--metrics needs the 'metrics' extra: pip install 'smsgate[metrics]'") from None
+        metrics = default_metrics()
+    rows = run_demo(plugins=[metrics] if metrics else [])
     if args.json:
         _print_json(rows)
     else:
         print_table(rows)
+        if metrics:
+            print()
+            print(smsgate_text(), end="")
     return EXIT_OK if rows and all(r.get("ok") for r in rows) else EXIT_FAILED
 
 

@@ -541,6 +541,16 @@ class Spool:
             handlers.setdefault(handler, {"pending": 0, "leased": 0, "dead": 0})[state] = n
         return {"events": events, "handlers": handlers}
 
+    def oldest_outstanding(self) -> dict[str, float]:
+        """Per handler, when the oldest event it has not yet handled (pending or leased) was
+        spooled (Unix seconds); handlers with nothing outstanding are left out."""
+        self._after_fork()
+        with self._book_lock:
+            rows = self._book.execute(
+                "SELECT d.handler, MIN(e.spooled_at) FROM deliveries d JOIN events e ON e.id=d.event_id "
+                "WHERE d.state IN ('pending','leased') GROUP BY d.handler").fetchall()
+        return {handler: at for handler, at in rows}
+
     def outstanding(self, handlers: Iterable[str] | None = None) -> int:
         """Rows not yet handled (pending or leased; dead rows are not counted)."""
         names = list(handlers) if handlers is not None else None

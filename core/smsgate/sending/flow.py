@@ -12,6 +12,8 @@ from typing import Any
 import attrs
 
 from ..errors import ValidationError
+from ..hookspecs import hookimpl
+from ..log import get_logger
 from ..models import Message, SendResult
 from ..provider import HookContext
 from .pipeline import check_content, execute_send, merge, normalise_recipients, plan
@@ -56,3 +58,13 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
         log,
     )
     return merge(target.name, message, results)
+
+
+_log = get_logger("smsgate.pipeline")
+
+
+@hookimpl(trylast=True)
+def send_message(target: Target, message: Message) -> SendResult:
+    """The core's ``send_message`` hook (what ``Gateway.send`` calls): :func:`send`. Wrappers
+    (metrics, tracing) run around it and see every send whole."""
+    return send(target, message, _log)

@@ -44,6 +44,9 @@ class Gateway:
             settings = settings_from_mapping(settings)
         self.settings = settings
         self.plugins = plugins if plugins is not None else PluginManager()
+        from ..integrations import enable_configured
+
+        enable_configured(self.plugins, settings)  # [metrics], [tracing]
         self.clock = clock or time.time
         self.nonce = nonce or default_nonce
         self._transport = transport
@@ -113,9 +116,9 @@ class Gateway:
         Raises ValidationError (bad numbers or content; nothing sent) or ConfigError. Vendor and
         transport failures do not raise: they become the outcomes of the recipients concerned.
         """
-        from . import flow
-
-        return flow.send(self.target(provider, message.operation), message, self.log)
+        target = self.target(provider, message.operation)
+        # through the send_message hook, whose core implementation is the send flow (flow.py)
+        return target.hooks.send_message(ctx=target.context, target=target, message=message)
 
     def target(self, provider: str | None = None, operation: Operation | None = None) -> Any:
         """The resolved provider the send flow works with (``smsgate.sending.flow.Target``)."""
@@ -129,7 +132,7 @@ class Gateway:
 
     # -- other vendor calls ----------------------------------------------------------------
     def _call(self, name: str | None, operation: Operation, payload: Any) -> Any:
-        from .pipeline import run_request
+        from .pipeline import call_vendor
 
         name = self._resolve(name)
         entry, _ = self.provider(name)
@@ -138,7 +141,7 @@ class Gateway:
         hooks = self.plugins.hooks_for(entry.spec.name)
         interval = entry.spec.capabilities.min_interval.get(operation)
         if not interval:
-            return run_request(hooks, self.context(name, operation), operation, payload)
+            return call_vendor(hooks, self.context(name, operation), operation, payload)
         key = (name, operation)
         with self._rate_lock:
             lock = self._rate_locks.setdefault(key, threading.Lock())
@@ -154,7 +157,7 @@ class Gateway:
                                   seconds=round(wait, 3))
                     self.sleep(wait)
             try:
-                return run_request(hooks, self.context(name, operation), operation, payload)
+                return call_vendor(hooks, self.context(name, operation), operation, payload)
             finally:
                 self._last_call[key] = self.monotonic()
 

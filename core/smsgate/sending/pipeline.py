@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
 from ..errors import ProviderError, SmsError, TransportError, ValidationError
+from ..hookspecs import hookimpl
 from ..models import (
     HttpRequest,
     Message,
@@ -207,6 +209,17 @@ def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any
     return result
 
 
+def call_vendor(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any:
+    """One vendor call through the ``vendor_request`` hook, so wrappers (metrics, tracing) see it whole."""
+    return hooks.vendor_request(ctx=ctx, operation=operation, payload=payload, hooks=hooks)
+
+
+@hookimpl(trylast=True)
+def vendor_request(ctx: Any, operation: Operation, payload: Any, hooks: Any) -> Any:
+    """The core's ``vendor_request``: :func:`run_request`."""
+    return run_request(hooks, ctx, operation, payload)
+
+
 def _unknown(batch: Message, provider: str, log: Any, code: str, message: str,
              request_id: str | None = None) -> list[RecipientResult]:
     log.warning("smsgate.send.unknown", provider=provider, recipients=len(batch.to), phones=_masked(batch.to),
@@ -232,7 +245,7 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
 def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, log: Any) -> list[RecipientResult]:
     provider = ctx.provider
     try:
-        reply = run_request(hooks, ctx, operation, batch)
+        reply = call_vendor(hooks, ctx, operation, batch)
     except TransportError as exc:
         if exc.not_sent:
             reason = Reason(code="CONNECT", message=str(exc), not_sent=True)
@@ -289,7 +302,9 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
 
     workers = min(max_concurrency, len(batches))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsgate-send") as pool:
-        futures = [pool.submit(send_outcomes, hooks, make_ctx, operation, b, i, log) for i, b in enumerate(batches)]
+        # each request runs in the send's context variables (its tracing span, bound log fields)
+        futures = [pool.submit(contextvars.copy_context().run, send_outcomes, hooks, make_ctx, operation, b, i, log)
+                   for i, b in enumerate(batches)]
         out = []
         for fut in futures:
             out.extend(fut.result())

@@ -103,21 +103,21 @@ class Transport:
                     time.sleep(self.backoff * (2 ** (attempts - 1)))
                     continue
                 failure = (f"could not connect to {parts.scheme}://{parts.netloc} after {attempts} attempt(s): "
-                           f"{_short(exc)}", True)
+                           f"{_short(exc)}", True, "connect")
             except SSLError as exc:
                 if _certificate_refused(exc):  # verification is part of the handshake: nothing was written
                     failure = (f"the TLS certificate of {parts.netloc} could not be verified: {_short(exc)} "
-                               "(set verify_tls = false for this provider only if you must)", True)
+                               "(set verify_tls = false for this provider only if you must)", True, "tls_certificate")
                 else:  # urllib3 reports handshake and exchange TLS errors alike: it may have been sent
-                    failure = (f"TLS failed talking to {parts.netloc} ({_short(exc)}); {_MAY_HAVE_LEFT}", False)
+                    failure = (f"TLS failed talking to {parts.netloc} ({_short(exc)}); {_MAY_HAVE_LEFT}", False, "tls")
             except ReadTimeoutError:
                 failure = (f"no answer from {parts.netloc} within {timeout.read_timeout:g} s; {_MAY_HAVE_LEFT}",
-                           False)
+                           False, "read_timeout")
             except (ProtocolError, HTTPError, OSError) as exc:
                 failure = (f"connection to {parts.netloc} broke after the request was sent ({_short(exc)}); "
-                           f"{_MAY_HAVE_LEFT}", False)
-            message, not_sent = failure
-            raise TransportError(message, not_sent=not_sent, attempts=attempts, url=_safe_url(request.url))
+                           f"{_MAY_HAVE_LEFT}", False, "broken")
+            message, not_sent, kind = failure
+            raise TransportError(message, not_sent=not_sent, attempts=attempts, url=_safe_url(request.url), kind=kind)
 
     def close(self) -> None:
         self.pool.clear()
