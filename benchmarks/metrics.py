@@ -1,0 +1,73 @@
+"""Observability overhead: the pipeline benchmark's one-recipient sends (over HTTP to the loopback
+simulator in its own process) with no plugin, with the metrics plugin, and with the tracing plugin
+(opentelemetry-api, no SDK: what an app that has not configured tracing pays), in alternating
+rounds; the best rate of each is kept. Goal: metrics/plain >= 0.90. Last line:
+``metrics/plain c1=<ratio> c16=<ratio>``.
+
+    python benchmarks/metrics.py [--n 2000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import structlog
+from pipeline import POOL, run_threads, start_simulator
+from prometheus_client import CollectorRegistry
+
+from smsgate import Gateway, Message, PluginManager
+from smsgate.integrations.metrics import Metrics
+from smsgate.integrations.tracing import Tracing
+from smsgate.sending.transport import Transport
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000, help="sends per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        cache_logger_on_first_use=True)
+
+    proc, url = start_simulator()
+    try:
+        config = {"base_url": url, "api_key": "demo-key", "api_secret": "demo-secret", "max_concurrency": 1}
+        transport = Transport(pool_maxsize=POOL)
+        registry = CollectorRegistry()
+        gateways = {}
+        for name, plugin in (("plain", None), ("metrics", Metrics(registry)), ("tracing", Tracing())):
+            pm = PluginManager(load_entrypoints=False)
+            if plugin is not None:
+                plugin.install(pm)
+            gateways[name] = Gateway({"providers": {"loopback": config}}, plugins=pm, transport=transport)
+        messages = [Message(to=[f"139{i:08d}"], template_id="LB_CODE", params=["1234"]) for i in range(args.n)]
+
+        def sender(gw):
+            def send(i: int) -> None:
+                assert gw.send(messages[i]).ok
+            return send
+
+        for gw in gateways.values():  # warm up: connections, imports, label children
+            run_threads(16, 200, sender(gw))
+        best: dict[tuple[str, int], float] = {}
+        for _ in range(args.rounds):
+            for conc in (1, 16):
+                for name, gw in gateways.items():
+                    rate = run_threads(conc, args.n, sender(gw))
+                    best[(name, conc)] = max(best.get((name, conc), 0.0), rate)
+        sent = registry.get_sample_value("smsgate_recipients_total", {
+            "provider": "loopback", "route": "", "operation": "send", "outcome": "accepted", "code": ""})
+        print(f"metrics counted {sent:.0f} accepted recipients")
+        for conc in (1, 16):
+            print(f"c{conc}: " + "   ".join(f"{name} {best[(name, conc)]:8.0f} req/s" for name in gateways))
+        for name in ("tracing", "metrics"):
+            ratios = " ".join(f"c{conc}={best[(name, conc)] / best[('plain', conc)]:.2f}" for conc in (1, 16))
+            print(f"{name}/plain {ratios}")
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
