@@ -27,6 +27,7 @@ _EXPORTS = {
     "normalise_phone": "phones", "mask_phone": "phones", "segments": "phones", "text_params": "sending.pipeline",
     # embedding
     "Gateway": "sending.gateway", "PluginManager": "plugins", "Receiver": "receiving.receiver",
+    "AsyncGateway": "integrations.aio",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -59,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
                          RecipientResult, SendReply, SendResult, Status, TaskSummary, converter, to_jsonable)
     from .phones import mask_phone, normalise_phone, segments
     from .sending.pipeline import text_params
+    from .integrations.aio import AsyncGateway
     from .plugins import PluginManager
     from .receiving.receiver import Receiver
     from .provider import Capabilities, HookContext, Provider

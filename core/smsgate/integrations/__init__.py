@@ -1,6 +1,7 @@
-"""What an optional extra brings: Prometheus metrics (``metrics``), OpenTelemetry traces (``otel``).
+"""What an optional extra brings: Prometheus metrics (``metrics``), OpenTelemetry traces (``otel``);
+and the asyncio API (``aio.AsyncGateway``), which needs no extra.
 
-Each is a wrapper plugin on the hooks, never a call inside the core. A config table turns one on
+Metrics and tracing are wrapper plugins on the hooks, never calls inside the core. A config table turns one on
 for every :class:`smsgate.Gateway` built from that config::
 
     [metrics]            # pip install 'smsgate[metrics]'

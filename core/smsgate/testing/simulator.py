@@ -51,6 +51,13 @@ class SimRequest:
         return CallbackRequest(method=self.method, path=path, headers=self.headers, body=self.body, query=query)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # listen() runs in the constructor, so the backlog must be set on the class: the default of 5
+    # resets connections when a test or benchmark opens dozens at once
+    request_queue_size = 128
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "smsgate-simulator"
@@ -149,7 +156,7 @@ class SimulatorServer:
         self.resets_before_read = 0
         self._faults: deque[tuple[Fault, str | None]] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- subclass API ----------------------------------------------------------------------
@@ -173,9 +180,7 @@ class SimulatorServer:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "SimulatorServer":
         handler = type("SimHandler", (_Handler,), {"sim": self})
-        server = ThreadingHTTPServer((self.host, self._port), handler)
-        server.daemon_threads = True
-        server.request_queue_size = 128
+        server = _Server((self.host, self._port), handler)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"{type(self).__name__}", daemon=True)
