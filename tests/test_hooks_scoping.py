@@ -2,7 +2,7 @@
 
 import attrs
 
-from smsgate import (Capabilities, Gateway, HttpRequest, HttpResponse, Message, Operation, Provider,
+from smsgate import (Capabilities, Gateway, PluginManager, HttpRequest, HttpResponse, Message, Operation, Provider,
                      ProviderConfig, SendReply, hookimpl)
 from smsgate.testing import LoopbackSimulator
 
@@ -80,8 +80,9 @@ class Recorder:
 def test_wrapper_records_each_stage_of_each_request_for_every_provider():
     echo, recorder = Echo(), Recorder()
     with LoopbackSimulator() as sim:
-        gw = Gateway({"providers": {"loopback": sim.demo_config(), "echo": {}}})
-        gw.plugins.register(echo, name="echo")
+        plugins = PluginManager()  # a provider plugin is registered before the Gateway checks its config
+        plugins.register(echo, name="echo")
+        gw = Gateway({"providers": {"loopback": sim.demo_config(), "echo": {}}}, plugins=plugins)
         gw.plugins.register(recorder, name="recorder")
         r1 = gw.send(Message(to=["13800138000"], text="hi"), provider="loopback")
         r2 = gw.send(Message(to=["13800138000", "13900139000", "13700137000"], text="hi"), provider="echo")

@@ -89,7 +89,7 @@ def test_serve_poll_waits_for_the_pull_in_flight_before_closing_the_spool(config
 
 
 def test_poller_thread_logs_a_spool_error_instead_of_a_traceback(tmp_path, monkeypatch):
-    from structlog.testing import capture_logs
+    from smsgate.testing import capture_logs
 
     gw = Gateway({"providers": {"loopback": {"base_url": "http://127.0.0.1:9"}}})
     spool = Spool(tmp_path / "s.sqlite3")

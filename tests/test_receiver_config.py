@@ -35,9 +35,9 @@ def write(tmp_path, text, name="smsgate.toml"):
 
 def test_broken_provider_config_fails_when_the_receiver_is_built(tmp_path):
     # base_url must be an absolute URL: the loopback plugin's config refuses it
-    gw = Gateway({"providers": {"loopback": {"base_url": "127.0.0.1:9/api"}}})
     with pytest.raises(ConfigError, match="base_url"):
-        Receiver(gw, spool=tmp_path / "s.sqlite3", plugin_hooks=False)
+        Receiver({"providers": {"loopback": {"base_url": "127.0.0.1:9/api"}}}, spool=tmp_path / "s.sqlite3",
+                 plugin_hooks=False)
 
 
 def test_serve_with_a_broken_provider_config_exits_2_with_one_line(tmp_path, capsys, no_serve):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from structlog.testing import capture_logs
+from smsgate.testing import capture_logs
 
 from smsgate import Gateway, cli
 from smsgate.receiving import Receiver

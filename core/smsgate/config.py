@@ -17,6 +17,7 @@ e.g. ``SMSGATE_JUSE_APP_SECRET``. Such a variable may also supply a key the file
 from __future__ import annotations
 
 import os
+import re
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -87,8 +88,24 @@ def config_fields(cls: type) -> dict[str, attrs.Attribute]:
     return {f.name: f for f in attrs.fields(cls)}
 
 
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
+               tuple: "a list", dict: "a table"}
+
+
 def _type_name(tp: Any) -> str:
+    """A type in words a config file's author reads (no Python syntax)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        words = [_type_name(a) for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(words)
+    word = _TYPE_WORDS.get(origin or tp)
+    if word:
+        return word
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+_VALUE_WORDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+                "list": "a list", "dict": "a table", "datetime": "a date-time", "date": "a date", "time": "a time"}
 
 
 def _resolved_types(cls: type) -> dict[str, Any]:
@@ -152,84 +169,123 @@ def env_prefix(name: str) -> str:
     return "SMSGATE_" + name.upper().replace("-", "_").replace(".", "_") + "_"
 
 
-def structure_config(name: str, cls: type, raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Any:
+def did_you_mean(word: str, known: Any) -> str:
+    """`` (did you mean 'x'?)`` for a near miss among ``known``, else nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _choices(field: attrs.Attribute, tp: Any) -> list[str] | None:
+    """The allowed values of a choice field: an ``attrs.validators.in_`` or an Enum type."""
+    import enum
+
+    options = getattr(field.validator, "options", None)
+    if options is not None:
+        return [str(o) for o in options]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return [str(m.value) for m in tp]
+    return None
+
+
+def structure_config(name: str, cls: type, raw: Mapping[str, Any], environ: Mapping[str, str] | None = None,
+                     *, section: str | None = None) -> Any:
     """Build ``cls`` from ``raw`` plus ``SMSGATE_<NAME>_<FIELD>`` overrides.
 
-    Raises :class:`ConfigError` naming the provider and field for an unknown key, a missing key
-    or a wrong type. Values never appear in the message (they may be secrets).
+    Raises :class:`ConfigError` naming the provider and field for every unknown key, missing key,
+    wrong type or refused value at once. Values never appear in the message (they may be
+    secrets), except the allowed values of a choice field. ``section`` (e.g. ``[receiver]``)
+    names a table that is not a provider's; it takes no environment overrides.
     """
-    environ = os.environ if environ is None else environ
+    environ = {} if section else (os.environ if environ is None else environ)
+    where = section or f"provider {name!r}"
     fields = config_fields(cls)
     types = _resolved_types(cls)
-    data = {k: v for k, v in raw.items() if k != "provider"}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"provider {name!r}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(fields))})",
-            provider=name,
-            field=unknown[0],
-        )
+    data = {k: v for k, v in raw.items() if section or k != "provider"}
+    problems: list[ConfigError] = []
+
+    def problem(field: str, text: str) -> None:
+        if section:  # "[receiver] spool must be ...", "[receiver] unknown key ..."
+            message = f"{section} {text.replace(f'field {field!r}', field, 1)}"
+        else:
+            message = f"{where}: {text}"
+        problems.append(ConfigError(message, provider=None if section else name, field=field))
+
+    for key in sorted(set(data) - set(fields)):
+        problem(key, f"unknown key {key!r}{did_you_mean(key, fields)} (known keys: {', '.join(sorted(fields))})")
+        del data[key]
     prefix = env_prefix(name)
-    for fname in fields:
+    for fname in fields if not section else ():
         var = prefix + fname.upper()
         if var in environ:
             try:
                 data[fname] = _from_env(environ[var], types.get(fname, str))
             except ValueError:  # the value itself is never echoed: it may be a secret
-                raise ConfigError(
-                    f"provider {name!r}: field {fname!r} from {var} is not a valid "
-                    f"{_type_name(types.get(fname))}",
-                    provider=name,
-                    field=fname,
-                ) from None
-    missing = [f for f, a in fields.items() if a.default is attrs.NOTHING and f not in data]
-    if missing:
-        raise ConfigError(
-            f"provider {name!r}: missing key {missing[0]!r} "
-            f"(set it in [providers.{name}] or {prefix + missing[0].upper()})",
-            provider=name,
-            field=missing[0],
-        )
-    for fname, value in data.items():
+                problem(fname, f"field {fname!r} from {var} is not a valid {_type_name(types.get(fname))}")
+    for fname, field in fields.items():
+        if field.default is attrs.NOTHING and fname not in data:
+            hint = f"set it in {section}" if section else f"set it in [providers.{name}] or {prefix + fname.upper()}"
+            problem(fname, f"missing key {fname!r} ({hint})")
+    for fname, value in list(data.items()):
         tp = types.get(fname, Any)
         if not _check_type(value, tp):
-            raise ConfigError(
-                f"provider {name!r}: field {fname!r} must be {_type_name(tp)}, not {type(value).__name__}",
-                provider=name,
-                field=fname,
-            )
+            given = type(value).__name__
+            problem(fname, f"field {fname!r} must be {_type_name(tp)}, not {_VALUE_WORDS.get(given, given)}")
+            del data[fname]
+    for fname, text in _refused_by_field_checks(fields, types, data):
+        problem(fname, text)
+    if problems:
+        raise ConfigError.combine(problems)
     from .models import converter
 
     try:
         return converter().structure(data, cls)
-    except Exception as exc:  # a validator in the plugin's class refused a value
+    except Exception as exc:  # a check across fields in the plugin's class refused a value
         own = _own_check(exc)
         if own is not None:
-            raise ConfigError(f"provider {name!r}: field {own.field!r} {own.problem}", provider=name,
+            raise ConfigError(f"{where}: field {own.field!r} {own.problem}", provider=name,
                               field=own.field) from None
-        field = _failed_field(exc, fields) or _field_refused_by_validator(fields, data)
+        field = _failed_field(exc, fields)
         raise ConfigError(
-            f"provider {name!r}: invalid value for field {field!r}" if field
-            else f"provider {name!r}: invalid configuration value", provider=name, field=field
+            f"{where}: invalid value for field {field!r}" if field
+            else f"{where}: invalid configuration value ({type(exc).__name__})", provider=name, field=field
         ) from None
 
 
-def _field_refused_by_validator(fields: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:
-    """Run each field's own validator on its value alone, to name the one that refuses it."""
+def _refused_by_field_checks(fields: Mapping[str, attrs.Attribute], types: Mapping[str, Any],
+                             data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Run each field's own converter and validator on its value alone: every field refused, with
+    what its check says (unless that would show a secret value) and the allowed values of a
+    choice field."""
+    refused = []
     for fname, field in fields.items():
-        if field.validator is None or fname not in data:
+        if fname not in data or (field.validator is None and field.converter is None):
             continue
         value = data[fname]
-        if field.converter is not None:
-            try:
-                value = field.converter(value)
-            except Exception:
-                return fname
         try:
-            field.validator(None, field, value)
-        except Exception:
-            return fname
-    return None
+            if field.converter is not None:
+                value = field.converter(value)  # type: ignore[operator]
+            if field.validator is not None:
+                field.validator(None, field, value)
+        except AttributeError:  # a check that reads other fields: left to building the whole class
+            continue
+        except Exception as exc:
+            choices = _choices(field, types.get(fname))
+            first = exc.args[0] if exc.args else ""
+            said = first.strip() if isinstance(exc, (ValueError, TypeError)) and isinstance(first, str) else ""
+            shown = str(data[fname])
+            if shown and re.search(r"(?<![\w-])" + re.escape(shown) + r"(?![\w-])", said):
+                said = ""  # never the value: it may be a secret
+            text = f"field {fname!r} is not valid"
+            if choices:
+                text += f": allowed values are {', '.join(choices)}"
+            elif said and fname in said:  # the check's own words already name the field
+                text = said
+            elif said:
+                text += f": {said}"
+            refused.append((fname, text))
+    return refused
 
 
 def _own_check(exc: BaseException) -> InvalidValue | None:
@@ -273,11 +329,50 @@ class ProviderSettings:
     values: dict[str, Any] = attrs.field(repr=False)
 
 
+SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+
+
+def _synchronous(value: Any) -> str:
+    return str(value).upper()
+
+
+@attrs.frozen(kw_only=True)
+class ReceiverSettings:
+    """The ``[receiver]`` table (``smsgate serve`` / ``poll`` and :class:`smsgate.Receiver`)."""
+
+    spool: str | None = None  #: the spool file (default ./smsgate-spool.sqlite3)
+    #: SQLite's synchronous setting for the spool: FULL survives a power cut, NORMAL a crash
+    synchronous: str = attrs.field(default="FULL", converter=_synchronous,
+                                   validator=attrs.validators.in_(SYNCHRONOUS))
+    events_jsonl: str | None = None  #: append every event to this file as one JSON line
+    replay_store: str | None = None  #: "memory" or "sqlite:PATH"
+
+
+#: Top-level keys of a config file. A feature with its own table adds its name here (and checks
+#: the table's keys the way ``[receiver]`` is checked below); the integrations' tables
+#: (``smsgate.integrations.TABLES``: ``[metrics]``, ``[tracing]``) are known too.
+TOP_LEVEL_KEYS = {
+    "providers": "one table per provider: [providers.NAME]",
+    "default_provider": "the provider used when none is named",
+    "receiver": "settings of smsgate serve / poll",
+}
+
+
 @attrs.frozen
 class Settings:
+    """A configuration, read but not yet checked against the installed plugins (the Gateway does
+    that). ``problems`` lists what is already known to be wrong with the file's own structure."""
+
     providers: dict[str, ProviderSettings] = attrs.field(factory=dict)
     source: str | None = None
     extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    receiver: ReceiverSettings = attrs.field(factory=ReceiverSettings)
+    problems: tuple[ConfigError, ...] = attrs.field(default=(), repr=False)
+
+    @property
+    def default_provider(self) -> str | None:
+        value = self.extra.get("default_provider")
+        return value if isinstance(value, str) else None
 
 
 def _load_toml(path: str) -> dict[str, Any]:
@@ -301,19 +396,44 @@ def _load_toml(path: str) -> dict[str, Any]:
 
 
 def settings_from_mapping(data: Mapping[str, Any], source: str | None = None) -> Settings:
+    """Read a config mapping; what is wrong with its structure is kept in ``Settings.problems``
+    (all of it, so the Gateway can report everything at once)."""
+    from .integrations import TABLES
+
+    where = source or "config"
+    problems: list[ConfigError] = []
+    known = [*TOP_LEVEL_KEYS, *TABLES]  # [metrics], [tracing]: the integrations check their own keys
+    for key in data:
+        if key not in known:
+            problems.append(ConfigError(f"{where}: unknown top-level key {key!r}{did_you_mean(key, known)} "
+                                        f"(known: {', '.join(known)})", field=key))
     providers_raw = data.get("providers", {})
     if not isinstance(providers_raw, Mapping):
-        raise ConfigError(f"{source or 'config'}: 'providers' must be a table")
+        problems.append(ConfigError(f"{where}: 'providers' must be a table ([providers.NAME])", field="providers"))
+        providers_raw = {}
     providers = {}
     for name, values in providers_raw.items():
         if not isinstance(values, Mapping):
-            raise ConfigError(f"{source or 'config'}: [providers.{name}] must be a table", provider=name)
+            problems.append(ConfigError(f"{where}: [providers.{name}] must be a table", provider=name))
+            continue
         plugin = values.get("provider", name)
         if not isinstance(plugin, str):
-            raise ConfigError(f"provider {name!r}: field 'provider' must be str", provider=name, field="provider")
+            problems.append(ConfigError(f"provider {name!r}: field 'provider' must be a string", provider=name,
+                                        field="provider"))
+            continue
         providers[name] = ProviderSettings(name=name, plugin=plugin, values=dict(values))
+    receiver = ReceiverSettings()
+    receiver_raw = data.get("receiver", {})
+    if not isinstance(receiver_raw, Mapping):
+        problems.append(ConfigError(f"{where}: [receiver] must be a table", field="receiver"))
+    else:
+        try:
+            receiver = structure_config("receiver", ReceiverSettings, receiver_raw, section="[receiver]")
+        except ConfigError as exc:
+            problems.append(exc)
     extra = {k: v for k, v in data.items() if k != "providers"}
-    return Settings(providers=providers, source=source, extra=extra)
+    return Settings(providers=providers, source=source, extra=extra, receiver=receiver,
+                    problems=tuple(p for e in problems for p in e.problems))
 
 
 def load_settings(path: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -12,12 +12,28 @@ class SmsError(Exception):
 
 
 class ConfigError(SmsError):
-    """The configuration is unusable: unknown key, missing key, wrong type, unknown provider."""
+    """The configuration is unusable: unknown key, missing key, wrong type, unknown provider.
 
-    def __init__(self, message: str, *, provider: str | None = None, field: str | None = None):
+    When several things are wrong at once, one ConfigError lists them all; ``problems`` holds
+    each one (a single problem is its own only entry).
+    """
+
+    def __init__(self, message: str, *, provider: str | None = None, field: str | None = None,
+                 problems: tuple[ConfigError, ...] = ()):
         super().__init__(message)
         self.provider = provider
         self.field = field
+        self.problems: tuple[ConfigError, ...] = problems or (self,)
+
+    @classmethod
+    def combine(cls, errors: list[ConfigError], source: str | None = None) -> ConfigError:
+        """One error for all of ``errors`` (each error's own problems kept, in order)."""
+        problems = tuple(p for e in errors for p in e.problems)
+        if len(problems) == 1:
+            return problems[0]
+        where = f"{source}: " if source else "configuration: "
+        lines = "\n".join(f"  - {str(p).removeprefix(where)}" for p in problems)
+        return cls(f"{where}{len(problems)} problems:\n{lines}", problems=problems)
 
 
 class ValidationError(SmsError):

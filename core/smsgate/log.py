@@ -1,11 +1,149 @@
-"""Logging helpers. smsgate logs through structlog and never configures it: applications do."""
+"""Logging: the library logs, the application configures.
+
+Every event goes through the standard :mod:`logging` module under a logger named ``smsgate.<part>``
+(``smsgate.pipeline``, ``smsgate.transport``, ``smsgate.callbacks`` ...). A ``NullHandler`` on the
+``smsgate`` logger keeps the library silent until the application configures logging (without it
+Python's last-resort handler would print warnings to stderr). Nothing is ever printed to stdout.
+
+Events have a dotted name and structured fields: the record's message reads
+``smsgate.send.accepted provider=juse recipients=2 ...``, and the fields are kept on the record as
+``record.event`` and ``record.fields`` (and as plain attributes where they do not collide with a
+``LogRecord`` attribute, so JSON formatters and structlog's ``ExtraAdder`` pick them up).
+
+An application that configured structlog (``structlog.configure(...)``) gets structlog events
+instead, with the same names and fields, through its own processors.
+
+Callers never pass a secret or a full phone number: phones go through :func:`smsgate.mask_phone`,
+URLs through :func:`safe_url`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
+import sys
+from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["Logger", "capture_logs", "get_logger", "render_fields", "safe_url", "strip_userinfo", "use_stdlib_only"]
+
+logging.getLogger("smsgate").addHandler(logging.NullHandler())
+
+# LogRecord's own attributes: a field of the same name is kept only in ``record.fields``.
+_RESERVED = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime"}
 
 
-def get_logger(name: str) -> Any:
-    import structlog
+_stdlib_only = False  # set by an application that wants stdlib logging whatever structlog's state (the CLI)
+_captures: list[list[dict[str, Any]]] = []  # smsgate.testing.capture_logs(): every event, every level
 
-    return structlog.get_logger(name)
+
+def _structlog_configured() -> bool:
+    if _stdlib_only:
+        return False
+    structlog = sys.modules.get("structlog")  # never imported: certainly not configured
+    return structlog is not None and bool(structlog.is_configured())
+
+
+def use_stdlib_only() -> None:
+    """Send events to stdlib logging even when structlog is configured (the CLI's choice)."""
+    global _stdlib_only
+    _stdlib_only = True
+
+
+def render_fields(fields: Mapping[str, Any]) -> str:
+    """``key=value`` pairs, in the order given, skipping None."""
+    parts = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else repr(value)
+        if isinstance(value, str) and (not value or any(c in value for c in " \t\n\"=")):
+            text = repr(value)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+class Logger:
+    """A named event logger: ``log.info("smsgate.send.accepted", provider="juse", recipients=2)``."""
+
+    __slots__ = ("name", "_stdlib")
+
+    def __init__(self, name: str):
+        self.name = name
+        self._stdlib = logging.getLogger(name)
+
+    def _log(self, level: int, event: str, fields: dict[str, Any]) -> None:
+        for key, value in fields.items():  # a URL's user:password@ never reaches a log line
+            if isinstance(value, str) and "@" in value:
+                fields[key] = strip_userinfo(value)
+        for entries in _captures:
+            entries.append({"event": event, "log_level": logging.getLevelName(level).lower(), "logger": self.name,
+                            **fields})
+        if _structlog_configured():
+            import structlog
+
+            structlog.get_logger(self.name).log(level, event, **fields)
+            return
+        logger = self._stdlib
+        if not logger.isEnabledFor(level):
+            return
+        extra: dict[str, Any] = {k: v for k, v in fields.items() if k not in _RESERVED}
+        extra["event"] = event
+        extra["fields"] = fields
+        rendered = render_fields(fields)
+        logger.log(level, f"{event} {rendered}" if rendered else event, extra=extra, stacklevel=3)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._log(logging.DEBUG, event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._log(logging.INFO, event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._log(logging.WARNING, event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._log(logging.ERROR, event, fields)
+
+    def is_enabled(self, level: int) -> bool:
+        """True when an event at ``level`` would go anywhere (skip building costly fields otherwise)."""
+        return bool(_captures) or _structlog_configured() or self._stdlib.isEnabledFor(level)
+
+
+def get_logger(name: str) -> Logger:
+    return Logger(name)
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def safe_url(url: str, keep_query: bool = False) -> str:
+    """``url`` without user name and password, and (unless ``keep_query``) without its query
+    string, which some vendors use for credentials. Works on text that merely contains URLs too."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _USERINFO.sub("", url)
+    if not parts.scheme or not parts.netloc:
+        return _USERINFO.sub("", url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query if keep_query else "", ""))
+
+
+def strip_userinfo(text: str) -> str:
+    """Every ``scheme://user:password@`` in ``text`` without its ``user:password@``."""
+    return _USERINFO.sub("", text)
+
+
+@contextlib.contextmanager
+def capture_logs() -> Iterator[list[dict[str, Any]]]:
+    """Collect every smsgate event (all levels, whatever logging is configured) as dicts shaped
+    like structlog's: ``{"event": ..., "log_level": "info", "logger": ..., **fields}``."""
+    entries: list[dict[str, Any]] = []
+    _captures.append(entries)
+    try:
+        yield entries
+    finally:
+        _captures.remove(entries)

@@ -10,6 +10,7 @@ unknown, or a vendor call failed; 2 bad usage, config or input — one line on s
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any, Sequence
 
@@ -24,31 +25,35 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _configure_logging(verbose: int) -> None:
-    """The CLI is an application, so it (and only it) configures structlog: to stderr."""
-    import logging
+    """The CLI is an application, so it (and only it) configures logging: smsgate's loggers to
+    stderr; warnings by default, ``-v`` info, ``-vv`` debug (with the per-request trace)."""
+    from ..log import use_stdlib_only
 
-    import structlog
-
+    use_stdlib_only()
     level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=lambda *args: _StderrLogger(),
-        cache_logger_on_first_use=False,
-    )
+    logger = logging.getLogger("smsgate")
+    for old in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(old)  # main() may run more than once in a process (tests)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)-7s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # an embedding app's root handlers would print the same line twice
 
 
-class _StderrLogger:
-    """Writes each rendered line to the *current* sys.stderr (which tests and wrappers may swap)."""
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the *current* sys.stderr (which tests and wrappers may swap)."""
 
-    def _write(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
 
-    msg = log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = _write
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 def _groups() -> list[Any]:

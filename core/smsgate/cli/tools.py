@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
 import argparse
+import json
+import os
+from typing import Any
 
 from .common import EXIT_FAILED, EXIT_OK, print_json as _print_json
 
@@ -16,6 +18,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON rows")
     p.add_argument("--metrics", action="store_true",
                    help="count with the metrics plugin and print the smsgate_* metrics after the table")
+
+    p = sub.add_parser("check", help="check the configuration as sending and receiving would, and show it")
+    p.add_argument("--config", help="TOML config file (default: $SMSGATE_CONFIG)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def cmd_providers(args: argparse.Namespace) -> int:
@@ -67,4 +73,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if rows and all(r.get("ok") for r in rows) else EXIT_FAILED
 
 
-COMMANDS = {"providers": cmd_providers, "demo": cmd_demo}
+def cmd_check(args: argparse.Namespace) -> int:
+    """Build the Gateway (which checks everything, reporting every problem at once), then show
+    what was found: secrets only as "set", URLs without user info."""
+    import attrs
+
+    from ..config import config_fields, env_prefix, is_secret
+    from ..errors import ConfigError
+    from ..log import safe_url
+    from .common import gateway
+
+    if args.config is None and not os.environ.get("SMSGATE_CONFIG"):
+        raise ConfigError("no config file given: --config PATH, or set SMSGATE_CONFIG")
+    gw = gateway(args)
+    settings = gw.settings
+    report: dict[str, Any] = {"config": settings.source, "default_provider": settings.default_provider,
+                              "providers": [], "receiver": attrs.asdict(settings.receiver)}
+    for name in gw.provider_names():
+        entry, config = gw.provider(name)
+        prefix = env_prefix(name)
+        values: dict[str, Any] = {}
+        for fname, field in config_fields(type(config)).items():
+            value = getattr(config, fname)
+            if is_secret(field):
+                value = "(set)" if value else "(empty)"
+            elif fname == "base_url":
+                value = safe_url(str(value), keep_query=True)
+            values[fname] = value
+        from_env = sorted(f for f in config_fields(type(config)) if prefix + f.upper() in gw.environ)
+        report["providers"].append({"name": name, "plugin": entry.spec.name, "distribution": entry.distribution,
+                                    "version": entry.version, "values": values,
+                                    "from_environment": [prefix + f.upper() for f in from_env]})
+    if args.json:
+        _print_json({"ok": True, **report})
+        return EXIT_OK
+    print(f"config: {settings.source}")
+    print(f"default provider: {gw.settings.default_provider or '-'}")
+    for row in report["providers"]:
+        print(f"provider {row['name']}: plugin {row['plugin']} ({row['distribution'] or 'built in'}"
+              f"{' ' + row['version'] if row['version'] else ''})")
+        for key, value in row["values"].items():
+            print(f"  {key} = {json.dumps(value, ensure_ascii=False, default=str)}")
+        for var in row["from_environment"]:
+            print(f"  (from the environment: {var})")
+    print("receiver: " + ", ".join(f"{k} = {json.dumps(v, default=str)}" for k, v in report["receiver"].items()))
+    print("ok: the configuration is valid")
+    return EXIT_OK
+
+
+COMMANDS = {"providers": cmd_providers, "demo": cmd_demo, "check": cmd_check}

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from ..config import ProviderSettings, Settings, load_settings, settings_from_mapping, structure_config
+from ..config import Settings, did_you_mean, load_settings, settings_from_mapping, structure_config
 from ..errors import ConfigError, ValidationError
 from ..models import Balance, CallbackRequest, CallbackResult, Message, Operation, PullQuery, SendResult
 from ..provider import HookContext, default_nonce
@@ -46,7 +46,11 @@ class Gateway:
         self.plugins = plugins if plugins is not None else PluginManager()
         from ..integrations import enable_configured
 
-        enable_configured(self.plugins, settings)  # [metrics], [tracing]
+        try:
+            enable_configured(self.plugins, settings)  # [metrics], [tracing]
+            self._integration_problem: ConfigError | None = None
+        except ConfigError as exc:  # reported with every other problem by check()
+            self._integration_problem = exc
         self.clock = clock or time.time
         self.nonce = nonce or default_nonce
         self._transport = transport
@@ -61,6 +65,27 @@ class Gateway:
         from ..log import get_logger
 
         self.log = get_logger("smsgate.pipeline")
+        self.check()
+
+    def check(self) -> None:
+        """Check the whole configuration against the installed plugins: the file's structure,
+        every configured provider's keys and values, the default provider. Raises one
+        :class:`ConfigError` listing every problem; done when the Gateway is built."""
+        problems = list(self.settings.problems)
+        if self._integration_problem is not None:
+            problems.append(self._integration_problem)
+        for name in self.provider_names():
+            try:
+                self._build(name)  # not cached: a plugin's declaration may still be replaced (tests)
+            except ConfigError as exc:
+                problems.append(exc)
+        default = self.settings.default_provider
+        if default and default not in self.settings.providers and default not in self.plugins.providers:
+            known = sorted(set(self.settings.providers) | set(self.plugins.providers))
+            problems.append(ConfigError(f"default_provider {default!r} is neither configured nor an installed "
+                                        f"plugin{did_you_mean(default, known)}", field="default_provider"))
+        if problems:
+            raise ConfigError.combine(problems, self.settings.source)
 
     # -- configuration ---------------------------------------------------------------------
     @property
@@ -78,23 +103,39 @@ class Gateway:
     def _resolve(self, name: str | None) -> str:
         if name:
             return name
-        default = self.settings.extra.get("default_provider")
-        if isinstance(default, str):
+        default = self.settings.default_provider
+        if default:
             return default
         if len(self.settings.providers) == 1:
             return next(iter(self.settings.providers))
-        raise ConfigError("no provider named: pass provider=... (or set default_provider in the config)")
+        if not self.settings.providers:
+            if self.settings.source is None:
+                raise ConfigError("no provider chosen and no config file given (a path, or SMSGATE_CONFIG)")
+            raise ConfigError(f"no provider chosen and {self.settings.source} configures none "
+                              "(add a [providers.NAME] table)")
+        raise ConfigError(f"no provider chosen: name one of {', '.join(self.provider_names())} "
+                          "or set default_provider in the config")
 
     def provider(self, name: str | None = None) -> tuple[Any, Any]:
         """``(ProviderEntry, config object)`` for a configured name, structured on first use."""
         name = self._resolve(name)
         cached = self._configs.get(name)
-        if cached is not None:
-            return cached
-        ps = self.settings.providers.get(name) or ProviderSettings(name=name, plugin=name, values={})
-        entry = self.plugins.provider(ps.plugin)
-        config = structure_config(name, entry.spec.config_class, ps.values, environ=self.environ)
-        self._configs[name] = (entry, config)
+        if cached is None:
+            cached = self._configs[name] = self._build(name)
+        return cached
+
+    def _build(self, name: str) -> tuple[Any, Any]:
+        ps = self.settings.providers.get(name)
+        entry = self.plugins.provider(ps.plugin if ps else name)
+        try:
+            config = structure_config(name, entry.spec.config_class, ps.values if ps else {}, environ=self.environ)
+        except ConfigError as exc:
+            if ps is None:  # nothing configured it: say so rather than which key is missing
+                where = f"no [providers.{name}] table in {self.settings.source}" if self.settings.source \
+                    else "no config file given (a path, or SMSGATE_CONFIG)"
+                raise ConfigError(f"provider {name!r} is not configured: {where}; {exc}", provider=name,
+                                  field=exc.field) from None
+            raise
         return entry, config
 
     def context(self, name: str | None = None, operation: Operation | None = None, index: int = 0) -> HookContext:

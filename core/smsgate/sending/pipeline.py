@@ -22,6 +22,8 @@ from ..models import (
     SendResult,
 )
 from ..phones import mask_phone, normalise_phone, segments
+from ..log import strip_userinfo
+from .trace import RequestTrace
 
 _LOG_PHONES = 10  # masked phones listed per log line at most
 
@@ -162,12 +164,30 @@ def _masked(phones: Sequence[str]) -> list[str]:
 
 
 def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any:
-    """build_request -> sign -> transmit -> parse_response for one vendor call."""
+    """build_request -> sign -> transmit -> parse_response for one vendor call (traced at debug level)."""
+    trace = RequestTrace(ctx, operation)
+    try:
+        result = _run_request(hooks, ctx, operation, payload, trace)
+    except (ProviderError, TransportError) as exc:
+        trace.emit("not_sent" if exc.not_sent else "unknown", code=getattr(exc, "code", None) or type(exc).__name__,
+                   error=str(exc))
+        raise
+    except Exception as exc:
+        trace.emit("error", error=f"{type(exc).__name__}: {exc}")
+        raise
+    codes = sorted({r.code for r in result.rejected.values() if r.code}) if isinstance(result, SendReply) else []
+    trace.emit("ok", code=",".join(codes) or None)
+    return result
+
+
+def _run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, trace: RequestTrace) -> Any:
+    unsigned = None
     try:
         request = hooks.build_request(ctx=ctx, operation=operation, payload=payload)
         if not isinstance(request, HttpRequest):
             raise ProviderError(f"provider {ctx.provider!r} built no request for {operation.value}",
                                 code="PLUGIN", not_sent=True, provider=ctx.provider)
+        unsigned = request
         signed = hooks.sign(ctx=ctx, operation=operation, request=request)
     except SmsError as exc:
         if isinstance(exc, ValidationError):  # nothing left the process
@@ -181,12 +201,16 @@ def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any
         request = signed
     # From here on the request may have left: only a TransportError or ProviderError that says so
     # proves it did not; anything else raised (a wrapper's or a plugin's) leaves the outcome unknown.
+    trace.sent(unsigned, request)
     try:
         response = hooks.transmit(ctx=ctx, request=request)
     except (TransportError, ProviderError):
+        trace.answered(None)
         raise
     except Exception as exc:
+        trace.answered(None)
         raise TransportError(f"sending failed: {type(exc).__name__}: {exc}", not_sent=False) from None
+    trace.answered(response)
     try:
         result = hooks.parse_response(ctx=ctx, operation=operation, request=request, response=response)
     except ProviderError:
@@ -224,7 +248,7 @@ def _unknown(batch: Message, provider: str, log: Any, code: str, message: str,
              request_id: str | None = None) -> list[RecipientResult]:
     log.warning("smsgate.send.unknown", provider=provider, recipients=len(batch.to), phones=_masked(batch.to),
                 code=code, error=message, request_id=request_id)
-    reason = Reason(code=code, message=message, not_sent=False)
+    reason = Reason(code=code, message=strip_userinfo(message), not_sent=False)
     return [RecipientResult(phone=p, outcome=Outcome.UNKNOWN, reason=reason, request_id=request_id)
             for p in batch.to]
 
@@ -248,14 +272,14 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
         reply = call_vendor(hooks, ctx, operation, batch)
     except TransportError as exc:
         if exc.not_sent:
-            reason = Reason(code="CONNECT", message=str(exc), not_sent=True)
+            reason = Reason(code="CONNECT", message=strip_userinfo(str(exc)), not_sent=True)
             log.warning("smsgate.send.not_sent", provider=provider, recipients=len(batch.to),
                         phones=_masked(batch.to), attempts=exc.attempts, error=str(exc))
             return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason) for p in batch.to]
         return _unknown(batch, provider, log, "TRANSPORT", str(exc))
     except ProviderError as exc:
         code = exc.code or type(exc).__name__
-        reason = Reason(code=code, message=exc.vendor_message or str(exc), not_sent=exc.not_sent)
+        reason = Reason(code=code, message=strip_userinfo(exc.vendor_message or str(exc)), not_sent=exc.not_sent)
         if exc.not_sent:
             log.warning("smsgate.send.rejected", provider=provider, recipients=len(batch.to),
                         phones=_masked(batch.to), code=code, error=str(exc), request_id=exc.request_id)

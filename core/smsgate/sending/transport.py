@@ -75,6 +75,7 @@ class Transport:
         retries_left = int(getattr(config, "connect_retries", 2))
         attempts = 0
         parts = urlsplit(request.url)
+        where = parts.netloc.rsplit("@", 1)[-1]  # user info (a password?) never reaches a message
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -102,19 +103,19 @@ class Transport:
                     retries_left -= 1
                     time.sleep(self.backoff * (2 ** (attempts - 1)))
                     continue
-                failure = (f"could not connect to {parts.scheme}://{parts.netloc} after {attempts} attempt(s): "
+                failure = (f"could not connect to {parts.scheme}://{where} after {attempts} attempt(s): "
                            f"{_short(exc)}", True, "connect")
             except SSLError as exc:
                 if _certificate_refused(exc):  # verification is part of the handshake: nothing was written
-                    failure = (f"the TLS certificate of {parts.netloc} could not be verified: {_short(exc)} "
+                    failure = (f"the TLS certificate of {where} could not be verified: {_short(exc)} "
                                "(set verify_tls = false for this provider only if you must)", True, "tls_certificate")
                 else:  # urllib3 reports handshake and exchange TLS errors alike: it may have been sent
-                    failure = (f"TLS failed talking to {parts.netloc} ({_short(exc)}); {_MAY_HAVE_LEFT}", False, "tls")
+                    failure = (f"TLS failed talking to {where} ({_short(exc)}); {_MAY_HAVE_LEFT}", False, "tls")
             except ReadTimeoutError:
-                failure = (f"no answer from {parts.netloc} within {timeout.read_timeout:g} s; {_MAY_HAVE_LEFT}",
+                failure = (f"no answer from {where} within {timeout.read_timeout:g} s; {_MAY_HAVE_LEFT}",
                            False, "read_timeout")
             except (ProtocolError, HTTPError, OSError) as exc:
-                failure = (f"connection to {parts.netloc} broke after the request was sent ({_short(exc)}); "
+                failure = (f"connection to {where} broke after the request was sent ({_short(exc)}); "
                            f"{_MAY_HAVE_LEFT}", False, "broken")
             message, not_sent, kind = failure
             raise TransportError(message, not_sent=not_sent, attempts=attempts, url=_safe_url(request.url), kind=kind)
@@ -142,7 +143,9 @@ def _certificate_refused(exc: BaseException) -> bool:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
+    from ..log import strip_userinfo
+
+    text = strip_userinfo(str(exc))
     # urllib3 messages embed the connection object's repr; keep the useful tail.
     if ": " in text and text.startswith("<"):
         text = text.split(": ", 1)[1]
@@ -150,8 +153,10 @@ def _short(exc: BaseException) -> str:
 
 
 def _safe_url(url: str) -> str:
-    """The URL without its query string (which some vendors use for credentials)."""
-    return url.split("?", 1)[0]
+    """The URL without user info and query string (which some vendors use for credentials)."""
+    from ..log import safe_url
+
+    return safe_url(url)
 
 
 _default: Transport | None = None

@@ -11,6 +11,7 @@ _EXPORTS = {
     "SimulatorServer": "simulator", "SimRequest": "simulator", "Fault": "simulator",
     "load_simulator": "simulator", "ProviderConformance": "conformance",
     "LoopbackSimulator": "loopback", "FIXED_TIME": "conformance", "FIXED_NONCE": "conformance",
+    "capture_logs": "logs",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -248,7 +248,7 @@ class ProviderConformance:
         assert reason.code == "CONNECT" and reason.not_sent and "3 attempt" in reason.message
 
     def test_logs_mask_phones_and_hide_secrets(self, simulator: SimulatorServer) -> None:
-        from structlog.testing import capture_logs
+        from ..log import capture_logs
 
         values = self.config(simulator)
         cls = self.spec().config_class

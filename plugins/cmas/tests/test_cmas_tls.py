@@ -11,7 +11,7 @@ import shutil
 import subprocess
 
 import pytest
-from structlog.testing import capture_logs
+from smsgate.testing import capture_logs
 
 from smsgate import Gateway, Message
 from smsgate.sending.transport import Transport
