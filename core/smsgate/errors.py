@@ -128,3 +128,8 @@ class TransportError(SmsError):
         self.not_sent = not_sent
         self.attempts = attempts
         self.url = url
+
+
+class LedgerError(SmsError):
+    """The send ledger could not be read or written. Raised before anything was sent (a send whose
+    key cannot be claimed does not go out); a request whose record cannot be written is not sent."""

@@ -84,6 +84,8 @@ class Message:
     biz_id: str | None = None
     send_at: _dt.datetime | None = None
     personal: dict[str, Any] | None = attrs.field(default=None, converter=_freeze_personal)
+    #: idempotency key: the same key sent again answers from the send ledger, nothing is resent
+    key: str | None = None
 
     @classmethod
     def personalised(cls, personal: Mapping[str, Any], **kwargs: Any) -> "Message":
@@ -132,6 +134,8 @@ class RecipientResult:
     message_id: str | None = None
     reason: Reason | None = None
     request_id: str | None = None
+    #: the provider that sent it, when it differs from the SendResult's (routing, replays)
+    provider: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -141,6 +145,10 @@ class SendResult:
     provider: str
     recipients: tuple[RecipientResult, ...]
     segments: int | None = None  #: SMS parts per recipient for free text (None for templates)
+    #: the send's key in the ledger (the caller's, or one the ledger made up); None without a ledger
+    key: str | None = None
+    #: True when this result was read back from the ledger and nothing was sent this time
+    replayed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -191,6 +199,16 @@ class SendResult:
             "unknown": self.unknown,
             "request_ids": self.request_ids,
             "segments": self.segments,
+            "key": self.key,
+            "replayed": self.replayed,
+            # each phone with its own outcome and id (message_ids alone cannot be matched to phones)
+            "recipients": [
+                {"phone": r.phone, "outcome": r.outcome.value, "provider": r.provider or self.provider,
+                 "message_id": r.message_id,
+                 "reason": None if r.reason is None else
+                 {"code": r.reason.code, "message": r.reason.message, "not_sent": r.reason.not_sent}}
+                for r in self.recipients
+            ],
         }
 
 

@@ -1,7 +1,7 @@
 """The ``smsgate`` command. It uses only the public embedding API (``Gateway``, ``Receiver``).
 
 One module per command group: ``sending`` (send, reports, inbound, balance), ``receiving`` (serve,
-poll, spool) and ``tools`` (providers, demo).
+poll, spool), ``ledger`` (status, ledger prune) and ``tools`` (providers, demo).
 
 Exit codes: 0 every recipient accepted (or the command succeeded); 1 some recipient rejected or
 unknown, or a vendor call failed; 2 bad usage, config or input — one line on stderr, no traceback.
@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from .common import EXIT_FAILED, EXIT_USAGE
 
-GROUPS = ("tools", "sending", "receiving")
+GROUPS = ("tools", "sending", "receiving", "ledger")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -23,6 +23,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--extend-code", help="extension code")
     p.add_argument("--biz-id", help="your business id for this send")
     p.add_argument("--at", help='send time, "YYYY-MM-DD HH:MM:SS" China time')
+    p.add_argument("--key", help="idempotency key: sent again, the recorded result is printed and nothing is "
+                                 "resent (needs a [ledger] in the config)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     for name, help_text in (("reports", "pull delivery reports once and print them (the vendor hands each out "
@@ -75,7 +77,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     to = [p for p in (args.to or "").split(",") if p.strip()]
     message = Message(to=to, template_id=args.template, params=_parse_params(args.params), text=args.content,
                       sign_name=args.sign_name, extend_code=args.extend_code, biz_id=args.biz_id,
-                      send_at=_parse_at(args.at))
+                      send_at=_parse_at(args.at), key=args.key)
     gw = _gateway(args)
     result = gw.send(message, provider=args.provider)
     if args.json:
@@ -86,6 +88,9 @@ def cmd_send(args: argparse.Namespace) -> int:
             print(f"{r.phone}\t{r.outcome.value}\t{extra}")
         if result.segments:
             print(f"segments per recipient: {result.segments}")
+        if result.replayed:
+            print(f"smsgate: key {result.key!r} was sent before: its recorded result, nothing sent again",
+                  file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

@@ -150,6 +150,10 @@ class Receiver:
                     raise ConfigError(f"events_jsonl (--events-jsonl, [receiver] events_jsonl): cannot open "
                                       f"{os.fspath(events_jsonl)}: {exc.strerror or exc}") from None
                 self.add_handler(self._sink, name="events-jsonl", batch=True, batch_size=500)
+            if self.gateway.ledger is not None:
+                # every stored report (pushed or pulled) is matched to the send it reports on
+                self.add_handler(self._match_reports, name="send-ledger", kinds=("report",), batch=True,
+                                 batch_size=500)
         except BaseException:
             if getattr(self, "_own_replay", False) and hasattr(getattr(self, "replay_store", None), "close"):
                 self.replay_store.close()
@@ -164,6 +168,9 @@ class Receiver:
             self._built_after = self.spool.last_id()  # a plugin registered later gets the events from here
 
     # -- handlers --------------------------------------------------------------------------
+    def _match_reports(self, items: list[Any]) -> None:
+        self.gateway.match_reports(item.event for item in items)
+
     def add_handler(self, fn: Callable[..., Any], *, name: str | None = None, kinds: Iterable[str] | None = None,
                     **options: Any) -> Callable:
         """Register ``fn`` for events of ``kinds`` (``report``, ``inbound``, ``task``; default all).

@@ -16,6 +16,7 @@ from ..hookspecs import hookimpl
 from ..log import get_logger
 from ..models import Message, SendResult
 from ..provider import HookContext
+from .ledger import stage as ledger_stage
 from .pipeline import check_content, execute_send, merge, normalise_recipients, plan
 
 
@@ -28,6 +29,7 @@ class Target:
     hooks: Any  # the plugin's hooks, scoped to this provider
     context: HookContext  # the context of request 0; request i gets request_index=i
     max_concurrency: int = 4
+    ledger: Any = None  # the send ledger (smsgate.sending.ledger.Ledger), or None
 
 
 def send(target: Target, message: Message, log: Any) -> SendResult:
@@ -35,7 +37,9 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
 
     Stages: check the operation is offered; normalise recipients (one ValidationError naming every
     bad number); check the content against the provider's rules; let plugins validate or replace
-    the message; cut it into requests within the vendor's limit; run the requests; merge.
+    the message; cut it into requests within the vendor's limit; claim the key in the ledger (a
+    key used before answers from the ledger here, and nothing is sent); run the requests, each
+    written to the ledger before it leaves and after; merge.
     """
     caps, hooks, ctx0 = target.capabilities, target.hooks, target.context
     operation = message.operation
@@ -49,6 +53,9 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
             message = replaced
     limit = hooks.request_limit(ctx=ctx0, operation=operation) if hooks.request_limit.implemented else None
     batches = plan(message, limit or caps.limit(operation))
+    journal = ledger_stage.open_send(target.ledger, target.name, ctx0.provider, message, batches, ctx0.clock, log)
+    if isinstance(journal, SendResult):  # the key was sent before: its recorded outcomes
+        return journal
     results = execute_send(
         hooks,
         lambda i: ctx0 if i == 0 else attrs.evolve(ctx0, request_index=i),
@@ -56,8 +63,9 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
         batches,
         target.max_concurrency,
         log,
+        journal,
     )
-    return merge(target.name, message, results)
+    return merge(target.name, message, results, key=None if journal is None else journal.key)
 
 
 _log = get_logger("smsgate.pipeline")

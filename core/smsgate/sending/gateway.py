@@ -21,7 +21,9 @@ class Gateway:
 
     ``settings`` is a path to a TOML file, a mapping shaped like one (``{"providers": {...}}``),
     a :class:`Settings`, or None for ``$SMSGATE_CONFIG`` (or nothing). ``clock`` and ``nonce``
-    replace the time source and nonce generator every hook sees (tests fix them).
+    replace the time source and nonce generator every hook sees (tests fix them). ``ledger`` is a
+    send ledger (a url such as ``sqlite:///ledger.sqlite3``, or a ledger object); by default the
+    config's ``[ledger]`` table, if any (docs/ledger.md).
     """
 
     def __init__(
@@ -34,6 +36,7 @@ class Gateway:
         transport: Any = None,
         environ: Mapping[str, str] | None = None,
         extras: Mapping[str, Any] | None = None,
+        ledger: Any = None,
     ):
         from ..plugins import PluginManager
 
@@ -55,6 +58,8 @@ class Gateway:
         self.nonce = nonce or default_nonce
         self._transport = transport
         self._extras = dict(extras or {})
+        self._ledger = ledger
+        self._ledger_lock = threading.Lock()
         self._configs: dict[str, tuple[Any, Any]] = {}
         self._last_call: dict[tuple[str, Operation], float] = {}
         self._rate_lock = threading.Lock()
@@ -95,6 +100,22 @@ class Gateway:
 
             self._transport = default_transport()
         return self._transport
+
+    @property
+    def ledger(self) -> Any:
+        """The send ledger (``smsgate.sending.ledger.Ledger``), or None when none is configured.
+        Opened on first use; a bad ``[ledger]`` table is a ConfigError."""
+        if self._ledger is None or isinstance(self._ledger, str):
+            with self._ledger_lock:
+                if isinstance(self._ledger, str):
+                    from .ledger import open_ledger
+
+                    self._ledger = open_ledger(self._ledger)
+                elif self._ledger is None and self.settings.extra.get("ledger") is not None:
+                    from .ledger import ledger_from_settings
+
+                    self._ledger = ledger_from_settings(self.settings.extra.get("ledger"))
+        return self._ledger
 
     def provider_names(self) -> list[str]:
         """Configured provider names (tables in the config file)."""
@@ -169,7 +190,29 @@ class Gateway:
         entry, config = self.provider(name)
         return Target(name=name, capabilities=entry.spec.capabilities, hooks=self.plugins.hooks_for(entry.spec.name),
                       context=self.context(name, operation),
-                      max_concurrency=int(getattr(config, "max_concurrency", 4)))
+                      max_concurrency=int(getattr(config, "max_concurrency", 4)), ledger=self.ledger)
+
+    def status(self, key: str) -> Any:
+        """What the ledger recorded for ``key`` (``smsgate.sending.ledger.SendRecord``: per recipient
+        its outcome, provider, message id and delivery status), or None when it never saw the key."""
+        return self._require_ledger().status(key)
+
+    def match_reports(self, reports: Any) -> int:
+        """Match delivery reports to the ledger's rows (the Receiver does this for every report it
+        stores). Returns how many rows were updated; 0 without a ledger."""
+        ledger = self.ledger
+        return 0 if ledger is None else ledger.match_reports(list(reports), self.clock())
+
+    def prune_ledger(self, older_than: float) -> int:
+        """Forget sends recorded more than ``older_than`` seconds ago; returns how many."""
+        return self._require_ledger().prune(self.clock() - older_than)
+
+    def _require_ledger(self) -> Any:
+        ledger = self.ledger
+        if ledger is None:
+            raise ConfigError("no send ledger: add a [ledger] table with url = \"sqlite:///PATH\" or "
+                              "\"postgresql://...\" to the config")
+        return ledger
 
     # -- other vendor calls ----------------------------------------------------------------
     def _call(self, name: str | None, operation: Operation, payload: Any) -> Any:
@@ -239,6 +282,8 @@ class Gateway:
 
         if self._transport is not None and self._transport is not transport._default:
             self._transport.close()
+        if self._ledger is not None and not isinstance(self._ledger, str):
+            self._ledger.close()
 
     def __enter__(self) -> "Gateway":
         return self

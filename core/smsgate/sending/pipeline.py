@@ -254,16 +254,25 @@ def _unknown(batch: Message, provider: str, log: Any, code: str, message: str,
 
 
 def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batch: Message,
-                  index: int, log: Any) -> list[RecipientResult]:
+                  index: int, log: Any, journal: Any = None) -> list[RecipientResult]:
     """One request's outcomes, one per recipient of ``batch``. Never raises: whatever goes wrong
-    becomes rejected (proven not sent) or unknown, so no other request's outcomes are lost."""
+    becomes rejected (proven not sent) or unknown, so no other request's outcomes are lost.
+
+    ``journal`` (the send ledger's, when there is one) records the request before it leaves -- if
+    it cannot, the request does not leave -- and its outcomes after."""
     provider = "?"
     try:
         ctx = make_ctx(index)
         provider = ctx.provider
-        return _send_outcomes(hooks, ctx, operation, batch, log)
+        refused = None if journal is None else journal.before(index, batch.to)
+        if refused is not None:
+            return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=refused) for p in batch.to]
+        results = _send_outcomes(hooks, ctx, operation, batch, log)
     except Exception as exc:  # anything unexpected: it may have happened after sending
-        return _unknown(batch, provider, log, "ERROR", f"{type(exc).__name__}: {exc}")
+        results = _unknown(batch, provider, log, "ERROR", f"{type(exc).__name__}: {exc}")
+    if journal is not None:
+        journal.after(index, results)
+    return results
 
 
 def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, log: Any) -> list[RecipientResult]:
@@ -315,19 +324,20 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
 
 
 def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batches: list[Message],
-                 max_concurrency: int, log: Any) -> list[RecipientResult]:
+                 max_concurrency: int, log: Any, journal: Any = None) -> list[RecipientResult]:
     """Send every batch (concurrently, at most ``max_concurrency`` at once) and merge the outcomes."""
     if len(batches) == 1 or max_concurrency <= 1:
         out: list[RecipientResult] = []
         for i, batch in enumerate(batches):
-            out.extend(send_outcomes(hooks, make_ctx, operation, batch, i, log))
+            out.extend(send_outcomes(hooks, make_ctx, operation, batch, i, log, journal))
         return out
     from concurrent.futures import ThreadPoolExecutor
 
     workers = min(max_concurrency, len(batches))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsgate-send") as pool:
         # each request runs in the send's context variables (its tracing span, bound log fields)
-        futures = [pool.submit(contextvars.copy_context().run, send_outcomes, hooks, make_ctx, operation, b, i, log)
+        futures = [pool.submit(contextvars.copy_context().run, send_outcomes, hooks, make_ctx, operation, b, i, log,
+                               journal)
                    for i, b in enumerate(batches)]
         out = []
         for fut in futures:
@@ -335,14 +345,19 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
         return out
 
 
-def merge(provider: str, message: Message, results: list[RecipientResult]) -> SendResult:
+def merge(provider: str, message: Message, results: list[RecipientResult], key: str | None = None) -> SendResult:
     by_phone = {r.phone: r for r in results}
     missing = [p for p in message.to if p not in by_phone]
     if missing:  # a provider bug must never lose a recipient silently
         raise ProviderError(f"provider {provider!r} returned no outcome for {len(missing)} recipient(s)",
                             not_sent=False, provider=provider)
-    seg = None
-    if message.template_id is None:
-        texts = list(message.personal.values()) if message.personal is not None else [message.text or ""]
-        seg = max(segments(t) for t in texts)
-    return SendResult(provider=provider, recipients=tuple(by_phone[p] for p in message.to), segments=seg)
+    return SendResult(provider=provider, recipients=tuple(by_phone[p] for p in message.to),
+                      segments=message_segments(message), key=key)
+
+
+def message_segments(message: Message) -> int | None:
+    """SMS parts per recipient for free text (the longest text's); None for templates."""
+    if message.template_id is not None:
+        return None
+    texts = list(message.personal.values()) if message.personal is not None else [message.text or ""]
+    return max(segments(t) for t in texts)

@@ -1,0 +1,229 @@
+"""The send ledger: every send and each of its recipients, remembered across calls, processes and hosts.
+
+What it is for: an idempotency key sent again answers from here instead of reaching the vendor;
+each request is written *before* it leaves (outcome ``sending``) and updated with its outcome after,
+so a process killed mid-send never leads to a resend; delivery reports (pushed or pulled) are
+matched to the rows they report on.
+
+Backends (``[ledger] url`` in the config): ``sqlite:///path`` (:mod:`.sqlite`, one host, several
+processes) and ``postgresql://...`` (:mod:`.postgres`, several hosts). Both are the same SQL
+(:mod:`.sql`); the send flow uses a ledger only through :class:`Ledger` (:mod:`.stage` is the flow's
+stage). See docs/ledger.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import attrs
+
+from ...errors import ConfigError
+from ...models import DeliveryReport, Message, Outcome, Reason, RecipientResult
+
+#: outcome of a row whose request was written but whose answer was not (yet): in flight or interrupted
+SENDING = "sending"
+
+
+@attrs.frozen(kw_only=True)
+class LedgerRow:
+    """One recipient of one request, as the ledger keeps it."""
+
+    key: str
+    request_index: int  #: the request's number within the send (later attempts get later numbers)
+    phone: str
+    provider: str  #: the configured provider name that sent it
+    vendor: str  #: the plugin's name (what its delivery reports carry)
+    outcome: str  #: ``sending`` (no answer recorded) or an :class:`Outcome` value
+    message_id: str | None = None
+    request_id: str | None = None
+    reason_code: str | None = None
+    reason_text: str | None = None
+    not_sent: bool | None = None
+    sent_at: float | None = None  #: when the request was written, just before it left (unix time)
+    settled_at: float | None = None  #: when its outcome was written
+    delivery_status: str | None = None  #: a :class:`Status` value once a report matched
+    delivery_code: str | None = None  #: the vendor's raw status
+    delivery_text: str | None = None  #: the vendor's error text, when given
+    delivered_at: str | None = None  #: the vendor's report time, as the vendor wrote it
+    reported_at: float | None = None  #: when the report was matched
+
+    @property
+    def settled(self) -> bool:
+        return self.outcome != SENDING
+
+    def result(self, in_flight_reason: Reason) -> RecipientResult:
+        """This row as the :class:`RecipientResult` a replay answers with."""
+        if self.outcome == SENDING:
+            return RecipientResult(phone=self.phone, outcome=Outcome.UNKNOWN, reason=in_flight_reason,
+                                   provider=self.provider)
+        reason = None
+        if self.reason_code is not None:
+            reason = Reason(code=self.reason_code, message=self.reason_text or "", not_sent=bool(self.not_sent))
+        return RecipientResult(phone=self.phone, outcome=Outcome(self.outcome), message_id=self.message_id,
+                               reason=reason, request_id=self.request_id, provider=self.provider)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "phone": self.phone,
+            "outcome": Outcome.UNKNOWN.value if self.outcome == SENDING else self.outcome,
+            "settled": self.settled,
+            "provider": self.provider,
+            "request_index": self.request_index,
+            "message_id": self.message_id,
+            "request_id": self.request_id,
+            "reason": None if self.reason_code is None else
+            {"code": self.reason_code, "message": self.reason_text, "not_sent": bool(self.not_sent)},
+            "sent_at": self.sent_at,
+            "settled_at": self.settled_at,
+            "delivery": None if self.delivery_status is None else
+            {"status": self.delivery_status, "code": self.delivery_code, "text": self.delivery_text,
+             "at": self.delivered_at, "reported_at": self.reported_at},
+        }
+
+
+@attrs.frozen(kw_only=True)
+class SendRecord:
+    """A key's send as the ledger has it: the first request's provider and every recipient's latest row."""
+
+    key: str
+    fingerprint: str
+    provider: str
+    recipients: int  #: how many recipients the send had
+    segments: int | None
+    created_at: float
+    rows: tuple[LedgerRow, ...]  #: every row, in request order (a phone may have several attempts)
+
+    def latest(self) -> dict[str, LedgerRow]:
+        """Each phone's last attempt (the highest request index)."""
+        out: dict[str, LedgerRow] = {}
+        for row in self.rows:
+            prev = out.get(row.phone)
+            if prev is None or row.request_index >= prev.request_index:
+                out[row.phone] = row
+        return out
+
+    @property
+    def in_flight(self) -> bool:
+        """Some recipient has no outcome yet (its request is in flight, or was interrupted)."""
+        latest = self.latest()
+        return len(latest) < self.recipients or any(not r.settled for r in latest.values())
+
+
+@attrs.frozen(kw_only=True)
+class Attempt:
+    """One request about to leave: its number in the send, the provider, its phones."""
+
+    index: int
+    provider: str  #: the configured name
+    vendor: str  #: the plugin's name
+    phones: Sequence[str]
+
+
+class Ledger(Protocol):
+    """What the send flow, the receiver and the CLI need from a ledger backend.
+
+    Every write is one transaction. ``begin`` claims a key atomically across processes and hosts:
+    exactly one caller gets None (it sends); every other gets the :class:`SendRecord` so far.
+    """
+
+    url: str
+
+    def begin(self, key: str, fingerprint: str, provider: str, recipients: int, segments: int | None,
+              now: float, first: Attempt | None = None) -> SendRecord | None:
+        """Claim ``key``. None: claimed, and ``first`` (if given) written as ``sending`` in the same
+        transaction. Otherwise the existing record (the caller must not send)."""
+
+    def record_request(self, key: str, attempt: Attempt, now: float) -> None:
+        """Write a request's recipients as ``sending``, before the request leaves (one transaction)."""
+
+    def settle(self, key: str, index: int, results: Sequence[RecipientResult], now: float) -> None:
+        """Write the outcomes of request ``index`` (one transaction), then match any early reports."""
+
+    def match_reports(self, reports: Iterable[DeliveryReport], now: float) -> int:
+        """Match delivery reports to rows; keep the unmatched ones for later. Returns rows updated."""
+
+    def status(self, key: str) -> SendRecord | None:
+        """The record of ``key``, or None when the ledger has never seen it."""
+
+    def prune(self, before: float) -> int:
+        """Forget sends created before ``before`` (and unmatched reports received before it)."""
+
+    def close(self) -> None:
+        """Close connections (the ledger opens them again on next use)."""
+
+
+def fingerprint(message: Message) -> str:
+    """What makes two sends with one key "the same message": recipients (as a set, normalised),
+    template, params, text, personalised content, signature, extension code, business id and send
+    time. The provider is not part of it: a key names the message, whichever provider carries it."""
+    if message.personal is not None:
+        personal: Any = sorted((p, _plain(c)) for p, c in message.personal.items())
+    else:
+        personal = None
+    content = {
+        "to": sorted(message.to),
+        "template_id": message.template_id,
+        "params": _plain(message.params),
+        "text": message.text,
+        "personal": personal,
+        "sign_name": message.sign_name,
+        "extend_code": message.extend_code,
+        "biz_id": message.biz_id,
+        "send_at": None if message.send_at is None else message.send_at_china().isoformat(),
+    }
+    data = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def open_ledger(url: str, **options: Any) -> Ledger:
+    """The backend for ``url``: ``sqlite:///path`` or ``postgresql://...`` (``postgres://`` too)."""
+    if not isinstance(url, str) or not url:
+        raise ConfigError("[ledger] url must be a string such as sqlite:///var/lib/app/ledger.sqlite3", field="url")
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        from .sqlite import SqliteLedger
+
+        return SqliteLedger(url, **options)
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresLedger
+
+        return PostgresLedger(url, **options)
+    raise ConfigError(f"[ledger] url: unknown scheme {scheme!r} (use sqlite:///PATH or postgresql://...)",
+                      field="url")
+
+
+LEDGER_KEYS = {"url", "synchronous", "schema"}
+
+
+def ledger_from_settings(conf: Any) -> Ledger | None:
+    """The ledger a ``[ledger]`` table describes, or None when there is none."""
+    if conf is None:
+        return None
+    if not isinstance(conf, Mapping):
+        raise ConfigError("[ledger] must be a table")
+    unknown = sorted(set(conf) - LEDGER_KEYS)
+    if unknown:
+        raise ConfigError(f"[ledger]: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(LEDGER_KEYS))})",
+                          field=unknown[0])
+    if "url" not in conf:
+        raise ConfigError("[ledger]: missing key 'url' (sqlite:///PATH or postgresql://...)", field="url")
+    options = {k: v for k, v in conf.items() if k != "url"}
+    for name, value in options.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"[ledger] {name} must be a string, not {type(value).__name__}", field=name)
+    return open_ledger(conf["url"], **options)
+
+
+__all__ = ["Attempt", "Ledger", "LedgerRow", "SENDING", "SendRecord", "fingerprint", "ledger_from_settings",
+           "open_ledger"]

@@ -1,0 +1,118 @@
+"""The PostgreSQL ledger: shared by every process on every host (``postgresql://user@host/db``).
+
+Needs psycopg 3 (``pip install 'smsgate[postgres]'``). A commit returns once the server has
+flushed it to its WAL (``synchronous_commit = on``, PostgreSQL's default), so a record survives a
+kill of the sending process and power loss of either host; with ``synchronous_commit = off`` on
+the server it survives the sender's death only (the server may lose its last commits on a crash).
+Concurrent claims of one key are decided by the primary key: ``INSERT ... ON CONFLICT DO NOTHING``
+waits for the other transaction and then inserts nothing.
+
+``[ledger] schema = "name"`` keeps the tables in their own schema (created when missing);
+``[ledger] synchronous = "off"`` sets ``synchronous_commit`` for the ledger's own sessions.
+
+The hot statements are single statements (a key's claim with its first request; a request's
+outcome with the check for early reports), each its own transaction: one round trip each.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ...errors import ConfigError
+from . import SENDING, Attempt
+from .sql import _SETTLE, SqlLedger
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS ledger_sends (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
+    "provider TEXT NOT NULL, recipients INTEGER NOT NULL, segments INTEGER, created_at DOUBLE PRECISION NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ledger_sends_created ON ledger_sends (created_at)",
+    "CREATE TABLE IF NOT EXISTS ledger_recipients (key TEXT NOT NULL, request_index INTEGER NOT NULL, "
+    "phone TEXT NOT NULL, provider TEXT NOT NULL, vendor TEXT NOT NULL, outcome TEXT NOT NULL, message_id TEXT, request_id TEXT, "
+    "reason_code TEXT, reason_text TEXT, not_sent BOOLEAN, sent_at DOUBLE PRECISION NOT NULL, "
+    "settled_at DOUBLE PRECISION, delivery_status TEXT, delivery_code TEXT, delivery_text TEXT, "
+    "delivered_at TEXT, reported_at DOUBLE PRECISION, PRIMARY KEY (key, request_index, phone))",
+    "CREATE INDEX IF NOT EXISTS ledger_recipients_message ON ledger_recipients (vendor, message_id) "
+    "WHERE message_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS ledger_recipients_unresolved ON ledger_recipients (vendor, phone, sent_at) "
+    "WHERE outcome IN ('sending', 'unknown')",
+    "CREATE TABLE IF NOT EXISTS ledger_reports (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+    "provider TEXT NOT NULL, message_id TEXT, phone TEXT, status TEXT NOT NULL, raw_status TEXT, "
+    "description TEXT, reported_at TEXT, received_at DOUBLE PRECISION NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ledger_reports_message ON ledger_reports (message_id)",
+)
+
+_SYNCHRONOUS = ("on", "off", "local", "remote_write", "remote_apply")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_LOCK_ID = 0x736D7367  # "smsg": serialises schema creation across processes
+
+
+class PostgresLedger(SqlLedger):
+    placeholder = "%s"
+    # concurrent CREATE ... IF NOT EXISTS can still collide in the catalog: creators queue on a lock
+    schema_preamble = (f"SELECT pg_advisory_xact_lock({_LOCK_ID})",)
+
+    def __init__(self, url: str, schema: str | None = None, synchronous: str | None = None,
+                 connect_timeout: float = 10.0):
+        super().__init__(url)
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ConfigError("[ledger] url is PostgreSQL, which needs psycopg 3: pip install 'smsgate[postgres]'",
+                              field="url") from None
+        if schema is not None and not _IDENTIFIER.fullmatch(schema):
+            raise ConfigError(f"[ledger] schema must be a plain SQL name (letters, digits, _), not {schema!r}",
+                              field="schema")
+        if synchronous is not None and synchronous.lower() not in _SYNCHRONOUS:
+            raise ConfigError(f"[ledger] synchronous for PostgreSQL is synchronous_commit: one of "
+                              f"{', '.join(_SYNCHRONOUS)}, not {synchronous!r}", field="synchronous")
+        self.db_schema = schema
+        self.synchronous = synchronous
+        self.connect_timeout = connect_timeout
+        self.schema = SCHEMA if schema is None else (f'CREATE SCHEMA IF NOT EXISTS "{schema}"',) + SCHEMA
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        settings = []
+        if self.db_schema is not None:
+            settings.append(f"-c search_path={self.db_schema}")
+        if self.synchronous is not None:
+            settings.append(f"-c synchronous_commit={self.synchronous.lower()}")
+        options = {"options": " ".join(settings)} if settings else {}
+        # autocommit: a single statement is its own transaction (one round trip); longer ones BEGIN
+        return psycopg.connect(self.url, connect_timeout=max(1, int(self.connect_timeout)), autocommit=True,
+                               **options)
+
+    def _claim(self, key: str, send: tuple[Any, ...], first: Attempt | None, now: float) -> bool:
+        if first is None:
+            return super()._claim(key, send, first, now)
+        with self._tx("single") as cur:
+            cur.execute("WITH send AS (" + self._INSERT_SEND + " RETURNING key) "
+                        "INSERT INTO ledger_recipients (key, request_index, phone, provider, vendor, outcome, sent_at) "
+                        "SELECT send.key, ?, phone, ?, ?, ?, ? FROM send, unnest(?::text[]) AS phone",
+                        send + (first.index, first.provider, first.vendor, SENDING, now, list(first.phones)))
+            return cur.rowcount > 0
+
+    def _settle_request(self, key: str, index: int, values: tuple[Any, ...], ids: list[str]) -> int:
+        # the update runs to completion whatever the outer query reads (a data-modifying WITH)
+        with self._tx("single") as cur:
+            cur.execute("WITH settled AS (" + _SETTLE + " RETURNING 1) "
+                        "SELECT COUNT(*) FROM ledger_reports WHERE message_id = ANY(?::text[])",
+                        values + (key, index, ids))
+            return int(cur.fetchone()[0])
+
+    def _db_errors(self) -> tuple[type[BaseException], ...]:
+        import psycopg
+
+        return (psycopg.Error,)
+
+    def drop_schema(self) -> None:
+        """Drop this ledger's own schema and everything in it (tests use one schema per run)."""
+        if self.db_schema is None:
+            raise ValueError("no schema of its own to drop")
+        self.close()
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.db_schema}" CASCADE')

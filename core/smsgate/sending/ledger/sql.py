@@ -1,0 +1,378 @@
+"""The ledger's tables and queries, shared by the SQLite and PostgreSQL backends.
+
+Statements are written with ``?`` placeholders; a backend turns them into its own style. A backend
+supplies connections (:meth:`SqlLedger._connect`), its schema and how a write transaction begins;
+everything else (claiming keys, writing requests, settling, matching reports) lives here once.
+
+Tables:
+
+* ``ledger_sends``: one row per key (fingerprint of the message, first provider, recipient count).
+* ``ledger_recipients``: one row per recipient per request (key, request index, phone). Written as
+  ``sending`` before the request leaves, updated with the outcome after; reports fill the
+  delivery columns.
+* ``ledger_reports``: delivery reports that matched no row yet (kept until their send is settled).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ...errors import LedgerError
+from ...log import get_logger
+from ...models import DeliveryReport, Outcome, RecipientResult, Status
+from ...phones import mask_phone, normalise_phone
+from . import SENDING, Attempt, LedgerRow, SendRecord
+
+log = get_logger("smsgate.ledger")
+
+ROW_COLUMNS = ("key", "request_index", "phone", "provider", "vendor", "outcome", "message_id", "request_id", "reason_code",
+               "reason_text", "not_sent", "sent_at", "settled_at", "delivery_status", "delivery_code",
+               "delivery_text", "delivered_at", "reported_at")
+_SELECT_ROWS = f"SELECT {', '.join(ROW_COLUMNS)} FROM ledger_recipients"
+_UNRESOLVED = (SENDING, Outcome.UNKNOWN.value)
+_FINAL = (Status.DELIVERED.value, Status.FAILED.value)
+
+# A row settled by a report before our own answer was written keeps "accepted": the vendor had it.
+_SETTLE = ("UPDATE ledger_recipients SET outcome = CASE WHEN outcome = 'accepted' THEN outcome ELSE ? END, "
+           "message_id = COALESCE(?, message_id), request_id = ?, reason_code = ?, reason_text = ?, not_sent = ?, "
+           "settled_at = ? WHERE key = ? AND request_index = ?")
+
+
+class SqlLedger:
+    """A ledger over a DB-API connection. Subclasses: :class:`~.sqlite.SqliteLedger`,
+    :class:`~.postgres.PostgresLedger`."""
+
+    #: connections kept open for reuse (SQLite: one, its writes are serialised anyway)
+    max_idle = 8
+    placeholder = "?"
+    schema: tuple[str, ...] = ()
+    #: run first in the schema's transaction (PostgreSQL: a lock, so concurrent creators queue)
+    schema_preamble: tuple[str, ...] = ()
+
+    def __init__(self, url: str):
+        self.url = url
+        self._lock = threading.Lock()
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
+        self._ready = False
+
+    # -- connections -----------------------------------------------------------------------
+    def _connect(self) -> Any:  # pragma: no cover - every backend implements it
+        raise NotImplementedError
+
+    def _sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def _acquire(self) -> Any:
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's connections are not ours to use
+                self._idle, self._pid, self._ready = [], os.getpid(), False
+            if self._idle:
+                return self._idle.pop()
+        conn = self._connect()
+        if not self._ready:
+            self._create_schema(conn)
+        return conn
+
+    def _release(self, conn: Any, broken: bool) -> None:
+        with self._lock:
+            if not broken and self._pid == os.getpid() and len(self._idle) < self.max_idle:
+                self._idle.append(conn)
+                return
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+    def _create_schema(self, conn: Any) -> None:
+        """Create the tables when missing (connections are in autocommit mode: one transaction here)."""
+        cur = conn.cursor()
+        try:
+            cur.execute("BEGIN")
+            for statement in self.schema_preamble + self.schema:
+                cur.execute(statement)
+            cur.execute("COMMIT")
+        except Exception as exc:
+            try:
+                cur.execute("ROLLBACK")
+            except Exception:
+                pass
+            raise LedgerError(f"ledger {self.safe_url}: cannot create its tables: {exc}") from None
+        self._ready = True
+
+    @property
+    def safe_url(self) -> str:
+        """The url without a password (for messages and logs)."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return urlunsplit(parts._replace(netloc=netloc))
+        return self.url
+
+    @contextmanager
+    def _tx(self, mode: str = "write") -> Iterator["_Cursor"]:
+        """One transaction; every database error becomes a :class:`LedgerError`.
+
+        ``mode``: ``write`` (BEGIN ... COMMIT; SQLite takes the write lock at once), ``read`` (one
+        snapshot) or ``single`` (one statement, which is its own transaction: one round trip)."""
+        try:
+            conn = self._acquire()
+        except LedgerError:
+            raise
+        except Exception as exc:
+            raise LedgerError(f"ledger {self.safe_url}: cannot connect: {exc}") from None
+        broken = False
+        cur = _Cursor(conn.cursor(), self)
+        try:
+            if mode != "single":
+                cur.execute(self.begin_statements[mode])
+            yield cur
+            if mode != "single":
+                cur.execute("COMMIT")
+        except BaseException as exc:
+            broken = self._rollback(cur, mode)
+            if isinstance(exc, self._db_errors()) and not isinstance(exc, LedgerError):
+                raise LedgerError(f"ledger {self.safe_url}: {type(exc).__name__}: {exc}") from None
+            raise
+        finally:
+            self._release(conn, broken)
+
+    #: how a transaction begins, per mode
+    begin_statements = {"write": "BEGIN", "read": "BEGIN"}
+
+    def _db_errors(self) -> tuple[type[BaseException], ...]:
+        return (Exception,)
+
+    @staticmethod
+    def _rollback(cur: "_Cursor", mode: str) -> bool:
+        if mode == "single":
+            return False
+        try:
+            cur.execute("ROLLBACK")
+            return False
+        except Exception:
+            return True  # the connection is unusable: do not reuse it
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    # -- sending ---------------------------------------------------------------------------
+    def begin(self, key: str, fingerprint: str, provider: str, recipients: int, segments: int | None,
+              now: float, first: Attempt | None = None) -> SendRecord | None:
+        if self._claim(key, (key, fingerprint, provider, recipients, segments, now), first, now):
+            return None
+        record = self.status(key)
+        if record is None:  # pruned between the two statements: claim it again
+            return self.begin(key, fingerprint, provider, recipients, segments, now, first)
+        return record
+
+    _INSERT_SEND = ("INSERT INTO ledger_sends (key, fingerprint, provider, recipients, segments, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING")
+
+    def _claim(self, key: str, send: tuple[Any, ...], first: Attempt | None, now: float) -> bool:
+        """Insert the send's row unless the key exists, and ``first`` with it; True when inserted."""
+        with self._tx() as cur:
+            cur.execute(self._INSERT_SEND, send)
+            claimed = cur.rowcount == 1
+            if claimed and first is not None:
+                self._insert_attempt(cur, key, first, now)
+        return claimed
+
+    def record_request(self, key: str, attempt: Attempt, now: float) -> None:
+        with self._tx() as cur:
+            self._insert_attempt(cur, key, attempt, now)
+
+    def _insert_attempt(self, cur: "_Cursor", key: str, attempt: Attempt, now: float) -> None:
+        cur.executemany("INSERT INTO ledger_recipients (key, request_index, phone, provider, vendor, outcome, "
+                        "sent_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(key, attempt.index, phone, attempt.provider, attempt.vendor, SENDING, now)
+                         for phone in attempt.phones])
+
+    def settle(self, key: str, index: int, results: Sequence[RecipientResult], now: float) -> None:
+        if not results:
+            return
+        first = results[0]
+        ids = sorted({r.message_id for r in results if r.message_id})
+        if all(_same_outcome(r, first) for r in results):
+            # the usual case (one answer for the whole request): one statement, not one per phone
+            early = self._settle_request(key, index, _settle_values(first, now), ids)
+        else:
+            with self._tx() as cur:
+                cur.executemany(_SETTLE + " AND phone = ?",
+                                [_settle_values(r, now) + (key, index, r.phone) for r in results])
+                early = self._count_early_reports(cur, ids)
+        if early:
+            with self._tx() as cur:
+                self._apply_early_reports(cur, ids, now)
+
+    def _settle_request(self, key: str, index: int, values: tuple[Any, ...], ids: list[str]) -> int:
+        """Settle every row of one request alike; returns how many early reports wait for ``ids``."""
+        with self._tx() as cur:
+            cur.execute(_SETTLE, values + (key, index))
+            return self._count_early_reports(cur, ids)
+
+    def _count_early_reports(self, cur: "_Cursor", ids: list[str]) -> int:
+        if not ids:
+            return 0
+        cur.execute(f"SELECT COUNT(*) FROM ledger_reports WHERE message_id IN ({', '.join('?' * len(ids))})", ids)
+        return int(cur.fetchone()[0])
+
+    def _apply_early_reports(self, cur: "_Cursor", message_ids: list[str], now: float) -> None:
+        """Reports that arrived before this request's message ids were written."""
+        marks = ", ".join("?" * len(message_ids))
+        cur.execute("SELECT id, provider, message_id, phone, status, raw_status, description, reported_at "
+                    f"FROM ledger_reports WHERE message_id IN ({marks})", message_ids)
+        pending = cur.fetchall()
+        done = []
+        for rid, provider, message_id, phone, status, raw_status, description, reported_at in pending:
+            report = DeliveryReport(provider=provider, message_id=message_id, phone=phone, status=Status(status),
+                                    raw_status=raw_status, description=description, reported_at=reported_at)
+            if self._match_one(cur, report, now, by_phone=False):
+                done.append((rid,))
+        if done:
+            cur.executemany("DELETE FROM ledger_reports WHERE id = ?", done)
+
+    # -- reports ---------------------------------------------------------------------------
+    def match_reports(self, reports: Iterable[DeliveryReport], now: float) -> int:
+        reports = list(reports)
+        if not reports:
+            return 0
+        matched = 0
+        with self._tx() as cur:
+            for report in reports:
+                n = self._match_one(cur, report, now, by_phone=True)
+                if n:
+                    matched += n
+                elif report.message_id or report.phone:
+                    cur.execute("INSERT INTO ledger_reports (provider, message_id, phone, status, raw_status, "
+                                "description, reported_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                (report.provider, report.message_id, _phone(report.phone), report.status.value,
+                                 report.raw_status, report.description, report.reported_at, now))
+        return matched
+
+    def _match_one(self, cur: "_Cursor", report: DeliveryReport, now: float, by_phone: bool) -> int:
+        """Apply one report to its rows: by provider + message id (+ phone when the report has one);
+        failing that, by provider + phone to the one unresolved row (sending or unknown, no message
+        id) of that phone -- the vendor had that request, so it was accepted. Returns rows updated."""
+        phone = _phone(report.phone)
+        rows: list[tuple[Any, ...]] = []
+        if report.message_id:
+            sql = ("SELECT key, request_index, phone, delivery_status FROM ledger_recipients "
+                   "WHERE vendor = ? AND message_id = ?")
+            args: list[Any] = [report.provider, report.message_id]
+            if phone:
+                sql += " AND phone = ?"
+                args.append(phone)
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+            if not phone and len({r[2] for r in rows}) > 1:
+                # one id for a whole request and no phone in the report: which recipient is unknowable
+                log.info("smsgate.ledger.report_ambiguous", provider=report.provider, message_id=report.message_id,
+                         recipients=len(rows))
+                return 0
+        if not rows and phone and by_phone:
+            cur.execute("SELECT key, request_index, phone, delivery_status FROM ledger_recipients "
+                        "WHERE vendor = ? AND phone = ? AND outcome IN (?, ?) AND message_id IS NULL "
+                        "ORDER BY sent_at LIMIT 1", (report.provider, phone) + _UNRESOLVED)
+            rows = cur.fetchall()
+            if rows:
+                log.info("smsgate.ledger.unknown_settled", provider=report.provider, phone=mask_phone(phone),
+                         message_id=report.message_id)
+        updated = 0
+        status = report.status.value
+        for key, index, row_phone, current in rows:
+            if current in _FINAL and status not in _FINAL:
+                updated += 1  # a late "pending" never hides a final status
+                continue
+            cur.execute("UPDATE ledger_recipients SET delivery_status = ?, delivery_code = ?, delivery_text = ?, "
+                        "delivered_at = ?, reported_at = ?, message_id = COALESCE(message_id, ?), "
+                        "outcome = CASE WHEN outcome IN (?, ?) THEN 'accepted' ELSE outcome END "
+                        "WHERE key = ? AND request_index = ? AND phone = ?",
+                        (status, report.raw_status, report.description, report.reported_at, now, report.message_id)
+                        + _UNRESOLVED + (key, index, row_phone))
+            updated += 1
+        return updated
+
+    # -- reading back and forgetting ---------------------------------------------------------
+    def status(self, key: str) -> SendRecord | None:
+        with self._tx("read") as cur:
+            cur.execute("SELECT fingerprint, provider, recipients, segments, created_at FROM ledger_sends "
+                        "WHERE key = ?", (key,))
+            head = cur.fetchone()
+            if head is None:
+                return None
+            cur.execute(_SELECT_ROWS + " WHERE key = ? ORDER BY request_index, phone", (key,))
+            rows = tuple(_row(r) for r in cur.fetchall())
+        fp, provider, recipients, segments, created_at = head
+        return SendRecord(key=key, fingerprint=fp, provider=provider, recipients=int(recipients),
+                          segments=segments, created_at=float(created_at), rows=rows)
+
+    def prune(self, before: float) -> int:
+        with self._tx() as cur:
+            cur.execute("DELETE FROM ledger_recipients WHERE key IN "
+                        "(SELECT key FROM ledger_sends WHERE created_at < ?)", (before,))
+            cur.execute("DELETE FROM ledger_sends WHERE created_at < ?", (before,))
+            sends = cur.rowcount
+            cur.execute("DELETE FROM ledger_reports WHERE received_at < ?", (before,))
+        return sends
+
+
+class _Cursor:
+    """A DB-API cursor that takes ``?`` placeholders whatever the backend's style."""
+
+    def __init__(self, raw: Any, ledger: SqlLedger):
+        self.raw = raw
+        self._sql = ledger._sql
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        self.raw.execute(self._sql(sql), tuple(args))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.raw.executemany(self._sql(sql), rows)
+
+    @property
+    def rowcount(self) -> int:
+        return self.raw.rowcount
+
+    def fetchone(self) -> Any:
+        return self.raw.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self.raw.fetchall()
+
+
+def _phone(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    return normalise_phone(raw) or raw
+
+
+def _same_outcome(a: RecipientResult, b: RecipientResult) -> bool:
+    return (a.outcome is b.outcome and a.message_id == b.message_id and a.request_id == b.request_id
+            and a.reason == b.reason)
+
+
+def _settle_values(r: RecipientResult, now: float) -> tuple[Any, ...]:
+    reason = r.reason
+    return (r.outcome.value, r.message_id, r.request_id, None if reason is None else reason.code,
+            None if reason is None else reason.message, None if reason is None else bool(reason.not_sent), now)
+
+
+def _row(values: Sequence[Any]) -> LedgerRow:
+    data = dict(zip(ROW_COLUMNS, values))
+    if data["not_sent"] is not None:
+        data["not_sent"] = bool(data["not_sent"])
+    return LedgerRow(**data)

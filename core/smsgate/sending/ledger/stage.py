@@ -1,0 +1,109 @@
+"""The ledger's stage in the send flow.
+
+:func:`open_send` claims the send's key (or makes one up) before anything leaves. When the key was
+already used it answers from the ledger instead: the recorded outcomes (a replay), ``unknown`` for
+recipients whose request is in flight or was interrupted, or a ValidationError when the key was
+used for another message. Otherwise it returns a :class:`Journal`, which writes each request as
+``sending`` just before it leaves and its outcomes just after.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from ...errors import ConfigError, LedgerError, ValidationError
+from ...models import Message, Outcome, Reason, RecipientResult, SendResult
+from ..pipeline import message_segments
+from . import Attempt, Ledger, SendRecord, fingerprint
+
+MAX_KEY_LENGTH = 255
+
+
+class Journal:
+    """One send in progress, as the ledger records it. The pipeline calls :meth:`before` for each
+    request just before it leaves and :meth:`after` with its outcomes."""
+
+    def __init__(self, ledger: Ledger, key: str, provider: str, vendor: str, clock: Callable[[], float],
+                 log: Any, written: int | None = None):
+        self.ledger = ledger
+        self.key = key
+        self.provider = provider
+        self.vendor = vendor
+        self.clock = clock
+        self.log = log
+        self._written = written  # the request already written with the key's claim
+
+    def before(self, index: int, phones: Sequence[str]) -> Reason | None:
+        """Write the request as ``sending``. A Reason (the request must not leave) when that fails."""
+        if index == self._written:
+            return None
+        try:
+            self.ledger.record_request(self.key, Attempt(index=index, provider=self.provider, vendor=self.vendor,
+                                                         phones=phones), self.clock())
+        except LedgerError as exc:
+            self.log.error("smsgate.ledger.write_failed", key=self.key, request=index, recipients=len(phones),
+                           error=str(exc))
+            return Reason(code="LEDGER", message=f"not sent: the ledger could not record the request: {exc}",
+                          not_sent=True)
+        return None
+
+    def after(self, index: int, results: Sequence[RecipientResult]) -> None:
+        """Write the request's outcomes. A failure is logged: the caller still gets the outcomes, and
+        the ledger keeps the request as ``sending`` (a replay reports it unknown, never resends)."""
+        try:
+            self.ledger.settle(self.key, index, results, self.clock())
+        except LedgerError as exc:
+            self.log.error("smsgate.ledger.settle_failed", key=self.key, request=index, recipients=len(results),
+                           error=str(exc))
+
+
+def open_send(ledger: Ledger | None, provider: str, vendor: str, message: Message, batches: Sequence[Message],
+              clock: Callable[[], float], log: Any) -> Journal | SendResult | None:
+    """Claim the message's key. None without a ledger; a SendResult when the key was used before."""
+    key = message.key
+    if ledger is None:
+        if key is not None:
+            raise ConfigError(f"message key {key!r} needs a send ledger: add a [ledger] table with "
+                              "url = \"sqlite:///PATH\" or \"postgresql://...\" to the config", field="key")
+        return None
+    if key is None:
+        key = f"auto-{uuid.uuid4().hex}"  # a send without a key is recorded too
+    elif not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
+        raise ValidationError(f"message key must be a non-empty string of at most {MAX_KEY_LENGTH} characters",
+                              field="key")
+    first = None
+    if len(batches) == 1:  # one request: written with the claim, in the same transaction
+        first = Attempt(index=0, provider=provider, vendor=vendor, phones=batches[0].to)
+    fp = fingerprint(message)
+    record = ledger.begin(key, fp, provider, len(message.to), message_segments(message), clock(), first)
+    if record is None:
+        return Journal(ledger, key, provider, vendor, clock, log, written=None if first is None else 0)
+    if record.fingerprint != fp:
+        raise ValidationError(f"key {key!r} was already used for a different message (recipients, template, "
+                              "params or text differ); nothing was sent", field="key")
+    log.info("smsgate.ledger.replayed", key=key, provider=record.provider, in_flight=record.in_flight)
+    return replay(record, message)
+
+
+def replay(record: SendRecord, message: Message) -> SendResult:
+    """The recorded outcome of each of ``message``'s recipients; those without one are unknown."""
+    latest = record.latest()
+    in_flight = Reason(code="IN_FLIGHT", not_sent=False,
+                       message=f"an earlier send with key {record.key!r} has no outcome recorded for this recipient "
+                               "(still in flight, or interrupted); not sent again")
+    recipients = []
+    for phone in message.to:
+        row = latest.get(phone)
+        if row is None:
+            recipients.append(RecipientResult(phone=phone, outcome=Outcome.UNKNOWN, reason=in_flight))
+        else:
+            result = row.result(in_flight)
+            if result.provider == record.provider:  # as the original result had it
+                result = attrs.evolve(result, provider=None)
+            recipients.append(result)
+    return SendResult(provider=record.provider, recipients=tuple(recipients), segments=record.segments,
+                      key=record.key, replayed=True)
