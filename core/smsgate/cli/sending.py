@@ -88,9 +88,9 @@ def cmd_send(args: argparse.Namespace) -> int:
             print(f"{r.phone}\t{r.outcome.value}\t{extra}")
         if result.segments:
             print(f"segments per recipient: {result.segments}")
-        if result.replayed:
-            print(f"smsgate: key {result.key!r} was sent before: its recorded result, nothing sent again",
-                  file=sys.stderr)
+    if result.replayed:
+        print(f"smsgate: key {result.key!r} was sent before: its recorded result, nothing sent again",
+              file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

@@ -59,6 +59,7 @@ class Gateway:
         self._transport = transport
         self._extras = dict(extras or {})
         self._ledger = ledger
+        self._ledger_resolved = False
         self._ledger_lock = threading.Lock()
         self._configs: dict[str, tuple[Any, Any]] = {}
         self._last_call: dict[tuple[str, Operation], float] = {}
@@ -105,7 +106,7 @@ class Gateway:
     def ledger(self) -> Any:
         """The send ledger (``smsgate.sending.ledger.Ledger``), or None when none is configured.
         Opened on first use; a bad ``[ledger]`` table is a ConfigError."""
-        if self._ledger is None or isinstance(self._ledger, str):
+        if not self._ledger_resolved:
             with self._ledger_lock:
                 if isinstance(self._ledger, str):
                     from .ledger import open_ledger
@@ -115,6 +116,7 @@ class Gateway:
                     from .ledger import ledger_from_settings
 
                     self._ledger = ledger_from_settings(self.settings.extra.get("ledger"))
+                self._ledger_resolved = True
         return self._ledger
 
     def provider_names(self) -> list[str]:
