@@ -15,7 +15,6 @@ import time
 import pytest
 
 from smsgate import ConfigError, Gateway, Message, Outcome, ValidationError
-from smsgate.receiving import BackgroundServer, Receiver
 from smsgate.sending.ledger import Attempt, open_ledger
 from smsgate.models import DeliveryReport, RecipientResult, Status
 from smsgate.testing import LoopbackSimulator
@@ -48,17 +47,6 @@ def gateway(sim, ledger_conf, **provider):
 
 def sends(sim):
     return sim.requests_to("/send") + sim.requests_to("/sendBatch")
-
-
-def push_reports(sim, gw, tmp_path):
-    """The simulator pushes every report to a Receiver of ``gw``, which matches them to the ledger."""
-    rc = Receiver(gw, spool=tmp_path / "spool.sqlite3", poll_interval=0.05)
-    try:
-        with BackgroundServer(rc.wsgi_app) as srv:
-            assert sim.push_reports(srv.url + "/callbacks/loopback", time.time()).status == 200
-            assert rc.drain()
-    finally:
-        rc.close()
 
 
 MSG = dict(to=["13800138000", "13900139000"], template_id="LB_CODE", params=["1234"])
@@ -160,7 +148,7 @@ def test_per_recipient_fields_are_kept(sim, ledger_conf):
                        "reason": {"code": "REJECTED", "message": "number refused by loopback", "not_sent": True}}
 
 
-def test_unknown_is_settled_by_a_pushed_report_and_nothing_else(sim, ledger_conf, tmp_path):
+def test_unknown_is_settled_by_a_pushed_report_and_nothing_else(sim, ledger_conf, push_reports):
     with gateway(sim, ledger_conf, read_timeout=0.3) as gw:
         sim.slow_seconds = 1.0
         sim.inject(Fault.SLOW, path="/send")
@@ -169,7 +157,7 @@ def test_unknown_is_settled_by_a_pushed_report_and_nothing_else(sim, ledger_conf
         again = gw.send(Message(**MSG, key="slow"))  # a retry of an unknown send: still nothing sent
         assert again.replayed and again.unknown == MSG["to"]
         assert len(sends(sim)) == 1
-        push_reports(sim, gw, tmp_path)
+        push_reports(sim, gw)
         rows = gw.status("slow").rows
         later = gw.send(Message(**MSG, key="slow"))
     assert [(r.outcome, r.delivery_status) for r in rows] == [("accepted", "delivered")] * 2
@@ -293,7 +281,7 @@ def test_eight_processes_one_key_one_request(sim, ledger_conf):
             assert all(x["message_id"] in (None, sent[0]["message_ids"][0]) for x in r["recipients"])
 
 
-def test_kill_9_mid_send_never_resends_and_reports_settle_later(sim, ledger_conf, tmp_path):
+def test_kill_9_mid_send_never_resends_and_reports_settle_later(sim, ledger_conf, push_reports):
     sim.slow_seconds = 5.0
     sim.inject(Fault.SLOW, path="/send")
     proc = child(sim, ledger_conf, "killed", time.time(), read_timeout=30.0)
@@ -314,7 +302,7 @@ def test_kill_9_mid_send_never_resends_and_reports_settle_later(sim, ledger_conf
     assert len(sends(sim)) == 1
 
     with gateway(sim, ledger_conf) as gw:
-        push_reports(sim, gw, tmp_path)
+        push_reports(sim, gw)
         after = gw.send(Message(**MSG, key="killed"))
     assert after.replayed and after.ok
     assert len(sends(sim)) == 1

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
-import time
 
 import pytest
 
 from smsgate import Gateway
-from smsgate.receiving import BackgroundServer, Receiver
 from smsgate.testing import LoopbackSimulator
 
 
@@ -23,23 +20,16 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def setup(tmp_path):
     with LoopbackSimulator() as sim:
         path = tmp_path / "smsgate.toml"
-        path.write_text(textwrap.dedent(f"""
-            [providers.lb]
-            provider = "loopback"
-            base_url = "{sim.url}"
-            api_key = "demo-key"
-            api_secret = "demo-secret"
-
-            [ledger]
-            url = "sqlite:///{tmp_path}/ledger.sqlite3"
-        """))
+        provider = "".join(f'{k} = "{v}"\n' for k, v in sim.demo_config().items())
+        path.write_text(f'[providers.lb]\nprovider = "loopback"\n{provider}\n'
+                        f'[ledger]\nurl = "sqlite:///{tmp_path}/ledger.sqlite3"\n')
         yield str(path), sim
 
 
 SEND = ("send", "--provider", "lb", "--to", "13800138000,13900139000", "--template", "T1", "--params", '["1234"]')
 
 
-def test_send_key_twice_then_other_params_then_status_with_delivery(setup, tmp_path):
+def test_send_key_twice_then_other_params_then_status_with_delivery(setup, push_reports):
     path, sim = setup
     first = run_cli(*SEND, "--config", path, "--key", "K-1", "--json")
     again = run_cli(*SEND, "--config", path, "--key", "K-1", "--json")
@@ -61,15 +51,8 @@ def test_send_key_twice_then_other_params_then_status_with_delivery(setup, tmp_p
     rows = json.loads(status.stdout)["rows"]
     assert [r["delivery"] for r in rows] == [None, None]
 
-    gw = Gateway(path)
-    rc = Receiver(gw, spool=tmp_path / "spool.sqlite3", poll_interval=0.05)
-    try:
-        with BackgroundServer(rc.wsgi_app) as srv:
-            assert sim.push_reports(srv.url + "/callbacks/lb", time.time()).status == 200
-            assert rc.drain()
-    finally:
-        rc.close()
-        gw.close()
+    with Gateway(path) as gw:
+        push_reports(sim, gw, "lb")
     status = run_cli("status", "K-1", "--config", path, "--json")
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
