@@ -348,6 +348,16 @@ class ReceiverSettings:
     replay_store: str | None = None  #: "memory" or "sqlite:PATH"
 
 
+@attrs.frozen(kw_only=True)
+class LedgerSettings:
+    """The ``[ledger]`` table: the send ledger (docs/ledger.md)."""
+
+    url: str  #: sqlite:///relative/path, sqlite:////absolute/path or postgresql://user@host/db
+    #: SQLite's PRAGMA synchronous (NORMAL default, FULL) / PostgreSQL's synchronous_commit
+    synchronous: str | None = None
+    schema: str | None = None  #: PostgreSQL: the schema the tables live in
+
+
 #: Top-level keys of a config file. A feature with its own table adds its name here (and checks
 #: the table's keys the way ``[receiver]`` is checked below); the integrations' tables
 #: (``smsgate.integrations.TABLES``: ``[metrics]``, ``[tracing]``) are known too.
@@ -355,6 +365,7 @@ TOP_LEVEL_KEYS = {
     "providers": "one table per provider: [providers.NAME]",
     "default_provider": "the provider used when none is named",
     "receiver": "settings of smsgate serve / poll",
+    "ledger": "the send ledger: [ledger] url = ...",
 }
 
 
@@ -367,6 +378,7 @@ class Settings:
     source: str | None = None
     extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
     receiver: ReceiverSettings = attrs.field(factory=ReceiverSettings)
+    ledger: LedgerSettings | None = None  #: None: no [ledger] table, sends are not recorded
     problems: tuple[ConfigError, ...] = attrs.field(default=(), repr=False)
 
     @property
@@ -431,8 +443,17 @@ def settings_from_mapping(data: Mapping[str, Any], source: str | None = None) ->
             receiver = structure_config("receiver", ReceiverSettings, receiver_raw, section="[receiver]")
         except ConfigError as exc:
             problems.append(exc)
+    ledger = None
+    if "ledger" in data:
+        if not isinstance(data["ledger"], Mapping):
+            problems.append(ConfigError(f"{where}: [ledger] must be a table", field="ledger"))
+        else:
+            try:
+                ledger = structure_config("ledger", LedgerSettings, data["ledger"], section="[ledger]")
+            except ConfigError as exc:
+                problems.append(exc)
     extra = {k: v for k, v in data.items() if k != "providers"}
-    return Settings(providers=providers, source=source, extra=extra, receiver=receiver,
+    return Settings(providers=providers, source=source, extra=extra, receiver=receiver, ledger=ledger,
                     problems=tuple(p for e in problems for p in e.problems))
 
 

@@ -85,6 +85,10 @@ class Gateway:
                 self._build(name)  # not cached: a plugin's declaration may still be replaced (tests)
             except ConfigError as exc:
                 problems.append(exc)
+        try:
+            self.ledger  # noqa: B018 - a [ledger] url that cannot work is a problem now, not at the first send
+        except ConfigError as exc:
+            problems.append(exc)
         default = self.settings.default_provider
         if default and default not in self.settings.providers and default not in self.plugins.providers:
             known = sorted(set(self.settings.providers) | set(self.plugins.providers))
@@ -112,10 +116,10 @@ class Gateway:
                     from .ledger import open_ledger
 
                     self._ledger = open_ledger(self._ledger)
-                elif self._ledger is None and self.settings.extra.get("ledger") is not None:
+                elif self._ledger is None and self.settings.ledger is not None:
                     from .ledger import ledger_from_settings
 
-                    self._ledger = ledger_from_settings(self.settings.extra.get("ledger"))
+                    self._ledger = ledger_from_settings(self.settings.ledger)
                 self._ledger_resolved = True
         return self._ledger
 

@@ -203,26 +203,11 @@ def open_ledger(url: str, **options: Any) -> Ledger:
                       field="url")
 
 
-LEDGER_KEYS = {"url", "synchronous", "schema"}
-
-
-def ledger_from_settings(conf: Any) -> Ledger | None:
-    """The ledger a ``[ledger]`` table describes, or None when there is none."""
-    if conf is None:
-        return None
-    if not isinstance(conf, Mapping):
-        raise ConfigError("[ledger] must be a table")
-    unknown = sorted(set(conf) - LEDGER_KEYS)
-    if unknown:
-        raise ConfigError(f"[ledger]: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(LEDGER_KEYS))})",
-                          field=unknown[0])
-    if "url" not in conf:
-        raise ConfigError("[ledger]: missing key 'url' (sqlite:///PATH or postgresql://...)", field="url")
-    options = {k: v for k, v in conf.items() if k != "url"}
-    for name, value in options.items():
-        if not isinstance(value, str):
-            raise ConfigError(f"[ledger] {name} must be a string, not {type(value).__name__}", field=name)
-    return open_ledger(conf["url"], **options)
+def ledger_from_settings(settings: Any) -> Ledger:
+    """The ledger a checked ``[ledger]`` table (:class:`smsgate.config.LedgerSettings`) describes."""
+    options = {name: getattr(settings, name) for name in ("synchronous", "schema")
+               if getattr(settings, name) is not None}
+    return open_ledger(settings.url, **options)
 
 
 __all__ = ["Attempt", "Ledger", "LedgerRow", "SENDING", "SendRecord", "fingerprint", "ledger_from_settings",

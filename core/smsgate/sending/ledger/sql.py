@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ...errors import LedgerError
-from ...log import get_logger
+from ...log import get_logger, safe_url, strip_userinfo
 from ...models import DeliveryReport, Outcome, RecipientResult, Status
 from ...phones import mask_phone, normalise_phone
 from . import SENDING, Attempt, LedgerRow, SendRecord
@@ -106,14 +106,8 @@ class SqlLedger:
 
     @property
     def safe_url(self) -> str:
-        """The url without a password (for messages and logs)."""
-        from urllib.parse import urlsplit, urlunsplit
-
-        parts = urlsplit(self.url)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return self.url
+        """The url without user name and password (for messages and logs)."""
+        return safe_url(self.url)
 
     @contextmanager
     def _tx(self, mode: str = "write") -> Iterator["_Cursor"]:
@@ -126,7 +120,7 @@ class SqlLedger:
         except LedgerError:
             raise
         except Exception as exc:
-            raise LedgerError(f"ledger {self.safe_url}: cannot connect: {exc}") from None
+            raise LedgerError(f"ledger {self.safe_url}: cannot connect: {strip_userinfo(str(exc))}") from None
         broken = False
         cur = _Cursor(conn.cursor(), self)
         try:
@@ -138,7 +132,7 @@ class SqlLedger:
         except BaseException as exc:
             broken = self._rollback(cur, mode)
             if isinstance(exc, self._db_errors()) and not isinstance(exc, LedgerError):
-                raise LedgerError(f"ledger {self.safe_url}: {type(exc).__name__}: {exc}") from None
+                raise LedgerError(f"ledger {self.safe_url}: {type(exc).__name__}: {strip_userinfo(str(exc))}") from None
             raise
         finally:
             self._release(conn, broken)

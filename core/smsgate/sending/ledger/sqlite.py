@@ -58,8 +58,10 @@ def sqlite_path(url: str) -> str:
 class SqliteLedger(SqlLedger):
     schema = SCHEMA
 
-    def __init__(self, url: str, synchronous: str = "NORMAL", busy_timeout: float = 30.0):
+    def __init__(self, url: str, synchronous: str = "NORMAL", busy_timeout: float = 30.0, schema: str | None = None):
         super().__init__(url)
+        if schema is not None:
+            raise ConfigError("[ledger] schema is for PostgreSQL; a SQLite ledger is one file", field="schema")
         self.path = sqlite_path(url)
         self.synchronous = str(synchronous).upper()
         if self.synchronous not in ("NORMAL", "FULL", "EXTRA"):
