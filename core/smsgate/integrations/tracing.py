@@ -43,6 +43,16 @@ class Tracing:
 
         self._trace = trace
         self.tracer = trace.get_tracer("smsgate", __version__, tracer_provider=tracer_provider)
+        self._given = tracer_provider is not None
+        # the api's stand-ins while no SDK is configured (getattr: not in the api's __all__)
+        self._no_sdk = tuple(t for t in (getattr(trace, "ProxyTracerProvider", None),
+                                         getattr(trace, "NoOpTracerProvider", None)) if t is not None)
+
+    def live(self) -> bool:
+        """False while spans would be no-ops (no SDK configured, no provider given): the wrappers
+        then skip making them, which costs a send about as much as the rest of the pipeline's own
+        work. Checked on every call, so an SDK configured later is picked up at once."""
+        return self._given or not isinstance(self._trace.get_tracer_provider(), self._no_sdk)
 
     @classmethod
     def default(cls) -> "Tracing":
@@ -65,6 +75,8 @@ class Tracing:
 
     @hookimpl(wrapper=True)
     def send_message(self, ctx: Any, message: Any) -> Any:
+        if not self.live():
+            return (yield)
         operation = _operation(message.operation)
         attributes = {PREFIX + "provider": ctx.provider, PREFIX + "operation": operation,
                       PREFIX + "recipients": len(message.to)}
@@ -95,6 +107,8 @@ class Tracing:
 
     @hookimpl(wrapper=True)
     def vendor_request(self, ctx: Any, operation: Any, payload: Any) -> Any:
+        if not self.live():
+            return (yield)
         op = _operation(operation)
         attributes = {PREFIX + "provider": ctx.provider, PREFIX + "operation": op,
                       PREFIX + "request_index": ctx.request_index}
