@@ -261,10 +261,16 @@ class Balance:
 
 @attrs.frozen(kw_only=True)
 class PullQuery:
-    """What a report pull asks for; vendors that return 'everything new' ignore it."""
+    """What a report pull asks for; vendors that return 'everything new' ignore it.
+
+    ``phones`` and ``since`` serve vendors whose report query looks up phone numbers sent after a
+    time (aliyun's QuerySendDetails: one phone and the day it was sent to).
+    """
 
     message_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     biz_id: str | None = None
+    phones: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    since: _dt.datetime | None = None
 
 
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:

@@ -192,7 +192,8 @@ class ProviderConformance:
             pytest.skip("no report pull")
         gw, result = self._roundtrip_send(simulator, Operation.SEND)
         made = simulator.deliver_all()
-        reports = gw.pull_reports(self.provider, PullQuery(message_ids=result.message_ids))
+        reports = gw.pull_reports(self.provider, PullQuery(message_ids=result.message_ids,
+                                                               phones=tuple(result.accepted)))
         assert made >= 1 and len(reports) == made
         assert all(isinstance(r, DeliveryReport) for r in reports)
         assert {r.phone for r in reports} <= set(result.accepted)
