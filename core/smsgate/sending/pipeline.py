@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -111,20 +111,23 @@ def check_content(message: Message, capabilities: Any, provider: str) -> None:
                                       field="params")
 
 
-def _texts(params: Any, field: str) -> tuple[str, ...]:
-    out = []
-    for value in params or ():
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValidationError(
-                f"template variables must be text or numbers, not {type(value).__name__}", field=field)
-        out.append(value if isinstance(value, str) else str(value))
-    return tuple(out)
+def _text(value: Any, field: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValidationError(f"template variables must be text or numbers, not {type(value).__name__}",
+                              field=field)
+    return value if isinstance(value, str) else str(value)
+
+
+def _texts(params: Any, field: str) -> Any:
+    if isinstance(params, Mapping):
+        return {str(k): _text(v, field) for k, v in params.items()}
+    return tuple(_text(v, field) for v in params or ())
 
 
 def text_params(message: Message) -> Message:
-    """``message`` with its positional template variables (``params``, or every ``personal`` list) as
-    text, numbers written as decimal text; anything else is refused with a ValidationError naming
-    the field. For providers whose vendor takes the variables as an array of strings."""
+    """``message`` with its template variables (``params``, or every ``personal`` entry; positional
+    or named) as text, numbers written as decimal text; anything else is refused with a
+    ValidationError naming the field. For providers whose vendor takes the variables as strings."""
     if message.personal is not None:
         personal = {p: _texts(v, "personal") for p, v in message.personal.items()}
         return message if personal == message.personal else attrs.evolve(message, personal=personal)

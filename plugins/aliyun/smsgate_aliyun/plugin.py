@@ -41,6 +41,7 @@ from smsgate import (
     hookimpl,
     normalise_phone,
     secret,
+    text_params,
 )
 
 from . import dialect, wire
@@ -122,18 +123,6 @@ def smsgate_provider() -> Provider:
 
 # -- validation --------------------------------------------------------------------------------
 
-def _param_texts(params: Any, field: str) -> dict[str, str]:
-    """Template variables as the vendor takes them: a JSON object whose values are all text
-    ("JSON参数不合法，只接受字符串值"); numbers become their text."""
-    out = {}
-    for key, value in dict(params or {}).items():
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValidationError(f"template variable {key!r} must be text or a number, not "
-                                  f"{type(value).__name__}", field=field)
-        out[str(key)] = value if isinstance(value, str) else str(value)
-    return out
-
-
 @hookimpl
 def validate_message(ctx: Any, message: Any) -> Any:
     sign_name = (message.sign_name or ctx.config.sign_name or "").strip()
@@ -145,10 +134,8 @@ def validate_message(ctx: Any, message: Any) -> Any:
         raise ValidationError("aliyun SmsUpExtendCode must be digits", field="extend_code")
     if message.biz_id is not None and len(str(message.biz_id)) > MAX_OUT_ID:
         raise ValidationError(f"aliyun OutId is at most {MAX_OUT_ID} characters", field="biz_id")
-    if message.personal is not None:
-        personal = {p: _param_texts(v, "personal") for p, v in message.personal.items()}
-        return attrs.evolve(message, sign_name=sign_name, personal=personal)
-    return attrs.evolve(message, sign_name=sign_name, params=_param_texts(message.params, "params") or None)
+    # the vendor takes only text values ("JSON参数不合法，只接受字符串值"): numbers become their text
+    return attrs.evolve(text_params(message), sign_name=sign_name)
 
 
 # -- requests ----------------------------------------------------------------------------------
