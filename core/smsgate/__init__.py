@@ -13,6 +13,7 @@ _EXPORTS = {
     # errors
     "SmsError": "errors", "ConfigError": "errors", "ValidationError": "errors", "ProviderError": "errors",
     "AuthError": "errors", "RateLimited": "errors", "InsufficientBalance": "errors", "TransportError": "errors",
+    "LimitsUnavailable": "errors",
     # models
     "Message": "models", "SendResult": "models", "RecipientResult": "models", "Reason": "models",
     "Outcome": "models", "Status": "models", "Operation": "models", "DeliveryReport": "models",
@@ -51,8 +52,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from .config import ProviderConfig, secret
     from .wire import Wire, WireError
-    from .errors import (AuthError, ConfigError, InsufficientBalance, ProviderError, RateLimited, SmsError,
-                         TransportError, ValidationError)
+    from .errors import (AuthError, ConfigError, InsufficientBalance, LimitsUnavailable, ProviderError,
+                         RateLimited, SmsError, TransportError, ValidationError)
     from .sending.gateway import Gateway
     from .hookspecs import hookimpl, hookspec
     from .models import (CHINA_TZ, Balance, CallbackRequest, CallbackResult, DeliveryReport, HttpRequest,

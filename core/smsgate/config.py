@@ -63,6 +63,9 @@ class ProviderConfig:
     read_timeout: float = 15.0
     connect_retries: int = 2  #: extra attempts when the connection could not be made at all
     max_concurrency: int = 4  #: requests of one send in flight at once
+    #: send requests allowed, shared by every process on the limits store ("300/second"); None:
+    #: the plugin's documented rate (``Capabilities.rate``); "none": no limit
+    rate: str | None = None
 
     def __attrs_post_init__(self) -> None:
         from urllib.parse import urlsplit
@@ -82,6 +85,13 @@ class ProviderConfig:
             raise InvalidValue("connect_retries", "must be 0 or more")
         if self.max_concurrency < 1:
             raise InvalidValue("max_concurrency", "must be 1 or more")
+        if self.rate is not None and self.rate != "none":
+            from .sending.limits.rates import parse_rate
+
+            try:
+                parse_rate(self.rate)
+            except ValueError:
+                raise InvalidValue("rate", 'must be a rate such as "300/second" or "10/15 seconds", or "none"') from None
 
 
 def config_fields(cls: type) -> dict[str, attrs.Attribute]:

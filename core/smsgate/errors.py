@@ -111,6 +111,11 @@ class InsufficientBalance(ProviderError):
         super().__init__(message, **kwargs)
 
 
+class LimitsUnavailable(SmsError):
+    """The shared limits store (``[limits] store``, Redis) cannot be reached or failed, so the
+    per-phone quotas cannot be checked: nothing was sent (unless ``[limits] fail_open``)."""
+
+
 class TransportError(SmsError):
     """The HTTP exchange failed.
 

@@ -117,11 +117,16 @@ class Message:
 
 @attrs.frozen
 class Reason:
-    """Why a recipient was rejected: the vendor's code and text (or the transport's)."""
+    """Why a recipient was rejected: the vendor's code and text (or the transport's).
+
+    ``retry_at`` (Unix seconds) says when it may be sent again, where that is known (a phone over
+    its quota: code ``RATE_LIMITED``).
+    """
 
     code: str
     message: str
     not_sent: bool = True
+    retry_at: float | None = attrs.field(default=None, kw_only=True)
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"
@@ -192,10 +197,7 @@ class SendResult:
             "ok": self.ok,
             "message_ids": self.message_ids,
             "accepted": self.accepted,
-            "rejected": [
-                {"phone": r.phone, "reason": str(r.reason), "code": r.reason.code if r.reason else None}
-                for r in self.rejected
-            ],
+            "rejected": [_rejected_json(r) for r in self.rejected],
             "unknown": self.unknown,
             "request_ids": self.request_ids,
             "segments": self.segments,
@@ -210,6 +212,13 @@ class SendResult:
                 for r in self.recipients
             ],
         }
+
+
+def _rejected_json(r: RecipientResult) -> dict[str, Any]:
+    row: dict[str, Any] = {"phone": r.phone, "reason": str(r.reason), "code": r.reason.code if r.reason else None}
+    if r.reason is not None and r.reason.retry_at is not None:
+        row["retry_at"] = _dt.datetime.fromtimestamp(round(r.reason.retry_at), CHINA_TZ).isoformat()
+    return row
 
 
 @attrs.frozen(kw_only=True)

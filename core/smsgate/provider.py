@@ -32,6 +32,8 @@ class Capabilities:
     ``min_interval`` gives, per operation, the least number of seconds between two calls (the
     vendor's documented rate limit; the gateway waits rather than breaking it).
     ``max_text_length`` is the longest free text the vendor takes (None: no documented limit).
+    ``rate`` is the vendor's documented request rate for sends ("300/second"; None: none given),
+    the default of the provider's ``rate`` key.
     """
 
     operations: frozenset[Operation] = attrs.field(converter=_ops)
@@ -44,6 +46,7 @@ class Capabilities:
     callbacks: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     min_interval: dict[Operation, float] = attrs.field(factory=dict, converter=_intervals)
     max_text_length: int | None = None
+    rate: str | None = None
 
     def limit(self, operation: Operation) -> int:
         return self.max_recipients.get(operation, 1)
@@ -60,6 +63,7 @@ class Capabilities:
             "callbacks": sorted(self.callbacks),
             "min_interval": {o.value: s for o, s in sorted(self.min_interval.items())},
             "max_text_length": self.max_text_length,
+            "rate": self.rate,
         }
 
 

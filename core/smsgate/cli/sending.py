@@ -25,6 +25,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--at", help='send time, "YYYY-MM-DD HH:MM:SS" China time')
     p.add_argument("--key", help="idempotency key: sent again, the recorded result is printed and nothing is "
                                  "resent (needs a [ledger] in the config)")
+    p.add_argument("--limit-scope", help="per-phone quota to count in: a [templates.NAME] table "
+                                         "(default: the template id's, else [limits] per_phone)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     for name, help_text in (("reports", "pull delivery reports once and print them (the vendor hands each out "
@@ -79,7 +81,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                       sign_name=args.sign_name, extend_code=args.extend_code, biz_id=args.biz_id,
                       send_at=_parse_at(args.at), key=args.key)
     gw = _gateway(args)
-    result = gw.send(message, provider=args.provider)
+    result = gw.send(message, provider=args.provider, limit_scope=args.limit_scope)
     if args.json:
         _print_json(result.to_json_dict())
     else:

@@ -17,7 +17,7 @@ from ..log import get_logger
 from ..models import Message, SendResult
 from ..provider import HookContext
 from .ledger import stage as ledger_stage
-from .pipeline import check_content, execute_send, merge, normalise_recipients, plan
+from .pipeline import check_content, execute_send, merge, normalise_recipients, only, plan
 
 
 @attrs.frozen(kw_only=True)
@@ -30,6 +30,9 @@ class Target:
     context: HookContext  # the context of request 0; request i gets request_index=i
     max_concurrency: int = 4
     ledger: Any = None  # the send ledger (smsgate.sending.ledger.Ledger), or None
+    limits: Any = None  # smsgate.sending.limits.Limits: per-phone quotas and the request rate
+    rate: Any = None  # the provider's request rate (a limits Rate), or None
+    limit_scope: str | None = None  # the send's per-phone quota (a [templates.NAME]); None: its template id
 
 
 def send(target: Target, message: Message, log: Any) -> SendResult:
@@ -37,9 +40,12 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
 
     Stages: check the operation is offered; normalise recipients (one ValidationError naming every
     bad number); check the content against the provider's rules; let plugins validate or replace
-    the message; cut it into requests within the vendor's limit; claim the key in the ledger (a
-    key used before answers from the ledger here, and nothing is sent); run the requests, each
-    written to the ledger before it leaves and after; merge.
+    the message; count each phone in its quota (``target.limit_scope``, else the template id,
+    names the quota; a phone over it is refused); cut the rest into requests within the vendor's
+    limit; claim the key in the ledger (a key used before answers from the ledger here, gives the
+    quota back, and nothing is sent); run the requests, each written to the ledger before it
+    leaves and after, and each after a slot of the provider's request rate; give back the quota of
+    phones whose request never left; merge.
     """
     caps, hooks, ctx0 = target.capabilities, target.hooks, target.context
     operation = message.operation
@@ -51,11 +57,27 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
         replaced = hooks.validate_message(ctx=ctx0, message=message)
         if replaced is not None:
             message = replaced
+    limits = target.limits
+    hold = limits.hold_phones(message.to, target.limit_scope or message.template_id) if limits is not None else None
+    refused = hold.refused_results() if hold is not None else []
+    sending = only(message, [p for p in message.to if p not in hold.refused]) if refused else message
     limit = hooks.request_limit(ctx=ctx0, operation=operation) if hooks.request_limit.implemented else None
-    batches = plan(message, limit or caps.limit(operation))
-    journal = ledger_stage.open_send(target.ledger, target.name, ctx0.provider, message, batches, ctx0.clock, log)
+    limit = hooks.request_limit(ctx=ctx0, operation=operation) if hooks.request_limit.implemented else None
+    batches = plan(sending, limit or caps.limit(operation)) if sending.to else []
+    try:
+        journal = ledger_stage.open_send(target.ledger, target.name, ctx0.provider, message, batches, ctx0.clock,
+                                         log)
+    except BaseException:
+        if hold is not None:  # nothing was sent
+            limits.release(hold)
+        raise
     if isinstance(journal, SendResult):  # the key was sent before: its recorded outcomes
+        if hold is not None:
+            limits.release(hold)
         return journal
+    if refused and journal is not None:  # recorded as a request that never left: a replay answers the same
+        if journal.before(len(batches), [r.phone for r in refused]) is None:
+            journal.after(len(batches), refused)
     results = execute_send(
         hooks,
         lambda i: ctx0 if i == 0 else attrs.evolve(ctx0, request_index=i),
@@ -64,8 +86,11 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
         target.max_concurrency,
         log,
         journal,
+        gate=limits.request_gate(target.name, target.rate) if limits is not None else None,
     )
-    return merge(target.name, message, results, key=None if journal is None else journal.key)
+    if hold is not None:
+        limits.settle(hold, results)
+    return merge(target.name, message, refused + results, key=None if journal is None else journal.key)
 
 
 _log = get_logger("smsgate.pipeline")

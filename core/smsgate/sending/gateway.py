@@ -62,12 +62,15 @@ class Gateway:
         self._ledger_resolved = False
         self._ledger_lock = threading.Lock()
         self._configs: dict[str, tuple[Any, Any]] = {}
-        self._last_call: dict[tuple[str, Operation], float] = {}
-        self._rate_lock = threading.Lock()
-        self._rate_locks: dict[tuple[str, Operation], threading.Lock] = {}
-        # rate-limit waits use these (replaceable, so tests check the rule without real waiting)
+        self._rates: dict[str, Any] = {}
+        # limit waits use these (replaceable, so tests check the rules without real waiting)
         self.monotonic: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
+        from .limits import Limits, limits_settings
+
+        #: per-phone quotas, request rates and vendor call budgets ([limits], docs/limits.md)
+        self.limits = Limits(limits_settings(settings.extra, self.environ), clock=lambda: self.monotonic(),
+                             sleep=lambda seconds: self.sleep(seconds))
         from ..log import get_logger
 
         self.log = get_logger("smsgate.pipeline")
@@ -178,13 +181,17 @@ class Gateway:
         return self.plugins.hooks_for(entry.spec.name)
 
     # -- sending ---------------------------------------------------------------------------
-    def send(self, message: Message, provider: str | None = None) -> SendResult:
+    def send(self, message: Message, provider: str | None = None, *, limit_scope: str | None = None) -> SendResult:
         """Send ``message``; every recipient gets an outcome (accepted, rejected or unknown).
 
-        Raises ValidationError (bad numbers or content; nothing sent) or ConfigError. Vendor and
-        transport failures do not raise: they become the outcomes of the recipients concerned.
+        ``limit_scope`` names the per-phone quota (a ``[templates.NAME]`` table with ``per_phone``);
+        by default the message's template id does, else ``[limits] per_phone`` applies.
+
+        Raises ValidationError (bad numbers or content; nothing sent), ConfigError, or
+        LimitsUnavailable (the quota store is down; nothing sent). Vendor and transport failures
+        do not raise: they become the outcomes of the recipients concerned.
         """
-        target = self.target(provider, message.operation)
+        target = attrs.evolve(self.target(provider, message.operation), limit_scope=limit_scope)
         # through the send_message hook, whose core implementation is the send flow (flow.py)
         return target.hooks.send_message(ctx=target.context, target=target, message=message)
 
@@ -196,7 +203,8 @@ class Gateway:
         entry, config = self.provider(name)
         return Target(name=name, capabilities=entry.spec.capabilities, hooks=self.plugins.hooks_for(entry.spec.name),
                       context=self.context(name, operation),
-                      max_concurrency=int(getattr(config, "max_concurrency", 4)), ledger=self.ledger)
+                      max_concurrency=int(getattr(config, "max_concurrency", 4)), ledger=self.ledger,
+                      limits=self.limits, rate=self.rate(name))
 
     def status(self, key: str) -> Any:
         """What the ledger recorded for ``key`` (``smsgate.sending.ledger.SendRecord``: per recipient
@@ -220,6 +228,21 @@ class Gateway:
                               "\"postgresql://...\" to the config")
         return ledger
 
+    def rate(self, provider: str | None = None) -> Any:
+        """The send request rate of a provider: its ``rate`` key, else its plugin's documented
+        rate (a ``smsgate.sending.limits.Rate``), or None."""
+        name = self._resolve(provider)
+        if name not in self._rates:
+            from .limits import parse_rate
+
+            entry, config = self.provider(name)
+            text = getattr(config, "rate", None) or entry.spec.capabilities.rate
+            try:
+                self._rates[name] = None if text in (None, "none") else parse_rate(text)
+            except ValueError as exc:
+                raise ConfigError(f"provider {name!r}: rate: {exc}", provider=name, field="rate") from None
+        return self._rates[name]
+
     # -- other vendor calls ----------------------------------------------------------------
     def _call(self, name: str | None, operation: Operation, payload: Any) -> Any:
         from .pipeline import call_vendor
@@ -230,26 +253,19 @@ class Gateway:
             raise ConfigError(f"provider {name!r} does not support {operation.value}", provider=name)
         hooks = self.plugins.hooks_for(entry.spec.name)
         interval = entry.spec.capabilities.min_interval.get(operation)
-        if not interval:
+        budgets = [_Interval(operation.value, interval)] if interval else []
+        # The vendor's documented budget, kept in the limits store (shared by every process on it):
+        # one call at a time, counted from its answer, so the vendor, which counts from the
+        # request's arrival, never sees two inside its window. Other kinds are not held up.
+        with self.limits.spend(name, budgets, hold=self._hold(name), operation=operation.value):
             return call_vendor(hooks, self.context(name, operation), operation, payload)
-        key = (name, operation)
-        with self._rate_lock:
-            lock = self._rate_locks.setdefault(key, threading.Lock())
-        # One call of this kind at a time, and the vendor's documented interval between the end of
-        # one and the start of the next (measured from the answer, so the vendor, which counts from
-        # the request's arrival, never sees two inside its window). Other kinds are not held up.
-        with lock:
-            last = self._last_call.get(key)
-            if last is not None:
-                wait = interval - (self.monotonic() - last)
-                if wait > 0:
-                    self.log.info("smsgate.poll.waiting", provider=name, operation=operation.value,
-                                  seconds=round(wait, 3))
-                    self.sleep(wait)
-            try:
-                return call_vendor(hooks, self.context(name, operation), operation, payload)
-            finally:
-                self._last_call[key] = self.monotonic()
+
+    def _hold(self, name: str) -> float:
+        """The longest a vendor call may take (its connect attempts and read timeout), plus a
+        margin: a budget held by a process that died is free again after it."""
+        _, config = self.provider(name)
+        connect = float(getattr(config, "connect_timeout", 5.0)) * (1 + int(getattr(config, "connect_retries", 0)))
+        return connect + float(getattr(config, "read_timeout", 15.0)) + 5.0
 
     def pull_reports(self, provider: str | None = None, query: PullQuery | None = None) -> list:
         """Fetch delivery reports (vendors with a report pull)."""
@@ -283,19 +299,30 @@ class Gateway:
         return result
 
     def close(self) -> None:
-        """Close this gateway's own transport (the process-wide shared one stays open)."""
+        """Close this gateway's own transport (the process-wide shared one stays open) and its
+        connection to the limits store."""
         from . import transport
 
         if self._transport is not None and self._transport is not transport._default:
             self._transport.close()
         if self._ledger is not None and not isinstance(self._ledger, str):
             self._ledger.close()
+        self.limits.close()
 
     def __enter__(self) -> "Gateway":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+@attrs.frozen
+class _Interval:
+    """A vendor's least interval between two calls of one operation, as a call budget."""
+
+    name: str
+    per: float
+    calls: int = 1
 
 
 __all__ = ["Gateway"]

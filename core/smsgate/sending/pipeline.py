@@ -143,14 +143,16 @@ def plan(message: Message, limit: int) -> list[Message]:
     phones = message.to
     if len(phones) <= limit:
         return [message]
-    batches = []
-    for start in range(0, len(phones), limit):
-        chunk = phones[start:start + limit]
-        personal = None
-        if message.personal is not None:
-            personal = {p: message.personal[p] for p in chunk}
-        batches.append(attrs.evolve(message, to=chunk, personal=personal))
-    return batches
+    return [only(message, phones[start:start + limit]) for start in range(0, len(phones), limit)]
+
+
+def only(message: Message, phones: Sequence[str]) -> Message:
+    """``message`` to ``phones`` (some of its recipients) only."""
+    phones = tuple(phones)
+    if phones == message.to:
+        return message
+    personal = None if message.personal is None else {p: message.personal[p] for p in phones}
+    return attrs.evolve(message, to=phones, personal=personal)
 
 
 @attrs.define
@@ -256,13 +258,31 @@ def _unknown(batch: Message, provider: str, log: Any, code: str, message: str,
             for p in batch.to]
 
 
+#: called before a request leaves with (request index, batch); a Reason refuses the request
+Gate = Callable[[int, Message], "Reason | None"]
+
+
+def _gated(gate: Gate, batch: Message, index: int, log: Any) -> list[RecipientResult] | None:
+    """The outcomes of a request its gate refused (nothing left), or None: it may go."""
+    try:
+        reason = gate(index, batch)
+    except Exception as exc:  # before sending: nothing left the process
+        reason = Reason(code="PLUGIN", message=f"{type(exc).__name__}: {exc}", not_sent=True)
+    if reason is None:
+        return None
+    log.warning("smsgate.send.not_sent", recipients=len(batch.to), phones=_masked(batch.to), code=reason.code,
+                error=reason.message)
+    return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason) for p in batch.to]
+
+
 def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batch: Message,
-                  index: int, log: Any, journal: Any = None) -> list[RecipientResult]:
+                  index: int, log: Any, journal: Any = None, gate: Gate | None = None) -> list[RecipientResult]:
     """One request's outcomes, one per recipient of ``batch``. Never raises: whatever goes wrong
     becomes rejected (proven not sent) or unknown, so no other request's outcomes are lost.
 
     ``journal`` (the send ledger's, when there is one) records the request before it leaves -- if
-    it cannot, the request does not leave -- and its outcomes after."""
+    it cannot, the request does not leave -- and its outcomes after. ``gate`` (the limits' request
+    rate) may then still refuse it before it leaves."""
     provider = "?"
     try:
         ctx = make_ctx(index)
@@ -270,7 +290,8 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
         refused = None if journal is None else journal.before(index, batch.to)
         if refused is not None:
             return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=refused) for p in batch.to]
-        results = _send_outcomes(hooks, ctx, operation, batch, log)
+        gated = None if gate is None else _gated(gate, batch, index, log)
+        results = gated if gated is not None else _send_outcomes(hooks, ctx, operation, batch, log)
     except Exception as exc:  # anything unexpected: it may have happened after sending
         results = _unknown(batch, provider, log, "ERROR", f"{type(exc).__name__}: {exc}")
     if journal is not None:
@@ -327,12 +348,12 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
 
 
 def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batches: list[Message],
-                 max_concurrency: int, log: Any, journal: Any = None) -> list[RecipientResult]:
+                 max_concurrency: int, log: Any, journal: Any = None, gate: Gate | None = None) -> list[RecipientResult]:
     """Send every batch (concurrently, at most ``max_concurrency`` at once) and merge the outcomes."""
     if len(batches) == 1 or max_concurrency <= 1:
         out: list[RecipientResult] = []
         for i, batch in enumerate(batches):
-            out.extend(send_outcomes(hooks, make_ctx, operation, batch, i, log, journal))
+            out.extend(send_outcomes(hooks, make_ctx, operation, batch, i, log, journal, gate))
         return out
     from concurrent.futures import ThreadPoolExecutor
 
@@ -340,7 +361,7 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsgate-send") as pool:
         # each request runs in the send's context variables (its tracing span, bound log fields)
         futures = [pool.submit(contextvars.copy_context().run, send_outcomes, hooks, make_ctx, operation, b, i, log,
-                               journal)
+                               journal, gate)
                    for i, b in enumerate(batches)]
         out = []
         for fut in futures:

@@ -91,6 +91,7 @@ CAPABILITIES = Capabilities(
     # Query interfaces: "每个企业每分钟只允许请求三次" (FAQ) -> one report pull per 20 s;
     # balance: "默认限制15秒一次".
     min_interval={Operation.PULL_REPORTS: 20.0, Operation.BALANCE: 15.0},
+    rate="300/second",  # FAQ: "当前短信API接口吞吐量约300/TPS"
 )
 
 

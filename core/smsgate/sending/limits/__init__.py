@@ -1,0 +1,14 @@
+"""Limits on sending: per-phone quotas, vendor request rates, vendor call budgets (see
+docs/limits.md). ``limiter.py`` is the stage the send flow and the Gateway call; ``settings.py``
+reads the config; ``rates.py`` the "5/hour" notation; the stores keep the counts, in this process
+(``memory_store.py``) or in Redis for every process and host (``redis_store.py``)."""
+
+from __future__ import annotations
+
+from .limiter import NEVER_LEFT, RATE_LIMITED, Limits, PhoneHold, open_store
+from .memory_store import MemoryStore
+from .rates import Rate, parse_rate, parse_rates
+from .settings import LimitsSettings, limits_settings
+
+__all__ = ["Limits", "LimitsSettings", "MemoryStore", "NEVER_LEFT", "PhoneHold", "RATE_LIMITED", "Rate",
+           "limits_settings", "open_store", "parse_rate", "parse_rates"]

@@ -1,0 +1,97 @@
+"""The ``[limits]`` table, and the ``per_phone`` key of ``[templates.NAME]`` tables.
+
+::
+
+    [limits]
+    store = "redis://127.0.0.1:6379/0"       # default "memory://": this process only
+    per_phone = ["1/minute", "5/hour", "10/day"]
+
+    [templates.login]                       # a send of template "login" counts here instead
+    per_phone = ["1/minute", "5/hour", "10/day"]
+
+Every ``[limits]`` key can be overridden by ``SMSGATE_LIMITS_<KEY>`` (the store's URL may hold a
+password: keep it in the environment). Other keys of a ``[templates.NAME]`` table belong to the
+routing configuration and are not read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ...config import _from_env
+from ...errors import ConfigError
+from .rates import Rate, parse_rates
+
+
+@attrs.frozen(kw_only=True)
+class LimitsSettings:
+    store: str = attrs.field(default="memory://", repr=False)  #: the URL may carry a password
+    prefix: str = "smsgate:"  #: every key in the store starts with it
+    per_phone: tuple[Rate, ...] = ()  #: quotas of every phone for sends without a scope of their own
+    #: per-phone quotas per limit scope (``[templates.NAME] per_phone``), replacing ``per_phone``
+    scopes: Mapping[str, tuple[Rate, ...]] = attrs.field(factory=dict)
+    fail_open: bool = False  #: store unreachable: send without per-phone quotas instead of refusing
+    rate_wait: float = 5.0  #: seconds a send may wait for its provider's request rate
+    query_wait: float = 120.0  #: seconds a query (pull, balance) may wait for its vendor's budget
+
+
+_TYPES: dict[str, Any] = {"store": str, "prefix": str, "per_phone": list, "fail_open": bool,
+                          "rate_wait": float, "query_wait": float}
+
+
+def _check(key: str, value: Any) -> Any:
+    want = _TYPES[key]
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if want is list:
+        try:
+            return parse_rates(value, f"[limits] {key}")
+        except ValueError as exc:
+            raise ConfigError(str(exc), field=key) from None
+    if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
+        raise ConfigError(f"[limits] {key} must be {want.__name__}, not {type(value).__name__}", field=key)
+    if want is float and not value > 0:
+        raise ConfigError(f"[limits] {key} must be more than 0 seconds", field=key)
+    if key == "store" and value.split("://", 1)[0] not in ("memory", "redis", "rediss", "unix"):
+        raise ConfigError("[limits] store must be \"memory://\" or a Redis URL such as "
+                          "\"redis://127.0.0.1:6379/0\" (rediss:// and unix:// too)", field=key)
+    return value
+
+
+def limits_settings(extra: Mapping[str, Any], environ: Mapping[str, str]) -> LimitsSettings:
+    """Read ``[limits]`` and the templates' ``per_phone`` from a config file's other tables."""
+    table = extra.get("limits", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError("[limits] must be a table")
+    unknown = sorted(set(table) - set(_TYPES))
+    if unknown:
+        raise ConfigError(f"[limits]: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(_TYPES))})",
+                          field=unknown[0])
+    values = dict(table)
+    for key, want in _TYPES.items():
+        var = f"SMSGATE_LIMITS_{key.upper()}"
+        if var in environ:
+            try:
+                values[key] = _from_env(environ[var], list[str] if want is list else want)
+            except ValueError:  # never echo the value: the store's URL may hold a password
+                raise ConfigError(f"[limits] {key} from {var} is not a valid {want.__name__}", field=key) from None
+    checked = {key: _check(key, value) for key, value in values.items()}
+    return LimitsSettings(**checked, scopes=_scopes(extra.get("templates", {})))
+
+
+def _scopes(templates: Any) -> dict[str, tuple[Rate, ...]]:
+    if not isinstance(templates, Mapping):
+        raise ConfigError("[templates] must be a table of [templates.NAME] tables")
+    scopes = {}
+    for name, table in templates.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[templates.{name}] must be a table")
+        if "per_phone" in table:
+            try:
+                scopes[str(name)] = parse_rates(table["per_phone"], f"[templates.{name}] per_phone")
+            except ValueError as exc:
+                raise ConfigError(str(exc), field="per_phone") from None
+    return scopes
