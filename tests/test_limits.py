@@ -253,3 +253,10 @@ def test_vendor_limits_fall_back_to_this_process_when_the_store_is_down():
     with pytest.raises(RateLimited, match="query_wait"):
         with limits.spend("opass", [budget], hold=5.0):
             pass
+
+
+def test_the_store_password_never_shows_in_an_error():
+    limits = Limits(LimitsSettings(store="redis://:s3cret@127.0.0.1:9/0", per_phone=(Rate(1, 60.0),)))
+    with pytest.raises(LimitsUnavailable) as info:
+        limits.hold_phones(["13800138000"])
+    assert "127.0.0.1:9" in str(info.value) and "s3cret" not in str(info.value)

@@ -153,3 +153,13 @@ def test_the_cli_prints_a_quota_refusal_and_exits_1(sim, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("smsgate: error: per-phone quotas cannot be checked") and "Traceback" not in err
     assert sim.requests == []
+
+
+def test_limits_problems_are_reported_with_every_other_config_problem():
+    with pytest.raises(ConfigError) as info:
+        Gateway({"providers": {"loopback": {"rate": "fast"}}, "limits": {"per_phon": [], "rate_wait": -1},
+                 "templates": {"login": {"per_phone": ["1/minit"]}}})
+    text = str(info.value)
+    assert "4 problems" in text
+    assert "did you mean 'per_phone'" in text and "rate_wait must be more than 0" in text
+    assert "[templates.login] per_phone: '1/minit' is not a rate" in text and "field 'rate'" in text

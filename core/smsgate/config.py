@@ -376,6 +376,8 @@ TOP_LEVEL_KEYS = {
     "default_provider": "the provider used when none is named",
     "receiver": "settings of smsgate serve / poll",
     "ledger": "the send ledger: [ledger] url = ...",
+    "limits": "per-phone quotas, request rates, query budgets and their store (docs/limits.md)",
+    "templates": "logical templates: [templates.NAME] (per_phone quotas, docs/limits.md)",
 }
 
 

@@ -49,11 +49,11 @@ class Gateway:
         self.plugins = plugins if plugins is not None else PluginManager()
         from ..integrations import enable_configured
 
+        self._setup_problems: list[ConfigError] = []  # reported with every other problem by check()
         try:
             enable_configured(self.plugins, settings)  # [metrics], [tracing]
-            self._integration_problem: ConfigError | None = None
-        except ConfigError as exc:  # reported with every other problem by check()
-            self._integration_problem = exc
+        except ConfigError as exc:
+            self._setup_problems.append(exc)
         self.clock = clock or time.time
         self.nonce = nonce or default_nonce
         self._transport = transport
@@ -66,11 +66,15 @@ class Gateway:
         # limit waits use these (replaceable, so tests check the rules without real waiting)
         self.monotonic: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
-        from .limits import Limits, limits_settings
+        from .limits import Limits, LimitsSettings, limits_settings
 
+        try:
+            limits = limits_settings(settings.extra, self.environ)
+        except ConfigError as exc:
+            self._setup_problems.append(exc)
+            limits = LimitsSettings()
         #: per-phone quotas, request rates and vendor call budgets ([limits], docs/limits.md)
-        self.limits = Limits(limits_settings(settings.extra, self.environ), clock=lambda: self.monotonic(),
-                             sleep=lambda seconds: self.sleep(seconds))
+        self.limits = Limits(limits, clock=lambda: self.monotonic(), sleep=lambda seconds: self.sleep(seconds))
         from ..log import get_logger
 
         self.log = get_logger("smsgate.pipeline")
@@ -80,9 +84,7 @@ class Gateway:
         """Check the whole configuration against the installed plugins: the file's structure,
         every configured provider's keys and values, the default provider. Raises one
         :class:`ConfigError` listing every problem; done when the Gateway is built."""
-        problems = list(self.settings.problems)
-        if self._integration_problem is not None:
-            problems.append(self._integration_problem)
+        problems = [*self.settings.problems, *self._setup_problems]
         for name in self.provider_names():
             try:
                 self._build(name)  # not cached: a plugin's declaration may still be replaced (tests)

@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import ConfigError, LimitsUnavailable
+from ...log import safe_url
 from .memory_store import BUSY_POLL
 
 _NOW = """
@@ -112,18 +112,6 @@ return 0
 """
 
 
-def masked_url(url: str) -> str:
-    """``url`` without its password (safe for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
-
-
 def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
@@ -137,9 +125,9 @@ class RedisStore:
         try:
             import redis
         except ImportError:
-            raise ConfigError(f"[limits] store = {masked_url(url)!r} needs the redis package: "
+            raise ConfigError(f"[limits] store = {safe_url(url)!r} needs the redis package: "
                               "pip install 'smsgate[limits]'", field="store") from None
-        self.url = masked_url(url)
+        self.url = safe_url(url)
         self._errors = (redis.RedisError,)
         try:
             self.client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,

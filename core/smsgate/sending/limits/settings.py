@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from ...config import _from_env
+from ...config import _from_env, did_you_mean
 from ...errors import ConfigError
 from .rates import Rate, parse_rates
 
@@ -62,36 +62,48 @@ def _check(key: str, value: Any) -> Any:
 
 
 def limits_settings(extra: Mapping[str, Any], environ: Mapping[str, str]) -> LimitsSettings:
-    """Read ``[limits]`` and the templates' ``per_phone`` from a config file's other tables."""
+    """Read ``[limits]`` and the templates' ``per_phone`` from a config file's other tables.
+    Raises one ConfigError listing every problem."""
+    problems: list[ConfigError] = []
     table = extra.get("limits", {})
     if not isinstance(table, Mapping):
-        raise ConfigError("[limits] must be a table")
-    unknown = sorted(set(table) - set(_TYPES))
-    if unknown:
-        raise ConfigError(f"[limits]: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(_TYPES))})",
-                          field=unknown[0])
-    values = dict(table)
+        problems.append(ConfigError("[limits] must be a table", field="limits"))
+        table = {}
+    for key in sorted(set(table) - set(_TYPES)):
+        problems.append(ConfigError(f"[limits]: unknown key {key!r}{did_you_mean(key, list(_TYPES))} "
+                                    f"(known keys: {', '.join(sorted(_TYPES))})", field=key))
+    values = {k: v for k, v in table.items() if k in _TYPES}
     for key, want in _TYPES.items():
         var = f"SMSGATE_LIMITS_{key.upper()}"
         if var in environ:
             try:
                 values[key] = _from_env(environ[var], list[str] if want is list else want)
             except ValueError:  # never echo the value: the store's URL may hold a password
-                raise ConfigError(f"[limits] {key} from {var} is not a valid {want.__name__}", field=key) from None
-    checked = {key: _check(key, value) for key, value in values.items()}
-    return LimitsSettings(**checked, scopes=_scopes(extra.get("templates", {})))
+                problems.append(ConfigError(f"[limits] {key} from {var} is not a valid {want.__name__}", field=key))
+                values.pop(key, None)
+    checked = {}
+    for key, value in values.items():
+        try:
+            checked[key] = _check(key, value)
+        except ConfigError as exc:
+            problems.append(exc)
+    scopes = _scopes(extra.get("templates", {}), problems)
+    if problems:
+        raise ConfigError.combine(problems)
+    return LimitsSettings(**checked, scopes=scopes)
 
 
-def _scopes(templates: Any) -> dict[str, tuple[Rate, ...]]:
+def _scopes(templates: Any, problems: list[ConfigError]) -> dict[str, tuple[Rate, ...]]:
     if not isinstance(templates, Mapping):
-        raise ConfigError("[templates] must be a table of [templates.NAME] tables")
+        problems.append(ConfigError("[templates] must be a table of [templates.NAME] tables", field="templates"))
+        return {}
     scopes = {}
     for name, table in templates.items():
         if not isinstance(table, Mapping):
-            raise ConfigError(f"[templates.{name}] must be a table")
-        if "per_phone" in table:
+            problems.append(ConfigError(f"[templates.{name}] must be a table", field="templates"))
+        elif "per_phone" in table:
             try:
                 scopes[str(name)] = parse_rates(table["per_phone"], f"[templates.{name}] per_phone")
             except ValueError as exc:
-                raise ConfigError(str(exc), field="per_phone") from None
+                problems.append(ConfigError(str(exc), field="per_phone"))
     return scopes
