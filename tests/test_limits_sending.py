@@ -18,8 +18,10 @@ def sim():
         yield s
 
 
-def gateway(sim, limits=None, templates=None, fake_time=False, **provider):
+def gateway(sim, limits=None, templates=None, fake_time=False, ledger=None, **provider):
     config = {"providers": {"loopback": {**sim.demo_config(), **provider}}}
+    if ledger is not None:
+        config["ledger"] = ledger
     if limits is not None:
         config["limits"] = limits
     if templates is not None:
@@ -36,8 +38,8 @@ def sent_phones(sim):
     return [p for r in sim.requests if r.path.endswith("/send") for p in r.json()["phones"]]
 
 
-def code(to=(A,), template="LB_CODE"):
-    return Message(to=list(to), template_id=template, params=["1234"])
+def code(to=(A,), template="LB_CODE", key=None):
+    return Message(to=list(to), template_id=template, params=["1234"], key=key)
 
 
 def test_a_phone_over_its_quota_is_rejected_rate_limited_and_the_others_go_out(sim):
@@ -163,3 +165,19 @@ def test_limits_problems_are_reported_with_every_other_config_problem():
     assert "4 problems" in text
     assert "did you mean 'per_phone'" in text and "rate_wait must be more than 0" in text
     assert "[templates.login] per_phone: '1/minit' is not a rate" in text and "field 'rate'" in text
+
+
+def test_a_ledger_replay_answers_refused_phones_as_recorded_and_counts_nothing(sim, tmp_path):
+    gw = gateway(sim, limits={"per_phone": ["1/minute"]}, ledger={"url": f"sqlite:///{tmp_path}/ledger.sqlite3"})
+    assert gw.send(code([A])).ok
+    first = gw.send(code([A, B], key="signup-42"))
+    assert first.accepted == [B] and first.rejected[0].reason.code == "RATE_LIMITED"
+    again = gw.send(code([A, B], key="signup-42"))  # a redelivered task: answered from the ledger
+    assert again.replayed and again.accepted == [B]
+    assert [(r.phone, r.reason.code) for r in again.rejected] == [(A, "RATE_LIMITED")]
+    assert sent_phones(sim) == [A, B]
+    assert len(gw.limits.store._logs[gw.limits._phone_key("*", B)].ended) == 1  # the replay counted nothing
+    every = gw.send(code([A], key="again-7"))  # every phone refused: nothing sent, and recorded so
+    assert every.rejected[0].reason.code == "RATE_LIMITED"
+    assert gw.send(code([A], key="again-7")).rejected[0].reason.code == "RATE_LIMITED"
+    assert sent_phones(sim) == [A, B]

@@ -350,7 +350,7 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
 def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batches: list[Message],
                  max_concurrency: int, log: Any, journal: Any = None, gate: Gate | None = None) -> list[RecipientResult]:
     """Send every batch (concurrently, at most ``max_concurrency`` at once) and merge the outcomes."""
-    if len(batches) == 1 or max_concurrency <= 1:
+    if len(batches) <= 1 or max_concurrency <= 1:
         out: list[RecipientResult] = []
         for i, batch in enumerate(batches):
             out.extend(send_outcomes(hooks, make_ctx, operation, batch, i, log, journal, gate))
