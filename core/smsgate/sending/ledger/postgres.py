@@ -49,8 +49,12 @@ _LOCK_ID = 0x736D7367  # "smsg": serialises schema creation across processes
 
 class PostgresLedger(SqlLedger):
     placeholder = "%s"
+    schema = SCHEMA
+    begin_statements = {**SqlLedger.begin_statements,
+                        "settle": ("BEGIN", "SET LOCAL synchronous_commit = off")}
     # concurrent CREATE ... IF NOT EXISTS can still collide in the catalog: creators queue on a lock
     schema_preamble = (f"SELECT pg_advisory_xact_lock({_LOCK_ID})",)
+    schema_done = "SELECT to_regclass('ledger_reports_message') IS NOT NULL"
 
     def __init__(self, url: str, schema: str | None = None, synchronous: str | None = None,
                  connect_timeout: float = 10.0):
@@ -69,7 +73,8 @@ class PostgresLedger(SqlLedger):
         self.db_schema = schema
         self.synchronous = synchronous
         self.connect_timeout = connect_timeout
-        self.schema = SCHEMA if schema is None else (f'CREATE SCHEMA IF NOT EXISTS "{schema}"',) + SCHEMA
+        if schema is not None:
+            self.schema_preamble = self.schema_preamble + (f'CREATE SCHEMA IF NOT EXISTS "{schema}"',)
 
     def _connect(self) -> Any:
         import psycopg
@@ -95,10 +100,13 @@ class PostgresLedger(SqlLedger):
             return cur.rowcount > 0
 
     def _settle_request(self, key: str, index: int, values: tuple[Any, ...], ids: list[str]) -> int:
-        # the update runs to completion whatever the outer query reads (a data-modifying WITH)
+        # One statement, its own transaction: the update runs to completion whatever the outer query
+        # reads (a data-modifying WITH), and set_config(..., true) turns synchronous_commit off for
+        # this transaction's commit only (see SqlLedger.settle).
         with self._tx("single") as cur:
-            cur.execute("WITH settled AS (" + _SETTLE + " RETURNING 1) "
-                        "SELECT COUNT(*) FROM ledger_reports WHERE message_id = ANY(?::text[])",
+            cur.execute("WITH lazy AS (SELECT set_config('synchronous_commit', 'off', true)), "
+                        "settled AS (" + _SETTLE + " RETURNING 1) "
+                        "SELECT (SELECT COUNT(*) FROM ledger_reports WHERE message_id = ANY(?::text[])) FROM lazy",
                         values + (key, index, ids))
             return int(cur.fetchone()[0])
 

@@ -52,6 +52,8 @@ class SqlLedger:
     schema: tuple[str, ...] = ()
     #: run first in the schema's transaction (PostgreSQL: a lock, so concurrent creators queue)
     schema_preamble: tuple[str, ...] = ()
+    #: a query answering whether the last object of ``schema`` exists
+    schema_done = ""
 
     def __init__(self, url: str):
         self.url = url
@@ -59,6 +61,7 @@ class SqlLedger:
         self._idle: list[Any] = []
         self._pid = os.getpid()
         self._ready = False
+        self._schema_lock = threading.Lock()
 
     # -- connections -----------------------------------------------------------------------
     def _connect(self) -> Any:  # pragma: no cover - every backend implements it
@@ -75,7 +78,9 @@ class SqlLedger:
                 return self._idle.pop()
         conn = self._connect()
         if not self._ready:
-            self._create_schema(conn)
+            with self._schema_lock:  # one thread creates the tables; the others wait for it
+                if not self._ready:
+                    self._create_schema(conn)
         return conn
 
     def _release(self, conn: Any, broken: bool) -> None:
@@ -93,8 +98,15 @@ class SqlLedger:
         cur = conn.cursor()
         try:
             cur.execute("BEGIN")
-            for statement in self.schema_preamble + self.schema:
+            for statement in self.schema_preamble:
                 cur.execute(statement)
+            # the tables are created in one transaction: its last index there means all are. Skipping
+            # the DDL then matters: CREATE INDEX IF NOT EXISTS still locks its table, and would
+            # deadlock with another process already writing
+            cur.execute(self.schema_done)
+            if not cur.fetchone()[0]:
+                for statement in self.schema:
+                    cur.execute(statement)
             cur.execute("COMMIT")
         except Exception as exc:
             try:
@@ -113,8 +125,9 @@ class SqlLedger:
     def _tx(self, mode: str = "write") -> Iterator["_Cursor"]:
         """One transaction; every database error becomes a :class:`LedgerError`.
 
-        ``mode``: ``write`` (BEGIN ... COMMIT; SQLite takes the write lock at once), ``read`` (one
-        snapshot) or ``single`` (one statement, which is its own transaction: one round trip)."""
+        ``mode``: ``write`` (BEGIN ... COMMIT; SQLite takes the write lock at once), ``settle`` (a
+        write that need not be on disk when it returns, see :meth:`settle`), ``read`` (one snapshot)
+        or ``single`` (one statement, which is its own transaction: one round trip)."""
         try:
             conn = self._acquire()
         except LedgerError:
@@ -124,11 +137,11 @@ class SqlLedger:
         broken = False
         cur = _Cursor(conn.cursor(), self)
         try:
-            if mode != "single":
-                cur.execute(self.begin_statements[mode])
+            for statement in self.begin_statements.get(mode, ()):
+                cur.execute(statement)
             yield cur
-            if mode != "single":
-                cur.execute("COMMIT")
+            for statement in self.end_statements.get(mode, ()):
+                cur.execute(statement)
         except BaseException as exc:
             broken = self._rollback(cur, mode)
             if isinstance(exc, self._db_errors()) and not isinstance(exc, LedgerError):
@@ -137,8 +150,9 @@ class SqlLedger:
         finally:
             self._release(conn, broken)
 
-    #: how a transaction begins, per mode
-    begin_statements = {"write": "BEGIN", "read": "BEGIN"}
+    #: how a transaction begins and ends, per mode
+    begin_statements: dict[str, tuple[str, ...]] = {"write": ("BEGIN",), "settle": ("BEGIN",), "read": ("BEGIN",)}
+    end_statements: dict[str, tuple[str, ...]] = {"write": ("COMMIT",), "settle": ("COMMIT",), "read": ("COMMIT",)}
 
     def _db_errors(self) -> tuple[type[BaseException], ...]:
         return (Exception,)
@@ -195,6 +209,11 @@ class SqlLedger:
                          for phone in attempt.phones])
 
     def settle(self, key: str, index: int, results: Sequence[RecipientResult], now: float) -> None:
+        # An outcome's record need not be on disk before the caller gets it: lost in a crash, the
+        # row stays "sending" and a replay answers unknown -- never a resend. Only the "sending"
+        # record must be durable before a request leaves. So settling waits for no flush (SQLite
+        # FULL: this commit is not fsynced; PostgreSQL: synchronous_commit off for it), which
+        # halves the flushes of a one-request send.
         if not results:
             return
         first = results[0]
@@ -203,17 +222,17 @@ class SqlLedger:
             # the usual case (one answer for the whole request): one statement, not one per phone
             early = self._settle_request(key, index, _settle_values(first, now), ids)
         else:
-            with self._tx() as cur:
+            with self._tx("settle") as cur:
                 cur.executemany(_SETTLE + " AND phone = ?",
                                 [_settle_values(r, now) + (key, index, r.phone) for r in results])
                 early = self._count_early_reports(cur, ids)
         if early:
-            with self._tx() as cur:
+            with self._tx("settle") as cur:
                 self._apply_early_reports(cur, ids, now)
 
     def _settle_request(self, key: str, index: int, values: tuple[Any, ...], ids: list[str]) -> int:
         """Settle every row of one request alike; returns how many early reports wait for ``ids``."""
-        with self._tx() as cur:
+        with self._tx("settle") as cur:
             cur.execute(_SETTLE, values + (key, index))
             return self._count_early_reports(cur, ids)
 

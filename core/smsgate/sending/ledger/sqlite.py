@@ -57,6 +57,7 @@ def sqlite_path(url: str) -> str:
 
 class SqliteLedger(SqlLedger):
     schema = SCHEMA
+    schema_done = "SELECT COUNT(*) FROM sqlite_master WHERE name = 'ledger_reports_message'"
 
     def __init__(self, url: str, synchronous: str = "NORMAL", busy_timeout: float = 30.0, schema: str | None = None):
         super().__init__(url)
@@ -71,6 +72,11 @@ class SqliteLedger(SqlLedger):
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise ConfigError(f"[ledger] url: directory {directory} does not exist", field="url")
+        if self.synchronous != "NORMAL":  # settling commits need no fsync (see SqlLedger.settle)
+            self.begin_statements = {**self.begin_statements,
+                                     "settle": ("PRAGMA synchronous=NORMAL", "BEGIN IMMEDIATE")}
+            self.end_statements = {**self.end_statements,
+                                   "settle": ("COMMIT", f"PRAGMA synchronous={self.synchronous}")}
         self._conn: sqlite3.Connection | None = None
         self._conn_lock = threading.Lock()
 
@@ -88,6 +94,10 @@ class SqliteLedger(SqlLedger):
             self._conn_lock.release()
             raise
 
+    def _rollback(self, cur: Any, mode: str) -> bool:
+        # a failed settle may have left the connection at synchronous=NORMAL: open a fresh one
+        return super()._rollback(cur, mode) or (mode == "settle" and self.synchronous != "NORMAL")
+
     def _release(self, conn: Any, broken: bool) -> None:
         if broken:
             self._conn = None
@@ -104,7 +114,7 @@ class SqliteLedger(SqlLedger):
         return conn
 
     # a write takes the write lock at once: a read that later upgrades to a write fails with "busy"
-    begin_statements = {"write": "BEGIN IMMEDIATE", "read": "BEGIN"}
+    begin_statements = {"write": ("BEGIN IMMEDIATE",), "settle": ("BEGIN IMMEDIATE",), "read": ("BEGIN",)}
 
     def _db_errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)
