@@ -88,3 +88,13 @@ def test_bad_ledger_tables_are_config_errors(tmp_path):
         path.write_text(f'[providers.lb]\nprovider = "loopback"\n\n[ledger]\n{table}\n')
         out = run_cli("send", "--to", "13800138000", "--content", "x", "--config", str(path))
         assert out.returncode == 2 and needle in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_reports_pulled_by_the_cli_are_matched_to_the_ledger(setup):
+    path, sim = setup
+    assert run_cli(*SEND, "--config", path, "--key", "K-2").returncode == 0
+    sim.deliver_all()  # kept for a pull
+    pulled = run_cli("reports", "--provider", "lb", "--config", path, "--json")
+    assert pulled.returncode == 0 and len(json.loads(pulled.stdout)) == 2, pulled.stderr
+    rows = json.loads(run_cli("status", "K-2", "--config", path, "--json").stdout)["rows"]
+    assert [r["delivery"]["status"] for r in rows] == ["delivered", "delivered"]

@@ -30,7 +30,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     for name, help_text in (("reports", "pull delivery reports once and print them (the vendor hands each out "
-                                        "once: they do not reach the spool; `smsgate poll` feeds it)"),
+                                        "once: they do not reach the spool, `smsgate poll` feeds it; "
+                                        "they are matched to the send ledger, if any)"),
                             ("inbound", "pull inbound SMS once and print them (not stored; see `smsgate poll`)"),
                             ("balance", "query the account balance")):
         p = sub.add_parser(name, help=help_text)
@@ -109,6 +110,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if args.command == "reports":
         ids = tuple(i for i in (args.message_ids or "").split(",") if i)
         events = gw.pull_reports(args.provider, PullQuery(message_ids=ids))
+        gw.match_reports(events)  # the vendor hands each report out once: the ledger sees it now or never
     else:
         events = gw.pull_inbound(args.provider)
     rows = [_event_row(e) for e in events]
