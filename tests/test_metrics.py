@@ -17,8 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from smsgate import ConfigError, Gateway, Message, PluginManager, ValidationError
 from smsgate.default_plugins.loopback import signature
 from smsgate.models import DeliveryReport, Status
-from smsgate.integrations.metrics import BoundedLabel, Metrics, SpoolCollector, exposition_registry, with_metrics
+from smsgate.integrations.metrics import (BoundedLabel, LedgerCollector, Metrics, SpoolCollector, exposition_registry,
+                                          with_metrics)
 from smsgate.receiving import BackgroundServer, Receiver, Spool
+from smsgate.sending.ledger import open_ledger
 from smsgate.testing import Fault, LoopbackSimulator, SimulatorServer
 
 SECRET = "metrics-secret"
@@ -170,6 +172,40 @@ def test_spool_backlog_dead_rows_and_oldest_age(tmp_path):
     assert value(m, "smsgate_spool_rows", handler="broken", state="dead") == 1
     assert value(m, "smsgate_spool_oldest_pending_age_seconds", handler="slow") == 100
     assert value(m, "smsgate_spool_oldest_pending_age_seconds", handler="broken") == 100
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_send_to_delivery_quantiles_from_the_ledger(backend, tmp_path, request, service_run_id):
+    if backend == "sqlite":
+        ledger = open_ledger(f"sqlite:///{tmp_path}/ledger.sqlite3")
+    else:  # real PostgreSQL, a schema of its own
+        ledger = open_ledger(request.getfixturevalue("postgres_url"), schema=f"{service_run_id}_metrics")
+    now = [1000.0]
+    gw = Gateway({"providers": {"loopback": {}}}, clock=lambda: now[0], ledger=ledger,
+                 plugins=PluginManager(load_entrypoints=False))
+    try:
+        phones = [OK, "13700137000", "13600136000"]
+        result = gw.send(Message(to=phones, text="hi"))
+        (message_id,) = result.message_ids
+        for at, phone, status in ((1010.0, OK, Status.DELIVERED), (1070.0, phones[1], Status.DELIVERED),
+                                  (1080.0, phones[2], Status.FAILED)):  # a failed report is no delivery
+            now[0] = at
+            assert gw.match_reports([DeliveryReport(provider="loopback", message_id=message_id, phone=phone,
+                                                    status=status)]) == 1
+        registry = CollectorRegistry()
+        registry.register(LedgerCollector(gw.ledger, window=900, clock=lambda: 1100.0))
+        m = parse(generate_latest(registry).decode())
+        assert value(m, "smsgate_send_to_delivery_reports", provider="loopback") == 2
+        assert value(m, "smsgate_send_to_delivery_seconds", provider="loopback", quantile="0.5") == 10
+        assert value(m, "smsgate_send_to_delivery_seconds", provider="loopback", quantile="0.9") == 70
+        assert value(m, "smsgate_send_to_delivery_seconds", provider="loopback", quantile="0.99") == 70
+        later = CollectorRegistry()  # the window has passed: nothing to report
+        later.register(LedgerCollector(gw.ledger, window=900, clock=lambda: 1080.0 + 901))
+        assert "smsgate_send_to_delivery_reports{" not in generate_latest(later).decode()
+    finally:
+        if backend == "postgres":
+            ledger.drop_schema()
+        gw.close()
 
 
 def test_closed_spool_gives_an_empty_scrape_not_an_error(tmp_path):

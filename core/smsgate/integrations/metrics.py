@@ -3,7 +3,8 @@
 :class:`Metrics` is a wrapper plugin on the hooks: it counts what it sees around ``send_message``
 (every recipient's outcome), ``vendor_request`` (every vendor call's time and result, pulled
 reports), ``verify_callback`` / ``parse_callback`` (pushes and the reports they carry). Nothing in
-the core calls it. :class:`SpoolCollector` reads the spool's backlog when scraped.
+the core calls it. :class:`SpoolCollector` reads the spool's backlog when scraped, and
+:class:`LedgerCollector` the send ledger's send-to-delivery times.
 
 Turn it on with a ``[metrics]`` table in the config (every Gateway built from it then counts into
 prometheus_client's default registry), ``smsgate serve --metrics``, or by hand into any registry::
@@ -19,6 +20,7 @@ ids or free text. Metric names and alerts: docs/observability.md.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -250,10 +252,58 @@ class SpoolCollector:
         yield age
 
 
-def exposition_registry(registry: Any = None, spool: Any = None) -> Any:
+class LedgerCollector:
+    """Reads the send ledger when scraped: how long recipients waited from their request leaving
+    to their delivered report, as quantiles over the reports matched in the last ``window``
+    seconds, per provider (the ledger is shared by every process and host that sends, so any
+    process that serves /metrics gives the same answer). At most ``limit`` reports, newest first."""
+
+    QUANTILES = (0.5, 0.9, 0.99)
+
+    def __init__(self, ledger: Any, window: float = 900.0, limit: int = 10000,
+                 clock: Callable[[], float] = time.time):
+        self.ledger = ledger
+        self.window = window
+        self.limit = limit
+        self.clock = clock
+        self.provider = BoundedLabel(100)
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            rows = self.ledger.delivery_times(self.clock() - self.window, self.limit)
+        except Exception as exc:  # a scrape must not fail because the database is away
+            log.warning("smsgate.metrics.ledger_unreadable", error=f"{type(exc).__name__}: {exc}")
+            return
+        waits: dict[str, list[float]] = {}
+        for vendor, seconds in rows:
+            waits.setdefault(self.provider(vendor), []).append(max(0.0, seconds))
+        window = f"{self.window:g}"
+        quantiles = GaugeMetricFamily(
+            "smsgate_send_to_delivery_seconds", f"Seconds from a request leaving to its recipient's delivered "
+            f"report, by quantile, over the reports matched in the last {window} s (send ledger)",
+            labels=("provider", "quantile"))
+        counts = GaugeMetricFamily(
+            "smsgate_send_to_delivery_reports", f"Delivered reports matched to the send ledger in the last "
+            f"{window} s (what the quantiles are taken over)", labels=("provider",))
+        for provider, values in sorted(waits.items()):
+            values.sort()
+            for q in self.QUANTILES:  # nearest rank
+                quantiles.add_metric((provider, f"{q:g}"), values[max(0, math.ceil(q * len(values)) - 1)])
+            counts.add_metric((provider,), len(values))
+        yield quantiles
+        yield counts
+
+
+def exposition_registry(registry: Any = None, spool: Any = None, ledger: Any = None) -> Any:
     """The registry that /metrics serves: ``registry`` (default: prometheus_client's ``REGISTRY``)
     — or, when ``PROMETHEUS_MULTIPROC_DIR`` is set, the sum over every process that wrote there
-    (gunicorn workers, ``smsgate send`` runs) — plus the spool's gauges when ``spool`` is given."""
+    (gunicorn workers, ``smsgate send`` runs) — plus the spool's gauges when ``spool`` is given
+    and the send-to-delivery gauges when ``ledger`` is."""
     from prometheus_client import REGISTRY, CollectorRegistry
 
     out = CollectorRegistry(auto_describe=False)
@@ -265,6 +315,8 @@ def exposition_registry(registry: Any = None, spool: Any = None) -> Any:
         out.register(REGISTRY if registry is None else registry)
     if spool is not None:
         out.register(SpoolCollector(spool))
+    if ledger is not None:
+        out.register(LedgerCollector(ledger))
     return out
 
 
@@ -284,9 +336,11 @@ def with_metrics(app: Callable, registry: Any, path: str = "/metrics") -> Callab
 
 def mount(receiver: Any, path: str = "/metrics") -> Callable:
     """``receiver``'s WSGI app answering ``path`` with the metrics (``smsgate serve --metrics``):
-    counts into the default registry through ``receiver``'s plugins, plus its spool's gauges."""
+    counts into the default registry through ``receiver``'s plugins, plus its spool's gauges and,
+    with a send ledger, the send-to-delivery gauges."""
     default_metrics().install(receiver.gateway.plugins)
-    return with_metrics(receiver.wsgi_app, exposition_registry(spool=receiver.spool), path)
+    registry = exposition_registry(spool=receiver.spool, ledger=receiver.gateway.ledger)
+    return with_metrics(receiver.wsgi_app, registry, path)
 
 
 def smsgate_text(registry: Any = None) -> str:
@@ -300,5 +354,5 @@ def smsgate_text(registry: Any = None) -> str:
     return "\n".join(keep) + "\n"
 
 
-__all__ = ["Metrics", "SpoolCollector", "BoundedLabel", "default_metrics", "exposition_registry", "with_metrics",
-           "mount", "smsgate_text"]
+__all__ = ["Metrics", "SpoolCollector", "LedgerCollector", "BoundedLabel", "default_metrics", "exposition_registry",
+           "with_metrics", "mount", "smsgate_text"]

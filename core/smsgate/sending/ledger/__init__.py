@@ -148,6 +148,10 @@ class Ledger(Protocol):
     def status(self, key: str) -> SendRecord | None:
         """The record of ``key``, or None when the ledger has never seen it."""
 
+    def delivery_times(self, since: float, limit: int = 10000) -> list[tuple[str, float]]:
+        """``(vendor, seconds from sending to the delivered report)`` for reports matched after
+        ``since``, newest first (the metrics' send-to-delivery gauges)."""
+
     def prune(self, before: float) -> int:
         """Forget sends created before ``before`` (and unmatched reports received before it)."""
 

@@ -332,6 +332,16 @@ class SqlLedger:
         return SendRecord(key=key, fingerprint=fp, provider=provider, recipients=int(recipients),
                           segments=segments, created_at=float(created_at), rows=rows)
 
+    def delivery_times(self, since: float, limit: int = 10000) -> list[tuple[str, float]]:
+        """``(vendor, seconds from the request leaving to its delivered report being matched)`` for
+        the recipients whose delivered report was matched after ``since``, newest first, at most
+        ``limit`` (the metrics' send-to-delivery gauges, on each scrape)."""
+        with self._tx("read") as cur:
+            cur.execute("SELECT vendor, reported_at - sent_at FROM ledger_recipients WHERE reported_at > ? "
+                        "AND delivery_status = ? ORDER BY reported_at DESC LIMIT ?",
+                        (since, Status.DELIVERED.value, int(limit)))
+            return [(vendor, float(seconds)) for vendor, seconds in cur.fetchall()]
+
     def prune(self, before: float) -> int:
         with self._tx() as cur:
             cur.execute("DELETE FROM ledger_recipients WHERE key IN "

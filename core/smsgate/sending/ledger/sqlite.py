@@ -39,6 +39,9 @@ SCHEMA = (
     "WHERE message_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS ledger_recipients_unresolved ON ledger_recipients (vendor, phone, sent_at) "
     "WHERE outcome IN ('sending', 'unknown')",
+    # the metrics' send-to-delivery gauges read the reports matched lately
+    "CREATE INDEX IF NOT EXISTS ledger_recipients_reported ON ledger_recipients (reported_at) "
+    "WHERE reported_at IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS ledger_reports (id INTEGER PRIMARY KEY AUTOINCREMENT, provider TEXT NOT NULL, "
     "message_id TEXT, phone TEXT, status TEXT NOT NULL, raw_status TEXT, description TEXT, reported_at TEXT, "
     "received_at REAL NOT NULL)",
