@@ -140,3 +140,23 @@ def test_tracing_table_turns_the_plugin_on():
     pm2 = PluginManager(load_entrypoints=False)
     Gateway({"providers": {"loopback": {}}, "tracing": {"enabled": False}}, plugins=pm2)
     assert not pm2.pm.is_registered(Tracing.default())
+
+
+def test_an_async_send_is_a_child_of_the_callers_span(traced):
+    import asyncio
+
+    from smsgate.integrations.aio import AsyncGateway
+
+    _, gw, exporter = traced
+    tracer = [p for p in gw.plugins.pm.get_plugins() if isinstance(p, Tracing)][0].tracer
+
+    async def handler():
+        async with AsyncGateway(gateway=gw) as agw:
+            with tracer.start_as_current_span("web request"):
+                return await agw.send(Message(to=[OK], text="hi"))
+
+    assert asyncio.run(handler()).ok
+    done = {s.name: s for s in exporter.get_finished_spans()}
+    request, send, call = done["web request"], done["smsgate send"], done["smsgate loopback send"]
+    assert send.parent.span_id == request.context.span_id
+    assert call.parent.span_id == send.context.span_id

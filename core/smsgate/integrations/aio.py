@@ -15,6 +15,7 @@ one is configured: send again with the same ``Message.key`` to learn the outcome
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import os
 from collections.abc import Callable, Mapping
@@ -53,7 +54,10 @@ class AsyncGateway:
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        # in the caller's context variables, as asyncio.to_thread does: its tracing span is the
+        # parent of the send's
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._executor, call)
 
     async def send(self, message: Message, provider: str | None = None, **options: Any) -> SendResult:
         """Send ``message``; the same outcomes as :meth:`smsgate.Gateway.send`."""
