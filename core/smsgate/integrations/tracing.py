@@ -43,7 +43,7 @@ class Tracing:
 
         self._trace = trace
         self.tracer = trace.get_tracer("smsgate", __version__, tracer_provider=tracer_provider)
-        self._given = tracer_provider is not None
+        self._live = tracer_provider is not None
         # the api's stand-ins while no SDK is configured (getattr: not in the api's __all__)
         self._no_sdk = tuple(t for t in (getattr(trace, "ProxyTracerProvider", None),
                                          getattr(trace, "NoOpTracerProvider", None)) if t is not None)
@@ -52,7 +52,9 @@ class Tracing:
         """False while spans would be no-ops (no SDK configured, no provider given): the wrappers
         then skip making them, which costs a send about as much as the rest of the pipeline's own
         work. Checked on every call, so an SDK configured later is picked up at once."""
-        return self._given or not isinstance(self._trace.get_tracer_provider(), self._no_sdk)
+        if not self._live:  # the global provider is set once: once real, it stays real
+            self._live = not isinstance(self._trace.get_tracer_provider(), self._no_sdk)
+        return self._live
 
     @classmethod
     def default(cls) -> "Tracing":
