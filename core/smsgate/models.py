@@ -142,6 +142,14 @@ class RecipientResult:
     #: the provider that sent it, when it differs from the SendResult's (routing, replays)
     provider: str | None = None
 
+    def to_json_dict(self, provider: str) -> dict[str, Any]:
+        """One entry of ``SendResult.to_json_dict()["recipients"]`` (``provider``: the result's)."""
+        reason = self.reason
+        return {"phone": self.phone, "provider": self.provider or provider, "outcome": self.outcome.value,
+                "message_id": self.message_id, "request_id": self.request_id,
+                "reason": None if reason is None else {"code": reason.code, "message": reason.message,
+                                                       "not_sent": reason.not_sent}}
+
 
 @attrs.frozen(kw_only=True)
 class SendResult:
@@ -204,13 +212,7 @@ class SendResult:
             "key": self.key,
             "replayed": self.replayed,
             # each phone with its own outcome and id (message_ids alone cannot be matched to phones)
-            "recipients": [
-                {"phone": r.phone, "outcome": r.outcome.value, "provider": r.provider or self.provider,
-                 "message_id": r.message_id,
-                 "reason": None if r.reason is None else
-                 {"code": r.reason.code, "message": r.reason.message, "not_sent": r.reason.not_sent}}
-                for r in self.recipients
-            ],
+            "recipients": [r.to_json_dict(self.provider) for r in self.recipients],
         }
 
 

@@ -15,6 +15,17 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
+def port(text: str) -> int:
+    """An argparse type: a TCP port number (0 picks a free one)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, not {number}")
+    return number
+
+
 def gateway(args: argparse.Namespace) -> Any:
     from ..sending.gateway import Gateway
 

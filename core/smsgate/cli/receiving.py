@@ -7,15 +7,7 @@ import json
 import sys
 from typing import Any
 
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, not {port}")
-    return port
+from .common import port as _port
 
 
 def _positive(text: str) -> int:
@@ -33,7 +25,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spool", help="spool file (default: [receiver] spool, else ./smsgate-spool.sqlite3)")
     p.add_argument("--events-jsonl", metavar="PATH", help="append every event to PATH as one JSON line, once")
     p.add_argument("--handler", action="append", default=[], metavar="MODULE:FUNCTION",
-                   help="call this function with each event (repeatable)")
+                   help="call this function with each event (repeatable); MODULE is imported from the "
+                        "current directory or the installed packages")
 
 
 def add_commands(sub: Any) -> None:
@@ -117,6 +110,10 @@ def _receiver(args: argparse.Namespace, **kwargs: Any) -> Any:
     from ..receiving.receiver import Receiver, load_handler
     from ..sending.gateway import Gateway
 
+    import os
+
+    if args.handler and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # --handler app:save finds ./app.py, as `python -m` would
     handlers = [load_handler(spec) for spec in args.handler]  # fail before opening anything
     receiver = Receiver(Gateway(args.config), spool=args.spool, events_jsonl=args.events_jsonl, **kwargs)
     for spec, fn in zip(args.handler, handlers):

@@ -11,18 +11,23 @@ from .common import EXIT_FAILED, EXIT_OK, gateway as _gateway, print_json as _pr
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser("send", help="send one message")
+    p = sub.add_parser("send", help="send one message (to one or many numbers, or personalised)")
     p.add_argument("--config", help="TOML config file (default: $SMSGATE_CONFIG)")
     p.add_argument("--provider", help="provider name (a [providers.NAME] table)")
-    p.add_argument("--to", required=True, help="comma-separated phone numbers")
+    to = p.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to", help="phone numbers: comma-separated, @FILE (one per line) or - (stdin, one per line)")
+    to.add_argument("--personal", metavar="@FILE.csv",
+                    help="personalised send: CSV rows of phone, then the template params (a header row "
+                         "phone,NAME,... makes them named) or, with --content -, the text")
     content = p.add_mutually_exclusive_group(required=True)
     content.add_argument("--template", help="template id")
-    content.add_argument("--content", help="free text")
+    content.add_argument("--content", help="free text (with --personal: '-', the text comes from the CSV)")
     p.add_argument("--params", help="template params: JSON array (positional) or object (named)")
     p.add_argument("--sign-name", help="signature name (签名)")
     p.add_argument("--extend-code", help="extension code")
     p.add_argument("--biz-id", help="your business id for this send")
-    p.add_argument("--at", help='send time, "YYYY-MM-DD HH:MM:SS" China time')
+    p.add_argument("--at", help="send time, ISO 8601 (2030-01-01T09:00, or with an offset such as +08:00); "
+                                "without an offset China time; not in the past")
     p.add_argument("--key", help="idempotency key: sent again, the recorded result is printed and nothing is "
                                  "resent (needs a [ledger] in the config)")
     p.add_argument("--limit-scope", help="per-phone quota to count in: a [templates.NAME] table "
@@ -57,32 +62,126 @@ def _parse_params(text: str | None) -> Any:
     return value
 
 
-def _parse_at(text: str | None) -> Any:
+def _parse_at(text: str | None, now: float | None = None) -> Any:
+    """ISO 8601 (``2030-01-01T09:00``, ``2030-01-01 09:00:00``, ``...+08:00``, ``...Z``); a time
+    without an offset is China time. A time in the past is refused: a vendor would send at once
+    or refuse it, neither of which is what was asked."""
     import datetime as dt
+    import time
 
     from ..errors import ValidationError
     from ..models import CHINA_TZ
 
     if text is None:
         return None
+    raw = text.strip()
     try:
-        return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TZ)
+        when = dt.datetime.fromisoformat(raw[:-1] + "+00:00" if raw[-1:] in "Zz" and raw else raw)
     except ValueError:
-        raise ValidationError(f'--at must look like "YYYY-MM-DD HH:MM:SS", got {text!r}', field="at") from None
+        raise ValidationError(f"--at must be an ISO 8601 date and time such as 2030-01-01T09:00 "
+                              f"(China time unless an offset is given), not {text!r}", field="at") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=CHINA_TZ)
+    if when.timestamp() <= (time.time() if now is None else now):
+        raise ValidationError(f"--at {text} is in the past (China time unless an offset is given)", field="at")
+    return when.astimezone(CHINA_TZ)
 
 
-def cmd_send(args: argparse.Namespace) -> int:
+def _lines(spec: str, option: str) -> list[str]:
+    """The lines of ``@FILE`` or of stdin (``-``), stripped, without blank ones."""
+    from ..errors import ValidationError
+
+    if spec == "-":
+        text = sys.stdin.read()
+    else:
+        path = spec[1:]
+        try:
+            with open(path, encoding="utf-8-sig") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise ValidationError(f"{option}: cannot read {path}: {exc.strerror or exc}", field="to") from None
+        except UnicodeDecodeError:
+            raise ValidationError(f"{option}: {path} is not UTF-8 text", field="to") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _recipients(spec: str) -> list[str]:
+    """``--to``: a comma-separated list, ``@FILE`` or ``-`` (one number per line)."""
+    from ..errors import ValidationError
+
+    if spec == "-" or spec.startswith("@"):
+        phones = _lines(spec, "--to")
+        if not phones:
+            raise ValidationError(f"--to {spec}: no phone numbers in it", field="to")
+        return phones
+    return [p for p in spec.split(",") if p.strip()]
+
+
+def _personal(spec: str, template: bool) -> dict[str, Any]:
+    """``--personal @FILE.csv``: each row a phone, then its params (templates) or its text.
+    A first row whose first cell is not a phone number is a header naming the params."""
+    import csv
+
+    from ..errors import ValidationError
+    from ..phones import normalise_phone
+
+    if not spec.startswith("@") and spec != "-":
+        raise ValidationError("--personal takes @FILE.csv (or - for stdin)", field="personal")
+    rows = [row for row in csv.reader(_lines(spec, "--personal")) if any(c.strip() for c in row)]
+    names: list[str] | None = None
+    if rows and normalise_phone(rows[0][0]) is None and not rows[0][0].strip()[:1].isdigit():
+        names = [c.strip() for c in rows[0][1:]]
+        rows = rows[1:]
+    if not rows:
+        raise ValidationError(f"--personal {spec}: no rows", field="personal")
+    personal: dict[str, Any] = {}
+    for n, row in enumerate(rows, start=2 if names is not None else 1):
+        phone, values = row[0].strip(), [c.strip() for c in row[1:]]
+        if phone in personal:
+            raise ValidationError(f"--personal {spec}: line {n}: {phone} appears twice", field="personal")
+        if not template:
+            if len(values) != 1:
+                raise ValidationError(f"--personal {spec}: line {n}: give the phone and its text (quote a "
+                                      "text with commas)", field="personal")
+            personal[phone] = values[0]
+        elif names is not None:
+            if len(values) != len(names):
+                raise ValidationError(f"--personal {spec}: line {n}: {len(values)} values for the "
+                                      f"{len(names)} named params {', '.join(names)}", field="personal")
+            personal[phone] = dict(zip(names, values))
+        else:
+            personal[phone] = values
+    return personal
+
+
+def _message(args: argparse.Namespace) -> Any:
     from ..errors import ValidationError
     from ..models import Message
 
     if args.params is not None and args.template is None:
         raise ValidationError("--params goes with --template", field="params")
-    to = [p for p in (args.to or "").split(",") if p.strip()]
-    message = Message(to=to, template_id=args.template, params=_parse_params(args.params), text=args.content,
-                      sign_name=args.sign_name, extend_code=args.extend_code, biz_id=args.biz_id,
-                      send_at=_parse_at(args.at), key=args.key)
+    common = dict(sign_name=args.sign_name, extend_code=args.extend_code, biz_id=args.biz_id,
+                  send_at=_parse_at(args.at), key=args.key)
+    if args.personal is not None:
+        if args.params is not None:
+            raise ValidationError("--params does not go with --personal: the params come from the CSV",
+                                  field="params")
+        if args.template is None and args.content != "-":
+            raise ValidationError("with --personal, give --template ID, or --content - for texts from the CSV",
+                                  field="content")
+        return Message.personalised(_personal(args.personal, args.template is not None), template_id=args.template,
+                                    **common)
+    return Message(to=_recipients(args.to), template_id=args.template, params=_parse_params(args.params),
+                   text=args.content, **common)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from .progress import progress_bar
+
+    message = _message(args)
     gw = _gateway(args)
-    result = gw.send(message, provider=args.provider, limit_scope=args.limit_scope)
+    with progress_bar(gw, message):
+        result = gw.send(message, provider=args.provider, limit_scope=args.limit_scope)
     if args.json:
         _print_json(result.to_json_dict())
     else:

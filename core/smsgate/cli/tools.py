@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from .common import EXIT_FAILED, EXIT_OK, print_json as _print_json
+from .common import EXIT_FAILED, EXIT_OK, port as _port, print_json as _print_json
 
 
 def add_commands(sub: Any) -> None:
@@ -18,6 +18,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON rows")
     p.add_argument("--metrics", action="store_true",
                    help="count with the metrics plugin and print the smsgate_* metrics after the table")
+
+    p = sub.add_parser("simulate", help="run a vendor's simulator in the foreground and print a config that "
+                                        "points at it")
+    p.add_argument("vendor", help="an installed provider (see smsgate providers)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=0, help="port (default: a free one)")
 
     p = sub.add_parser("check", help="check the configuration as sending and receiving would, and show it")
     p.add_argument("--config", help="TOML config file (default: $SMSGATE_CONFIG)")
@@ -73,6 +79,65 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if rows and all(r.get("ok") for r in rows) else EXIT_FAILED
 
 
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def simulator_snippet(vendor: str, config: dict[str, Any]) -> str:
+    """The ``[providers.VENDOR]`` table that points at a running simulator."""
+    return f"[providers.{vendor}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in config.items())
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Serve the vendor's simulator until Ctrl-C (or SIGTERM); the config snippet goes to stdout,
+    everything else to stderr, so ``smsgate simulate opass > sim.toml`` gives a usable file."""
+    import signal
+    import sys
+
+    from ..errors import ConfigError
+    from ..plugins import PluginManager
+    from ..testing.simulator import load_simulator
+
+    entry = PluginManager().provider(args.vendor)
+    if not entry.spec.simulator:
+        raise ConfigError(f"provider {args.vendor!r} declares no simulator")
+    try:
+        sim = load_simulator(entry.spec.simulator)(host=args.host, port=args.port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    sim.start()
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        sys.stdout.write(f"# {args.vendor} simulator at {sim.url}: use this table in a config file\n"
+                         + simulator_snippet(args.vendor, sim.demo_config()))
+        sys.stdout.flush()
+        print(f"smsgate: {args.vendor} simulator listening on {sim.url} (Ctrl-C stops it)", file=sys.stderr,
+              flush=True)
+        signal.pause() if hasattr(signal, "pause") else _wait_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    print("smsgate: simulator stopped", file=sys.stderr, flush=True)
+    return EXIT_OK
+
+
+def _wait_forever() -> None:  # pragma: no cover - platforms without signal.pause
+    import threading
+
+    threading.Event().wait()
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Build the Gateway (which checks everything, reporting every problem at once), then show
     what was found: secrets only as "set", URLs without user info."""
@@ -121,4 +186,4 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"providers": cmd_providers, "demo": cmd_demo, "check": cmd_check}
+COMMANDS = {"providers": cmd_providers, "demo": cmd_demo, "check": cmd_check, "simulate": cmd_simulate}

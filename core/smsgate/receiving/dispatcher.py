@@ -82,6 +82,11 @@ class Dispatcher:
         self._threads.append(t)
         return self
 
+    def alive(self) -> bool:
+        """Started, and none of its threads has died."""
+        with self._lock:
+            return self._started and not self._stop.is_set() and all(t.is_alive() for t in self._threads)
+
     def _spawn(self, handler: Handler) -> None:
         for i in range(max(1, handler.workers)):
             t = threading.Thread(target=self._work, args=(handler,), name=f"smsgate-handler-{handler.name}-{i}",

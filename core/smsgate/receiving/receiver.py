@@ -372,12 +372,34 @@ class Receiver:
     def handle_path(self, method: str, path: str, headers: Any, body: bytes, remote_addr: str | None = None,
                     query: str = "") -> HttpResponse:
         """Route and handle one request (the WSGI and ASGI apps and framework views use this)."""
+        if path.rstrip("/") == "/healthz" and method.upper() in ("GET", "HEAD"):
+            return self.health_response()
         name = self.route(path)
         if name is None:
             return _error(404, f"not a callback path: {path}")
         request = CallbackRequest(method=method, path=path, headers=headers, body=body, remote_addr=remote_addr,
                                   query=query)
         return self.handle(name, request)
+
+    def health(self) -> dict[str, Any]:
+        """``GET /healthz`` for load balancers: ok when the spool takes writes and the handler
+        threads are running (started here if nothing started them yet)."""
+        checks: dict[str, Any] = {"spool": "writable", "dispatcher": "running"}
+        try:
+            self.spool.check_writable()
+        except (SpoolError, sqlite3.Error) as exc:
+            checks["spool"] = str(exc)
+        try:
+            self.start()
+            if not self.dispatcher.alive():
+                checks["dispatcher"] = "not running (a handler thread stopped)"
+        except Exception as exc:  # a health check answers, it never raises
+            checks["dispatcher"] = f"cannot start: {type(exc).__name__}: {exc}"
+        return {"ok": checks == {"spool": "writable", "dispatcher": "running"}, **checks}
+
+    def health_response(self) -> HttpResponse:
+        report = self.health()
+        return HttpResponse.of_json(report, status=200 if report["ok"] else 503)
 
     # -- WSGI --------------------------------------------------------------------------------
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:

@@ -198,6 +198,10 @@ def _owner_dead(owner: str) -> bool:
     return False
 
 
+class _RollBack(Exception):
+    """Ends a transaction that only checked something."""
+
+
 class Spool:
     """A durable event spool in one SQLite file (WAL mode).
 
@@ -379,6 +383,21 @@ class Spool:
     @property
     def generation(self) -> int:
         return self._generation
+
+    def check_writable(self) -> None:
+        """Raise SpoolError unless a write to the spool would succeed now (a health check: it
+        takes the write lock and writes the header, then rolls back)."""
+        try:
+            def tx(conn: sqlite3.Connection) -> None:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                conn.execute(f"PRAGMA user_version={int(version)}")
+                raise _RollBack
+
+            self._book_tx(tx)
+        except _RollBack:
+            return
+        except sqlite3.Error as exc:
+            raise SpoolError(f"spool {self.path} is not writable: {exc}") from None
 
     # -- consuming ---------------------------------------------------------------------------
     def _book_tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
