@@ -31,7 +31,16 @@ _EXPORTS = {
     "AsyncGateway": "integrations.aio",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+# Written out (not computed) so type checkers see what is exported; a test keeps it equal to _EXPORTS.
+__all__ = [
+    "AsyncGateway", "AuthError", "Balance", "CHINA_TZ", "CallbackRequest", "CallbackResult", "Capabilities",
+    "ConfigError", "DeliveryReport", "Gateway", "HookContext", "HttpRequest", "HttpResponse", "InboundMessage",
+    "InsufficientBalance", "Message", "Operation", "Outcome", "PluginManager", "Provider", "ProviderConfig",
+    "ProviderError", "PullQuery", "RateLimited", "Reason", "Receiver", "RecipientResult", "SendReply",
+    "SendResult", "SmsError", "Status", "TaskSummary", "TransportError", "ValidationError", "Wire",
+    "WireError", "converter", "hookimpl", "hookspec", "mask_phone", "normalise_phone", "secret", "segments",
+    "text_params", "to_jsonable", "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -36,7 +37,7 @@ def secret(**kwargs: Any) -> Any:
     return attrs.field(repr=False, metadata=metadata, **kwargs)
 
 
-def is_secret(field: attrs.Attribute) -> bool:
+def is_secret(field: attrs.Attribute[Any]) -> bool:
     return bool(field.metadata.get(SECRET))
 
 
@@ -94,7 +95,7 @@ class ProviderConfig:
                 raise InvalidValue("rate", 'must be a rate such as "300/second" or "10/15 seconds", or "none"') from None
 
 
-def config_fields(cls: type) -> dict[str, attrs.Attribute]:
+def config_fields(cls: type) -> dict[str, attrs.Attribute[Any]]:
     return {f.name: f for f in attrs.fields(cls)}
 
 
@@ -146,8 +147,8 @@ def _from_env(text: str, tp: Any) -> Any:
         return float(text)
     if typing.get_origin(tp) in (list, tuple) or tp in (list, tuple):
         # a list from the environment is comma-separated: SMSGATE_X_ALLOW=1.2.3.4,5.6.7.0/24
-        args = typing.get_args(tp)
-        item = args[0] if args else str
+        item_args = typing.get_args(tp)
+        item = item_args[0] if item_args else str
         return [_from_env(part.strip(), item) for part in text.split(",") if part.strip()]
     return text
 
@@ -187,7 +188,7 @@ def did_you_mean(word: str, known: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _choices(field: attrs.Attribute, tp: Any) -> list[str] | None:
+def _choices(field: attrs.Attribute[Any], tp: Any) -> list[str] | None:
     """The allowed values of a choice field: an ``attrs.validators.in_`` or an Enum type."""
     import enum
 
@@ -256,14 +257,14 @@ def structure_config(name: str, cls: type, raw: Mapping[str, Any], environ: Mapp
         if own is not None:
             raise ConfigError(f"{where}: field {own.field!r} {own.problem}", provider=name,
                               field=own.field) from None
-        field = _failed_field(exc, fields)
+        failed = _failed_field(exc, fields)
         raise ConfigError(
-            f"{where}: invalid value for field {field!r}" if field
-            else f"{where}: invalid configuration value ({type(exc).__name__})", provider=name, field=field
+            f"{where}: invalid value for field {failed!r}" if failed
+            else f"{where}: invalid configuration value ({type(exc).__name__})", provider=name, field=failed
         ) from None
 
 
-def _refused_by_field_checks(fields: Mapping[str, attrs.Attribute], types: Mapping[str, Any],
+def _refused_by_field_checks(fields: Mapping[str, attrs.Attribute[Any]], types: Mapping[str, Any],
                              data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Run each field's own converter and validator on its value alone: every field refused, with
     what its check says (unless that would show a secret value) and the allowed values of a
@@ -400,10 +401,10 @@ class Settings:
 
 
 def _load_toml(path: str) -> dict[str, Any]:
-    try:
-        import tomllib  # type: ignore[import-not-found]
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10
+        import tomli as tomllib
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)

@@ -6,6 +6,8 @@ built from field names, vendor codes and vendor texts, never from configuration 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SmsError(Exception):
     """Root of every error smsgate raises."""
@@ -89,7 +91,7 @@ class ProviderError(SmsError):
 class AuthError(ProviderError):
     """The vendor refused our credentials, signature or source IP."""
 
-    def __init__(self, message: str, **kwargs):
+    def __init__(self, message: str, **kwargs: Any):
         kwargs.setdefault("not_sent", True)
         super().__init__(message, **kwargs)
 
@@ -97,7 +99,7 @@ class AuthError(ProviderError):
 class RateLimited(ProviderError):
     """The vendor (or the vendor's documented limit, enforced locally) says: too many calls."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any):
         kwargs.setdefault("not_sent", True)
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
@@ -106,7 +108,7 @@ class RateLimited(ProviderError):
 class InsufficientBalance(ProviderError):
     """The account has no balance left for this send."""
 
-    def __init__(self, message: str, **kwargs):
+    def __init__(self, message: str, **kwargs: Any):
         kwargs.setdefault("not_sent", True)
         super().__init__(message, **kwargs)
 

@@ -14,16 +14,27 @@ object, the operation, and the clock and nonce to use (fixed in tests).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import pluggy
+
+if TYPE_CHECKING:  # the hooks' real types; importing them here at run time would cost every import
+    from .models import (Balance, CallbackRequest, CallbackResult, DeliveryReport, HttpRequest, HttpResponse,
+                         InboundMessage, Message, Operation, PullQuery, SendReply, SendResult, TaskSummary)
+    from .provider import HookContext, Provider
+    from .sending.flow import Target
+
+    #: what ``build_request`` gets as ``payload``, by operation
+    Payload = Union[Message, PullQuery, None]
+    #: what ``parse_response`` returns, by operation
+    VendorResult = Union[SendReply, list[DeliveryReport], list[InboundMessage], Balance]
 
 hookspec = pluggy.HookspecMarker("smsgate")
 hookimpl = pluggy.HookimplMarker("smsgate")
 
 
 @hookspec(firstresult=True)
-def smsgate_provider() -> Any:
+def smsgate_provider() -> Provider | None:
     """Declare a provider: return a :class:`smsgate.Provider` (name, Config class, capabilities,
     simulator path).
 
@@ -33,7 +44,7 @@ def smsgate_provider() -> Any:
 
 
 @hookspec(firstresult=True)
-def validate_message(ctx: Any, message: Any) -> Any:
+def validate_message(ctx: HookContext, message: Message) -> Message | None:
     """Check a message against the vendor's rules before any request is built.
 
     Called once per :meth:`Gateway.send`, after recipients were normalised, with the whole message.
@@ -44,7 +55,7 @@ def validate_message(ctx: Any, message: Any) -> Any:
 
 
 @hookspec(firstresult=True)
-def request_limit(ctx: Any, operation: Any) -> Any:
+def request_limit(ctx: HookContext, operation: Operation) -> int | None:
     """The most recipients one request of ``operation`` may carry under ``ctx.config``.
 
     Optional: without it the pipeline uses ``Capabilities.max_recipients``. A provider whose
@@ -53,7 +64,7 @@ def request_limit(ctx: Any, operation: Any) -> Any:
 
 
 @hookspec(firstresult=True)
-def build_request(ctx: Any, operation: Any, payload: Any) -> Any:
+def build_request(ctx: HookContext, operation: Operation, payload: Payload) -> HttpRequest | None:
     """Build the unsigned :class:`smsgate.HttpRequest` for one vendor call.
 
     ``operation`` is a :class:`smsgate.Operation`. ``payload`` is, for ``send`` and
@@ -65,7 +76,7 @@ def build_request(ctx: Any, operation: Any, payload: Any) -> Any:
 
 
 @hookspec(firstresult=True)
-def sign(ctx: Any, operation: Any, request: Any) -> Any:
+def sign(ctx: HookContext, operation: Operation, request: HttpRequest) -> HttpRequest | None:
     """Return ``request`` signed the way the vendor wants (headers, body fields, MAC ...).
 
     Called once per request, right after :func:`build_request`, with its result. A vendor that
@@ -76,7 +87,7 @@ def sign(ctx: Any, operation: Any, request: Any) -> Any:
 
 
 @hookspec(firstresult=True)
-def transmit(ctx: Any, request: Any) -> Any:
+def transmit(ctx: HookContext, request: HttpRequest) -> HttpResponse | None:
     """Send a signed :class:`smsgate.HttpRequest` and return the :class:`smsgate.HttpResponse`.
 
     The core implements this over its shared urllib3 pool (``trylast``); it raises
@@ -87,7 +98,8 @@ def transmit(ctx: Any, request: Any) -> Any:
 
 
 @hookspec(firstresult=True)
-def parse_response(ctx: Any, operation: Any, request: Any, response: Any) -> Any:
+def parse_response(ctx: HookContext, operation: Operation, request: HttpRequest,
+                   response: HttpResponse) -> VendorResult | None:
     """Turn the vendor's :class:`smsgate.HttpResponse` into a result, or raise a classified error.
 
     Returns, by operation: ``send``/``send_batch`` -> :class:`smsgate.SendReply`;
@@ -101,7 +113,7 @@ def parse_response(ctx: Any, operation: Any, request: Any, response: Any) -> Any
 
 
 @hookspec(firstresult=True)
-def send_message(ctx: Any, target: Any, message: Any) -> Any:
+def send_message(ctx: HookContext, target: Target, message: Message) -> SendResult | None:
     """Send one message as a whole and return its :class:`smsgate.SendResult`.
 
     :meth:`Gateway.send` calls it once per send; ``ctx`` is the send's context (``ctx.operation``
@@ -114,7 +126,7 @@ def send_message(ctx: Any, target: Any, message: Any) -> Any:
 
 
 @hookspec(firstresult=True)
-def vendor_request(ctx: Any, operation: Any, payload: Any, hooks: Any) -> Any:
+def vendor_request(ctx: HookContext, operation: Operation, payload: Payload, hooks: Any) -> VendorResult | None:
     """Make one vendor call: :func:`build_request` -> :func:`sign` -> :func:`transmit` ->
     :func:`parse_response`, returning what ``parse_response`` returned or raising the classified
     :class:`smsgate.ProviderError` / :class:`smsgate.TransportError`.
@@ -128,7 +140,7 @@ def vendor_request(ctx: Any, operation: Any, payload: Any, hooks: Any) -> Any:
 
 
 @hookspec(firstresult=True)
-def verify_callback(ctx: Any, request: Any) -> Any:
+def verify_callback(ctx: HookContext, request: CallbackRequest) -> bool | None:
     """Decide whether a push (:class:`smsgate.CallbackRequest`) really comes from the vendor.
 
     Return True to accept; return False or raise :class:`smsgate.AuthError` to refuse (nothing
@@ -140,7 +152,7 @@ def verify_callback(ctx: Any, request: Any) -> Any:
 
 
 @hookspec(firstresult=True)
-def parse_callback(ctx: Any, request: Any) -> Any:
+def parse_callback(ctx: HookContext, request: CallbackRequest) -> CallbackResult | None:
     """Parse a verified push into a :class:`smsgate.CallbackResult`: its events
     (:class:`smsgate.DeliveryReport`, :class:`smsgate.InboundMessage`, :class:`smsgate.TaskSummary`)
     and the HTTP answer the vendor's document asks for.
@@ -150,7 +162,7 @@ def parse_callback(ctx: Any, request: Any) -> Any:
 
 
 @hookspec
-def on_report(report: Any, event_id: Any) -> None:
+def on_report(report: DeliveryReport, event_id: int) -> None:
     """Handle one delivery report (:class:`smsgate.DeliveryReport`), pushed or pulled.
 
     Called by a :class:`smsgate.receiving.Receiver` (``smsgate serve``, ``smsgate poll``) from its
@@ -163,7 +175,7 @@ def on_report(report: Any, event_id: Any) -> None:
 
 
 @hookspec
-def on_inbound(message: Any, event_id: Any) -> None:
+def on_inbound(message: InboundMessage, event_id: int) -> None:
     """Handle one inbound SMS (:class:`smsgate.InboundMessage`), pushed or pulled.
 
     Same calling rules as :func:`on_report`: from the receiver's handler threads, after the event
@@ -173,7 +185,7 @@ def on_inbound(message: Any, event_id: Any) -> None:
 
 
 @hookspec
-def on_task_summary(summary: Any, event_id: Any) -> None:
+def on_task_summary(summary: TaskSummary, event_id: int) -> None:
     """Handle a vendor's batch-task summary (:class:`smsgate.TaskSummary`, juse's sms_task_report).
 
     Same calling rules as :func:`on_report`. Every implementation is called; results are ignored.

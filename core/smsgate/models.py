@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    import cattrs
 
 #: Vendors in this field speak China Standard Time (no daylight saving time).
 CHINA_TZ = _dt.timezone(_dt.timedelta(hours=8), "CST")
@@ -60,6 +63,14 @@ def _freeze_params(value: Any) -> Any:
     raise TypeError(f"params must be a list or a mapping, not {type(value).__name__}")
 
 
+def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _recipients(value: str | Iterable[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def _freeze_personal(value: Any) -> Any:
     if value is None:
         return None
@@ -75,7 +86,7 @@ class Message:
     params (template) or phone -> text (free text); its keys are the recipients.
     """
 
-    to: tuple[str, ...] = attrs.field(converter=lambda v: (v,) if isinstance(v, str) else tuple(v))
+    to: tuple[str, ...] = attrs.field(converter=_recipients)
     template_id: str | None = None
     params: tuple[Any, ...] | dict[str, Any] | None = attrs.field(default=None, converter=_freeze_params)
     text: str | None = None
@@ -278,7 +289,7 @@ class PullQuery:
     time (aliyun's QuerySendDetails: one phone and the day it was sent to).
     """
 
-    message_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    message_ids: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     biz_id: str | None = None
     phones: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     since: _dt.datetime | None = None
@@ -383,11 +394,11 @@ class SendReply:
 class CallbackResult:
     """What ``parse_callback`` returns: the events of a push and the answer the vendor expects."""
 
-    events: tuple[Any, ...] = attrs.field(default=(), converter=tuple)
+    events: tuple[Any, ...] = attrs.field(default=(), converter=_tuple)
     response: HttpResponse = attrs.field(factory=lambda: HttpResponse(status=200, body=b"ok"))
 
 
-def make_converter():
+def make_converter() -> cattrs.Converter:
     """A cattrs converter for vendor JSON: datetimes as ISO text, enums by value."""
     import cattrs
 
@@ -398,10 +409,10 @@ def make_converter():
     return converter
 
 
-_converter = None
+_converter: cattrs.Converter | None = None
 
 
-def converter():
+def converter() -> cattrs.Converter:
     """The shared cattrs converter (built on first use, so importing smsgate stays cheap)."""
     global _converter
     if _converter is None:

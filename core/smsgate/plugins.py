@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -81,7 +81,7 @@ class PluginManager:
             self.load_entrypoints(environ=os.environ if environ is None else environ)
 
     # -- loading ---------------------------------------------------------------------------
-    def load_entrypoints(self, environ: dict[str, str]) -> None:
+    def load_entrypoints(self, environ: Mapping[str, str]) -> None:
         from importlib.metadata import entry_points
 
         wanted = environ.get("SMSGATE_PLUGINS")
@@ -214,4 +214,4 @@ class _ScopedHook:
         return None
 
     def get_hookimpls(self) -> list[Any]:
-        return self._caller.get_hookimpls()
+        return list(self._caller.get_hookimpls())

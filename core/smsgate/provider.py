@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -14,6 +15,10 @@ from .models import CHINA_TZ, Operation
 
 def _ops(value: Any) -> frozenset[Operation]:
     return frozenset(Operation(v) for v in value)
+
+
+def _strs(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
 
 
 def _limits(value: Any) -> dict[Operation, int]:
@@ -43,7 +48,7 @@ class Capabilities:
     named_params: bool = True
     positional_params: bool = True
     scheduling: bool = False
-    callbacks: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    callbacks: frozenset[str] = attrs.field(default=frozenset(), converter=_strs)
     min_interval: dict[Operation, float] = attrs.field(factory=dict, converter=_intervals)
     max_text_length: int | None = None
     rate: str | None = None
@@ -106,11 +111,9 @@ class HookContext:
         """Unix time in seconds, from the context's clock."""
         return self.clock()
 
-    def now_china(self):
+    def now_china(self) -> _dt.datetime:
         """The context's clock as an aware datetime in China Standard Time."""
-        import datetime as dt
-
-        return dt.datetime.fromtimestamp(self.clock(), CHINA_TZ)
+        return _dt.datetime.fromtimestamp(self.clock(), CHINA_TZ)
 
     def timestamp(self) -> int:
         """Unix seconds."""

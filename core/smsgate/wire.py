@@ -59,7 +59,7 @@ def _strict_bool(value: Any, _: Any) -> bool:
 
 def _is_homogeneous_sequence(t: Any) -> bool:
     origin = getattr(t, "__origin__", None)
-    args = getattr(t, "__args__", None) or ()
+    args: tuple[Any, ...] = tuple(getattr(t, "__args__", None) or ())
     if origin is tuple:
         return len(args) == 2 and args[1] is Ellipsis
     return origin is list and len(args) == 1
@@ -87,7 +87,7 @@ def wire_converter(*, use_alias: bool = False, strict_str: bool = True,
         conv.register_structure_hook(tp, hook)
 
     def object_hook(cl: type) -> Callable[[Any, Any], Any]:
-        structure = make_dict_structure_fn(cl, conv, _cattrs_use_alias=use_alias,
+        structure: Callable[[Any, Any], Any] = make_dict_structure_fn(cl, conv, _cattrs_use_alias=use_alias,
                                            _cattrs_detailed_validation=True)
 
         def hook(value: Any, _: Any) -> Any:
@@ -143,9 +143,9 @@ def describe(exc: BaseException, *, use_alias: bool = False, path: str = "") -> 
         return lines
     if isinstance(exc, IterableValidationError):
         lines = []
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            lines.extend(describe(sub, use_alias=use_alias, path=f"{path}[{note.index!r}]"))
+        item_notes, without = exc.group_exceptions()
+        for sub, item_note in item_notes:
+            lines.extend(describe(sub, use_alias=use_alias, path=f"{path}[{item_note.index!r}]"))
         for sub in without:
             lines.extend(describe(sub, use_alias=use_alias, path=path))
         return lines
@@ -168,13 +168,14 @@ class Wire:
     def __init__(self, *, use_alias: bool = False, strict_str: bool = True,
                  hooks: Mapping[Any, Callable[[Any, Any], Any]] | None = None):
         self.use_alias = use_alias
-        self._options = {"use_alias": use_alias, "strict_str": strict_str, "hooks": dict(hooks or {})}
+        self._strict_str = strict_str
+        self._hooks = dict(hooks or {})
         self._converter: Any = None
 
     @property
     def converter(self) -> Any:
         if self._converter is None:
-            self._converter = wire_converter(**self._options)
+            self._converter = wire_converter(use_alias=self.use_alias, strict_str=self._strict_str, hooks=self._hooks)
         return self._converter
 
     def read(self, data: Any, cl: Any) -> Any:

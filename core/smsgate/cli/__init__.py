@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from .common import EXIT_FAILED, EXIT_USAGE
 
@@ -20,7 +20,7 @@ GROUPS = ("tools", "sending", "receiving", "ledger")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         self.exit(EXIT_USAGE, f"smsgate: error: {message}\n")
 
 
@@ -47,7 +47,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -82,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     handler = next(g.COMMANDS[args.command] for g in _groups() if args.command in g.COMMANDS)
     try:
-        return handler(args)
+        code: int = handler(args)
+        return code
     except (ConfigError, ValidationError) as exc:
         print(f"smsgate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -199,7 +199,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 def _event_row(event: Any) -> dict[str, Any]:
     from ..models import to_jsonable
 
-    return to_jsonable(event)
+    row: dict[str, Any] = to_jsonable(event)
+    return row
 
 
 def cmd_pull(args: argparse.Namespace) -> int:

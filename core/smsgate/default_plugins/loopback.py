@@ -132,7 +132,8 @@ def transmit(ctx: Any, request: HttpRequest) -> HttpResponse | None:
 
 def _error(data: dict[str, Any], status: int) -> ProviderError:
     code, msg = str(data.get("code")), str(data.get("message", ""))
-    kwargs = {"code": code, "vendor_message": msg, "request_id": data.get("requestId"), "provider": NAME}
+    kwargs: dict[str, Any] = {"code": code, "vendor_message": msg, "request_id": data.get("requestId"),
+                              "provider": NAME}
     if code == "AUTH":
         return AuthError(f"loopback refused the credentials: {msg}", **kwargs)
     if code == "RATE":
@@ -163,7 +164,7 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
 def _report(item: dict[str, Any]) -> DeliveryReport:
     status = {"DELIVERED": Status.DELIVERED, "FAILED": Status.FAILED, "PENDING": Status.PENDING}
     return DeliveryReport(provider=NAME, message_id=item.get("msgId"), phone=item.get("phone"),
-                          status=status.get(item.get("status"), Status.UNKNOWN), raw_status=item.get("status"),
+                          status=status.get(str(item.get("status")), Status.UNKNOWN), raw_status=item.get("status"),
                           description=item.get("reason"), reported_at=item.get("time"), raw=item)
 
 

@@ -62,7 +62,7 @@ def enable_configured(plugins: Any, settings: Any) -> None:
         try:
             from .tracing import Tracing
 
-            plugin = Tracing.default()
+            tracing = Tracing.default()
         except ImportError:
             raise _missing_extra("tracing") from None
-        plugin.install(plugins)
+        tracing.install(plugins)

@@ -310,7 +310,7 @@ def exposition_registry(registry: Any = None, spool: Any = None, ledger: Any = N
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        multiprocess.MultiProcessCollector(out)
+        multiprocess.MultiProcessCollector(out)  # type: ignore[no-untyped-call]
     else:
         out.register(REGISTRY if registry is None else registry)
     if spool is not None:
@@ -320,13 +320,13 @@ def exposition_registry(registry: Any = None, spool: Any = None, ledger: Any = N
     return out
 
 
-def with_metrics(app: Callable, registry: Any, path: str = "/metrics") -> Callable:
+def with_metrics(app: Callable[..., Any], registry: Any, path: str = "/metrics") -> Callable[..., Any]:
     """A WSGI app that answers ``path`` with ``registry``'s metrics and passes the rest to ``app``."""
     from prometheus_client import make_wsgi_app
 
     metrics_app = make_wsgi_app(registry)
 
-    def routed(environ: dict[str, Any], start_response: Callable) -> Any:
+    def routed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if environ.get("PATH_INFO") == path:
             return metrics_app(environ, start_response)
         return app(environ, start_response)
@@ -334,7 +334,7 @@ def with_metrics(app: Callable, registry: Any, path: str = "/metrics") -> Callab
     return routed
 
 
-def mount(receiver: Any, path: str = "/metrics") -> Callable:
+def mount(receiver: Any, path: str = "/metrics") -> Callable[..., Any]:
     """``receiver``'s WSGI app answering ``path`` with the metrics (``smsgate serve --metrics``):
     counts into the default registry through ``receiver``'s plugins, plus its spool's gauges and,
     with a send ledger, the send-to-delivery gauges."""

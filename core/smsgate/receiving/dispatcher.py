@@ -3,6 +3,8 @@ the lease while it runs, and marks rows done or failed with exponential backoff.
 
 from __future__ import annotations
 
+import functools
+
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -149,7 +151,7 @@ class Dispatcher:
             if item.id in lost:
                 continue
             arg = item if handler.envelope else item.event
-            self._run(handler, [item], lambda arg=arg: handler.fn(arg), delay)
+            self._run(handler, [item], functools.partial(handler.fn, arg), delay)
 
     def _run(self, handler: Handler, items: list[SpooledEvent], call: Callable[[], Any],
              delay: Callable[[int], float]) -> None:
@@ -197,7 +199,7 @@ class Dispatcher:
             args.append(self.spool.clock())
         sql += "))"
         with self.spool._book_lock:
-            return self.spool._book.execute(sql, args).fetchone()[0]
+            return int(self.spool._book.execute(sql, args).fetchone()[0])
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the workers after their current call; rows they leased become due again."""

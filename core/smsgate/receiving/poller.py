@@ -103,7 +103,8 @@ class Poller:
         floor = self.min_interval(*key)
         if outcome.error:
             n = self._failures[key] = self._failures.get(key, 0) + 1
-            return min(self.max_backoff, max(floor, self.interval) * (2 ** (n - 1) if not is_rate_limit else 2 ** n))
+            return float(min(self.max_backoff,
+                             max(floor, self.interval) * (2 ** (n - 1) if not is_rate_limit else 2 ** n)))
         self._failures.pop(key, None)
         return floor if outcome.events else max(floor, self.interval)
 

@@ -55,7 +55,7 @@ def _error(status: int, message: str) -> HttpResponse:
 _HANDLER_OPTIONS = {"batch", "envelope", "batch_size", "workers", "max_attempts", "retry_base", "retry_cap", "kinds"}
 
 
-def handler_options(**options: Any) -> Callable[[Callable], Callable]:
+def handler_options(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator giving a handler its default options, e.g. for ``smsgate serve --handler``::
 
         @handler_options(batch=True, batch_size=500, workers=4, kinds=["report"])
@@ -65,7 +65,7 @@ def handler_options(**options: Any) -> Callable[[Callable], Callable]:
     if unknown:
         raise TypeError(f"unknown handler options {sorted(unknown)}")
 
-    def mark(fn: Callable) -> Callable:
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.smsgate_handler_options = dict(options)  # type: ignore[attr-defined]
         return fn
 
@@ -105,8 +105,8 @@ class Receiver:
         def report(r: DeliveryReport): ...
     """
 
-    def __init__(self, gateway: Any = None, *, spool: Spool | str | os.PathLike | None = None,
-                 replay_store: Any = None, prefix: str = "/callbacks", events_jsonl: str | os.PathLike | None = None,
+    def __init__(self, gateway: Any = None, *, spool: Spool | str | os.PathLike[str] | None = None,
+                 replay_store: Any = None, prefix: str = "/callbacks", events_jsonl: str | os.PathLike[str] | None = None,
                  max_body: int = MAX_BODY, plugin_hooks: bool = True, poll_interval: float = 1.0,
                  lease_seconds: float = 300.0, synchronous: str = "FULL"):
         from ..sending.gateway import Gateway
@@ -172,7 +172,7 @@ class Receiver:
         self.gateway.match_reports(item.event for item in items)
 
     def add_handler(self, fn: Callable[..., Any], *, name: str | None = None, kinds: Iterable[str] | None = None,
-                    **options: Any) -> Callable:
+                    **options: Any) -> Callable[..., Any]:
         """Register ``fn`` for events of ``kinds`` (``report``, ``inbound``, ``task``; default all).
 
         Options: ``batch`` (False), ``envelope`` (False), ``batch_size`` (100), ``workers`` (1),
@@ -196,20 +196,20 @@ class Receiver:
         self.dispatcher.add(Handler(name=name or _handler_name(fn), fn=fn, kinds=kinds_set, **merged))
         return fn
 
-    def _decorator(self, kinds: Any, fn: Callable | None, options: dict[str, Any]) -> Any:
+    def _decorator(self, kinds: Any, fn: Callable[..., Any] | None, options: dict[str, Any]) -> Any:
         if fn is not None:
             return self.add_handler(fn, kinds=kinds, **options)
         return lambda f: self.add_handler(f, kinds=kinds, **options)
 
-    def on_report(self, fn: Callable | None = None, **options: Any) -> Any:
+    def on_report(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
         """Decorator: ``fn(report: DeliveryReport)`` for each delivery report (options as :meth:`add_handler`)."""
         return self._decorator(("report",), fn, options)
 
-    def on_inbound(self, fn: Callable | None = None, **options: Any) -> Any:
+    def on_inbound(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
         """Decorator: ``fn(message: InboundMessage)`` for each inbound SMS."""
         return self._decorator(("inbound",), fn, options)
 
-    def on_event(self, fn: Callable | None = None, **options: Any) -> Any:
+    def on_event(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
         """Decorator: ``fn(event)`` for every event (reports, inbound, task summaries)."""
         return self._decorator(options.pop("kinds", None), fn, options)
 
@@ -402,7 +402,7 @@ class Receiver:
         return HttpResponse.of_json(report, status=200 if report["ok"] else 503)
 
     # -- WSGI --------------------------------------------------------------------------------
-    def wsgi_app(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         """The receiver as a WSGI application."""
         path = environ.get("PATH_INFO") or "/"
         try:
@@ -440,7 +440,7 @@ class Receiver:
         return AsgiApp(self)
 
 
-def _wsgi_respond(response: HttpResponse, start_response: Callable) -> list[bytes]:
+def _wsgi_respond(response: HttpResponse, start_response: Callable[..., Any]) -> list[bytes]:
     status = f"{response.status} {_REASONS.get(response.status, 'Status')}"
     headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
     headers.append(("Content-Length", str(len(response.body))))
@@ -462,7 +462,10 @@ def load_handler(spec: str) -> Callable[..., Any]:
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot load handler {spec!r}: {exc}") from None
-    return obj
+    if not callable(obj):
+        raise ConfigError(f"handler {spec!r} is not a function")
+    handler: Callable[..., Any] = obj
+    return handler
 
 
 def dumps_event(item: Any) -> str:

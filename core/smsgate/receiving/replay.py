@@ -63,7 +63,7 @@ class SqliteReplayStore:
     push at once, exactly one gets True.
     """
 
-    def __init__(self, path: str | os.PathLike, clock: Callable[[], float] = time.time,
+    def __init__(self, path: str | os.PathLike[str], clock: Callable[[], float] = time.time,
                  busy_timeout: float = 10.0, sweep_every: int = 1000):
         self.path = os.fspath(path)
         self.clock = clock
@@ -140,7 +140,7 @@ class RecordingStore:
         self.seen_before: list[str] = []  #: keys the inner store refused as replays
 
     def add(self, key: str, ttl: float) -> bool:
-        ok = self.inner.add(key, ttl)
+        ok = bool(self.inner.add(key, ttl))
         if ok:
             self.added.append(key)
         else:

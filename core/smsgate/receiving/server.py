@@ -23,7 +23,7 @@ class AsgiApp:
     def __init__(self, receiver: Receiver):
         self.receiver = receiver
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -63,7 +63,7 @@ class AsgiApp:
         await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
         await send({"type": "http.response.body", "body": response.body})
 
-    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+    async def _lifespan(self, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -81,11 +81,16 @@ class AsgiApp:
 
 # -- running a server ---------------------------------------------------------------------------
 
+def _text(host: str | bytes | bytearray) -> str:
+    """A socket address's host as text (typeshed allows bytes for some address families)."""
+    return host.decode() if isinstance(host, (bytes, bytearray)) else host
+
+
 class BackgroundServer:
     """A WSGI app on a stdlib threaded server in a thread (demo, tests). ``smsgate serve`` uses
     waitress instead; this needs no extra package."""
 
-    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0):
         from socketserver import ThreadingMixIn
         from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
@@ -105,7 +110,7 @@ class BackgroundServer:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{_text(host)}:{port}"
 
     def start(self) -> "BackgroundServer":
         self.thread.start()
@@ -122,7 +127,7 @@ class BackgroundServer:
         self.stop()
 
 
-def run_server(app: Callable, host: str, port: int, threads: int = 16, server: str = "auto",
+def run_server(app: Callable[..., Any], host: str, port: int, threads: int = 16, server: str = "auto",
                on_bound: Callable[[str, int], None] | None = None) -> None:
     """Serve ``app`` until SIGINT/SIGTERM: waitress if installed (``pip install 'smsgate[serve]'``),
     else (``server="wsgiref"`` or waitress missing, with a warning) the stdlib threaded server."""
@@ -160,7 +165,7 @@ def run_server(app: Callable, host: str, port: int, threads: int = 16, server: s
         bg = BackgroundServer(app, host, port)
         host_, port_ = bg.server.server_address[:2]
         if on_bound:
-            on_bound(host_, port_)
+            on_bound(_text(host_), int(port_))
         try:
             bg.server.serve_forever(poll_interval=0.2)
         except KeyboardInterrupt:

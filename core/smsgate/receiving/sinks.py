@@ -20,7 +20,7 @@ class JsonlSink:
     handler with one worker (``Receiver(events_jsonl=...)`` does this).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         self.written: set[int] = set()

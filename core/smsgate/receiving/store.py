@@ -127,7 +127,7 @@ def _phone_key(phone: Any) -> str:
 
         _PHONE_OK = re.compile(r"1[3-9][0-9]{9}").fullmatch
     if _PHONE_OK(phone):  # the common case, without the full normalisation
-        return phone
+        return str(phone)
     from ..phones import normalise_phone
 
     return normalise_phone(phone) or phone
@@ -211,7 +211,7 @@ class Spool:
     runs again).
     """
 
-    def __init__(self, path: str | os.PathLike, *, synchronous: str = "FULL", busy_timeout: float = 10.0,
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 10.0,
                  clock: Callable[[], float] = time.time):
         if str(synchronous).upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
@@ -288,7 +288,7 @@ class Spool:
         """The id of the newest stored event (0 when empty)."""
         self._after_fork()
         with self._book_lock:
-            return self._book.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            return int(self._book.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
 
     def forget_handler(self, name: str) -> None:
         """Stop feeding ``name`` and drop its outstanding rows (a handler removed from the app)."""
@@ -423,7 +423,7 @@ class Spool:
         due = ("handler=? AND ((state='pending' AND next_at<=?) OR (state='leased' AND lease_until<?)) "
                "ORDER BY event_id LIMIT ?")
 
-        def tx(conn: sqlite3.Connection) -> list[tuple]:
+        def tx(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             if _HAS_RETURNING:
                 rows = conn.execute(
                     "UPDATE deliveries SET state='leased', owner=?, lease_until=? WHERE handler=? AND event_id IN "
@@ -471,7 +471,8 @@ class Spool:
                              f"AND event_id IN ({marks})", (until, handler, owner, *chunk))
             return held
 
-        return self._book_tx(tx)
+        held_now: set[int] = self._book_tx(tx)
+        return held_now
 
     def complete(self, handler: str, event_ids: Iterable[int]) -> None:
         ids = list(event_ids)
@@ -525,7 +526,7 @@ class Spool:
                                   "WHERE state='leased' AND owner=?", (owner,)).rowcount
             return n
 
-        released = self._book_tx(tx)
+        released: int = self._book_tx(tx)
         if released:
             log.warning("smsgate.spool.released", rows=released, owners=len(dead))
         return released
@@ -538,11 +539,11 @@ class Spool:
     def requeue_dead(self, handler: str | None = None) -> int:
         """Give dead rows (``max_attempts`` reached) another round of attempts."""
         sql = "UPDATE deliveries SET state='pending', attempts=0, next_at=0 WHERE state='dead'"
-        args: tuple = ()
+        args: tuple[str, ...] = ()
         if handler:
             sql += " AND handler=?"
             args = (handler,)
-        n = self._book_tx(lambda c: c.execute(sql, args).rowcount)
+        n: int = self._book_tx(lambda c: c.execute(sql, args).rowcount)
         self.notify()
         return n
 
@@ -575,14 +576,14 @@ class Spool:
         names = list(handlers) if handlers is not None else None
         with self._book_lock:
             if names is None:
-                return self._book.execute(
-                    "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending','leased')").fetchone()[0]
+                return int(self._book.execute(
+                    "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending','leased')").fetchone()[0])
             if not names:
                 return 0
             marks = ",".join("?" * len(names))
-            return self._book.execute(
+            return int(self._book.execute(
                 f"SELECT COUNT(*) FROM deliveries WHERE state IN ('pending','leased') AND handler IN ({marks})",
-                names).fetchone()[0]
+                names).fetchone()[0])
 
     def events(self, after: int = 0, limit: int = 1000) -> list[SpooledEvent]:
         self._after_fork()

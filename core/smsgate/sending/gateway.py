@@ -12,7 +12,8 @@ import attrs
 
 from ..config import Settings, did_you_mean, load_settings, settings_from_mapping, structure_config
 from ..errors import ConfigError, ValidationError
-from ..models import Balance, CallbackRequest, CallbackResult, Message, Operation, PullQuery, SendResult
+from ..models import (Balance, CallbackRequest, CallbackResult, DeliveryReport, InboundMessage, Message, Operation,
+                      PullQuery, SendResult)
 from ..provider import HookContext, default_nonce
 
 
@@ -28,7 +29,7 @@ class Gateway:
 
     def __init__(
         self,
-        settings: Settings | Mapping[str, Any] | str | os.PathLike | None = None,
+        settings: Settings | Mapping[str, Any] | str | os.PathLike[str] | None = None,
         *,
         plugins: Any = None,
         clock: Callable[[], float] | None = None,
@@ -195,7 +196,8 @@ class Gateway:
         """
         target = attrs.evolve(self.target(provider, message.operation), limit_scope=limit_scope)
         # through the send_message hook, whose core implementation is the send flow (flow.py)
-        return target.hooks.send_message(ctx=target.context, target=target, message=message)
+        result: SendResult = target.hooks.send_message(ctx=target.context, target=target, message=message)
+        return result
 
     def target(self, provider: str | None = None, operation: Operation | None = None) -> Any:
         """The resolved provider the send flow works with (``smsgate.sending.flow.Target``)."""
@@ -269,16 +271,17 @@ class Gateway:
         connect = float(getattr(config, "connect_timeout", 5.0)) * (1 + int(getattr(config, "connect_retries", 0)))
         return connect + float(getattr(config, "read_timeout", 15.0)) + 5.0
 
-    def pull_reports(self, provider: str | None = None, query: PullQuery | None = None) -> list:
+    def pull_reports(self, provider: str | None = None, query: PullQuery | None = None) -> list[DeliveryReport]:
         """Fetch delivery reports (vendors with a report pull)."""
         return list(self._call(provider, Operation.PULL_REPORTS, query or PullQuery()))
 
-    def pull_inbound(self, provider: str | None = None) -> list:
+    def pull_inbound(self, provider: str | None = None) -> list[InboundMessage]:
         """Fetch inbound messages (vendors with an inbound pull)."""
         return list(self._call(provider, Operation.PULL_INBOUND, None))
 
     def balance(self, provider: str | None = None) -> Balance:
-        return self._call(provider, Operation.BALANCE, None)
+        balance: Balance = self._call(provider, Operation.BALANCE, None)
+        return balance
 
     # -- pushes ----------------------------------------------------------------------------
     def handle_callback(self, provider: str, request: CallbackRequest, **extras: Any) -> CallbackResult:
@@ -295,7 +298,7 @@ class Gateway:
         ok = hooks.verify_callback(ctx=ctx, request=request)
         if ok is not True:
             raise AuthError(f"push to provider {name!r} refused: verification failed", provider=name)
-        result = hooks.parse_callback(ctx=ctx, request=request)
+        result: CallbackResult | None = hooks.parse_callback(ctx=ctx, request=request)
         if result is None:
             raise ValidationError(f"provider {name!r} cannot parse pushes", field="body")
         return result

@@ -35,14 +35,15 @@ def normalise_recipients(message: Message) -> Message:
         raise ValidationError("no recipients: give at least one phone number", field="to")
     bad: list[str] = []
     seen: dict[str, None] = {}
-    personal = None if message.personal is None else {}
+    given = message.personal
+    personal: dict[str, Any] | None = None if given is None else {}
     for raw in message.to:
         phone = normalise_phone(raw)
         if phone is None:
             bad.append(str(raw))
             continue
-        if personal is not None:
-            content = message.personal[raw]
+        if personal is not None and given is not None:
+            content = given[raw]
             if phone in personal and personal[phone] != content:
                 raise ValidationError(
                     f"phone number {raw!r} appears twice with different content", invalid=(str(raw),), field="personal"
@@ -88,9 +89,9 @@ def check_content(message: Message, capabilities: Any, provider: str) -> None:
                                       field="personal")
             if not is_template and not isinstance(content, str):
                 raise ValidationError(f"personalised text for {phone!r} must be a string", field="personal")
-    texts = []
+    texts: list[str] = []
     if not is_template:
-        texts = list(message.personal.values()) if message.personal is not None else [message.text]
+        texts = list(message.personal.values()) if message.personal is not None else [message.text or ""]
     for text in texts:
         if not text.strip():
             raise ValidationError("text is empty", field="text")
@@ -322,11 +323,12 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
     if not isinstance(reply, SendReply):
         return _unknown(batch, provider, log, "PLUGIN",
                         f"provider {provider!r}: parse_response returned {type(reply).__name__}, not SendReply")
-    results = []
-    accepted = []
+    results: list[RecipientResult] = []
+    accepted: list[str] = []
     for phone in batch.to:
-        reason = reply.rejected.get(phone)
-        if reason is not None:
+        refused = reply.rejected.get(phone)
+        if refused is not None:
+            reason = refused
             # a per-number failure that does not prove the number unsent (a vendor timeout) is unknown
             outcome = Outcome.REJECTED if reason.not_sent else Outcome.UNKNOWN
             results.append(RecipientResult(phone=phone, outcome=outcome, reason=reason,

@@ -64,7 +64,7 @@ class Transport:
         NewConnectionError, ProtocolError, ReadTimeoutError, SSLError = (
             exc_.NewConnectionError, exc_.ProtocolError, exc_.ReadTimeoutError, exc_.SSLError)
         verify = getattr(config, "verify_tls", True)
-        pool_kwargs = {}
+        pool_kwargs: dict[str, Any] = {}
         if request.url.startswith("https:"):
             if verify:
                 pool_kwargs = {"cert_reqs": "CERT_REQUIRED"}

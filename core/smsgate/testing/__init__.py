@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "SimulatorServer": "simulator", "SimRequest": "simulator", "Fault": "simulator",
@@ -14,7 +14,10 @@ _EXPORTS = {
     "capture_logs": "logs",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # written out for type checkers; equal to sorted(_EXPORTS)
+    "FIXED_NONCE", "FIXED_TIME", "Fault", "LoopbackSimulator", "ProviderConformance", "SimRequest",
+    "SimulatorServer", "capture_logs", "load_simulator",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,3 +27,10 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(f"smsgate.testing.{module}"), name)
+
+
+if TYPE_CHECKING:  # pragma: no cover - what type checkers see behind the lazy names
+    from ..log import capture_logs
+    from .conformance import FIXED_NONCE, FIXED_TIME, ProviderConformance
+    from .loopback import LoopbackSimulator
+    from .simulator import Fault, SimRequest, SimulatorServer, load_simulator

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ..default_plugins.loopback import LoopbackBackend, signature
-from ..models import Message, Operation
+from ..models import HttpResponse, Message, Operation
 from .simulator import SimRequest, SimulatorServer
 
 
@@ -17,10 +17,10 @@ class LoopbackSimulator(SimulatorServer):
         self.backend = LoopbackBackend(api_key, api_secret, reject_numbers, records=[])
 
     @property
-    def records(self) -> list:
+    def records(self) -> list[Any]:
         return self.backend.records
 
-    def handle(self, request: SimRequest):
+    def handle(self, request: SimRequest) -> HttpResponse:
         return self.backend.handle(request.method, request.path, dict(request.headers), request.body)
 
     def demo_config(self) -> dict[str, Any]:
@@ -48,7 +48,8 @@ def main() -> None:  # pragma: no cover - used by benchmarks to run the simulato
     """``python -m smsgate.testing.loopback``: serve until stdin closes; prints the URL first."""
     import sys
 
-    sim = LoopbackSimulator().start()
+    sim = LoopbackSimulator()
+    sim.start()
     # keep memory flat during long benchmarks: the simulator does not need its request log
     sim.requests = _Discard()
     sim.backend.records = _Discard()
@@ -59,7 +60,7 @@ def main() -> None:  # pragma: no cover - used by benchmarks to run the simulato
         sim.stop()
 
 
-class _Discard(list):
+class _Discard(list[Any]):
     def append(self, item: Any) -> None:
         pass
 

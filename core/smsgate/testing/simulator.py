@@ -254,4 +254,5 @@ def load_simulator(path: str) -> type:
     import importlib
 
     module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    cls: type = getattr(importlib.import_module(module), attr)
+    return cls

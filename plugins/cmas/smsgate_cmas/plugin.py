@@ -102,11 +102,11 @@ def validate_message(ctx: Any, message: Any) -> None:
 
 def _sign_code(ctx: Any, message: Any) -> str:
     """A message's ``sign_name`` overrides the configured 签名编码 (it must be a code, not a name)."""
-    return message.sign_name if message.sign_name is not None else ctx.config.sign
+    return str(message.sign_name if message.sign_name is not None else ctx.config.sign)
 
 
 def _add_serial(ctx: Any, message: Any) -> str:
-    return message.extend_code if message.extend_code is not None else ctx.config.add_serial
+    return str(message.extend_code if message.extend_code is not None else ctx.config.add_serial)
 
 
 def _post(ctx: Any, path: str, fields: Any) -> HttpRequest:
@@ -195,7 +195,8 @@ def _error_for(code: str) -> ProviderError | None:
     if known is None:
         return None
     cls, text, vendor_text = known
-    return cls(text, code=code, vendor_message=vendor_text, not_sent=True, provider=NAME)
+    error: ProviderError = cls(text, code=code, vendor_message=vendor_text, not_sent=True, provider=NAME)
+    return error
 
 
 @hookimpl

@@ -150,7 +150,7 @@ def validate_message(ctx: Any, message: Message) -> Message | None:
         replaced = attrs.evolve(message, personal=personal)
     else:
         replaced = attrs.evolve(message, text=_with_sign(message.text or "", sign))
-        texts = [replaced.text]
+        texts = [replaced.text or ""]
     for text in texts:
         if len(text) > MAX_TEXT_LENGTH:
             raise ValidationError(
@@ -179,7 +179,7 @@ def submit_body(ctx: Any, message: Message) -> dict[str, str]:
     else:
         text = message.text or ""
     append_id = cfg.append_id if message.extend_code is None else str(message.extend_code)
-    return wire.WIRE.write(wire.SubmitRequest(
+    fields: dict[str, str] = wire.WIRE.write(wire.SubmitRequest(
         OperID=cfg.oper_id,
         OperPass=cfg.oper_pass,
         SendTime=dialect.send_time(message.send_at_china()),
@@ -187,6 +187,7 @@ def submit_body(ctx: Any, message: Message) -> dict[str, str]:
         DesMobile=",".join(message.to),
         Content=dialect.java_urlencode(text),
     ))
+    return fields
 
 
 @hookimpl
@@ -379,8 +380,9 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
     if items is None and data is None:  # not JSON: perhaps a form-encoded inbound message
         pairs = parse_qsl(text.strip(), keep_blank_values=True, encoding="utf-8", errors="replace")
         items = [dict(pairs)] if pairs and all(k for k, _ in pairs) else None
-    inbound = [m for m in (_inbound(i) for i in items if isinstance(i, dict))] if items else []
-    if items and inbound and all(m is not None for m in inbound):
+    parsed = [_inbound(i) for i in items if isinstance(i, dict)] if items else []
+    inbound = [m for m in parsed if m is not None]
+    if items and inbound and len(inbound) == len(parsed):
         log.info("smsgate.guodu.push.inbound", messages=len(inbound),
                  phones=[mask_phone(m.phone) for m in inbound[:10]], keys=_describe_keys(items))
         return CallbackResult(events=inbound, response=_answer())

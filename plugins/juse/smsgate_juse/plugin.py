@@ -212,7 +212,9 @@ def sign(ctx: Any, operation: Operation, request: HttpRequest) -> HttpRequest:
     params = dialect.sign_params(dialect.decode_body(request.body)) if request.body else ""
     path = dialect.strip_ignore_path(request.path, cfg.ignore_path)
     signature = dialect.request_signature(cfg.app_secret, path, params, cfg.app_type, ts, nonce)
-    h = lambda suffix: dialect.header_name(cfg.app_key, suffix)  # noqa: E731
+    def h(suffix: str) -> str:
+        return dialect.header_name(cfg.app_key, suffix)
+
     return request.with_headers({
         h("Algorithm"): dialect.ALGORITHM,
         h("Time"): ts,
@@ -247,7 +249,7 @@ def classify(cfg: Any, code: str, mes: str, request_id: Any) -> ProviderError:
     center called its SMS vendor synchronously: outcome unknown.
     """
     rid = None if request_id in (None, "") else str(request_id)
-    kwargs = {"code": code, "vendor_message": mes, "request_id": rid, "provider": NAME}
+    kwargs: dict[str, Any] = {"code": code, "vendor_message": mes, "request_id": rid, "provider": NAME}
     low = mes.lower()
     # a header named, or verification words; not a bare 签名, which also means the SMS sign name
     auth_words = (f"x-{cfg.app_key}-".lower(), "验签", "appsecret", "密钥", "appid", "认证", "鉴权")
@@ -267,6 +269,7 @@ def classify(cfg: Any, code: str, mes: str, request_id: Any) -> ProviderError:
 
 @hookimpl
 def parse_response(ctx: Any, operation: Operation, request: HttpRequest, response: HttpResponse) -> Any:
+    problem: str | None = None
     try:
         data = response.json()
     except ValueError:
@@ -276,8 +279,6 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
             answer = wire.WIRE.read(data, wire.JuseAnswer)
         except WireError as exc:
             problem = str(exc)
-        else:
-            problem = None
     if problem is not None:
         raise ProviderError(f"juse answered HTTP {response.status} without a readable code ({problem})",
                             code=f"HTTP{response.status}", not_sent=False, provider=NAME)
@@ -340,7 +341,10 @@ def _refuse(ctx: Any, why: str) -> bool:
 @hookimpl
 def verify_callback(ctx: Any, request: Any) -> bool:
     cfg = ctx.config
-    h = lambda suffix: request.header(dialect.header_name(cfg.app_key, suffix))  # noqa: E731
+    def h(suffix: str) -> str | None:
+        value: str | None = request.header(dialect.header_name(cfg.app_key, suffix))
+        return value
+
     ts, nonce, sig = h("Time"), h("Nonce"), h("Sign")
     if not (ts and nonce and sig):
         return _refuse(ctx, "missing time, nonce or sign header")

@@ -94,9 +94,9 @@ class SendSmsTaskDto:
     """The task summary of a ``sms_task_report`` push."""
 
     sendTaskId: RequiredId
-    totalCount: Count = 0
-    sendCount: Count = 0
-    failCount: Count = 0
+    totalCount: Count = Count(0)
+    sendCount: Count = Count(0)
+    failCount: Count = Count(0)
 
 
 @attrs.frozen(kw_only=True)

@@ -136,7 +136,7 @@ def send_body(operation: Operation, message: Any) -> Any:
     """The body of one send request: a :class:`wire.SendRequest` or :class:`wire.SendBatchRequest`."""
     if operation is Operation.SEND_BATCH:
         phones = list(message.to)
-        params = [list(message.personal[p]) for p in phones]
+        params: list[Any] = [list(message.personal[p]) for p in phones]
         if not any(params):
             # the document: a template without variables takes ["",""], one "" per phone
             params = ["" for _ in phones]
@@ -149,7 +149,8 @@ def send_body(operation: Operation, message: Any) -> Any:
 
 def send_fields(operation: Operation, message: Any) -> dict[str, Any]:
     """The body fields of one send request (None = left out)."""
-    return wire.WIRE.write(send_body(operation, message))
+    fields: dict[str, Any] = wire.WIRE.write(send_body(operation, message))
+    return fields
 
 
 @hookimpl
@@ -222,8 +223,9 @@ def classify(code: Any, message: str | None, request_id: str | None, http_status
     text = str(code)
     cls, not_sent, gloss = CODES.get(text, (ProviderError, False, "unknown code"))
     vendor = message or gloss
-    return cls(f"opass: {gloss}: {vendor}" if message else f"opass: {gloss}", code=text, vendor_message=vendor,
-               request_id=request_id, not_sent=not_sent, provider=NAME)
+    error: ProviderError = cls(f"opass: {gloss}: {vendor}" if message else f"opass: {gloss}", code=text,
+                               vendor_message=vendor, request_id=request_id, not_sent=not_sent, provider=NAME)
+    return error
 
 
 def _clean(value: Any) -> str | None:
@@ -240,7 +242,8 @@ def _answer(response: HttpResponse) -> wire.SmsResponse:
         problem = "body: not JSON"
     else:
         try:
-            return wire.WIRE.read(data, wire.SmsResponse)
+            answer: wire.SmsResponse = wire.WIRE.read(data, wire.SmsResponse)
+            return answer
         except WireError as exc:
             problem = str(exc)
     raise ProviderError(f"opass answered HTTP {response.status} without a code ({problem})",

@@ -254,7 +254,8 @@ class OpassSimulator(SimulatorServer):
 
     def _send(self, fields: dict[str, Any]) -> HttpResponse:
         template, refused = self._common_checks(fields)
-        if refused is not None:
+        if template is None or refused is not None:
+            assert refused is not None  # no template comes with the answer saying why
             return refused
         phones_text = fields.get("phones")
         if not isinstance(phones_text, str) or not phones_text.strip():
@@ -274,7 +275,8 @@ class OpassSimulator(SimulatorServer):
 
     def _send_batch(self, fields: dict[str, Any]) -> HttpResponse:
         template, refused = self._common_checks(fields)
-        if refused is not None:
+        if template is None or refused is not None:
+            assert refused is not None  # no template comes with the answer saying why
             return refused
         try:
             phones = json.loads(fields.get("phonesJson") or "")
@@ -335,7 +337,8 @@ class OpassSimulator(SimulatorServer):
             self._report_calls.append(now)
             ids = {i.strip() for i in str(fields.get("msgId") or "").split(",") if i.strip()}
             bid = fields.get("bid") or None
-            out, kept = [], []
+            out: list[dict[str, Any]] = []
+            kept: list[dict[str, Any]] = []
             for r in self.pending_reports:
                 fresh = now - r["_at"] <= REPORT_AGE_S
                 wanted = (not ids or r["msgId"] in ids) and (bid is None or r["bid"] == bid)

@@ -74,6 +74,10 @@ def _check_region(instance: Any, attribute: Any, value: str) -> None:
         raise ValueError(f"region must be one of {', '.join(REGIONS)}")
 
 
+def _stripped(value: Any) -> str:
+    return str(value).strip()
+
+
 @attrs.frozen(kw_only=True)
 class TencentConfig(ProviderConfig):
     """``[providers.tencent]``. ``base_url`` is what Tencent calls the endpoint: the nearest region
@@ -82,7 +86,7 @@ class TencentConfig(ProviderConfig):
     base_url: str = DEFAULT_ENDPOINT
     secret_id: str
     secret_key: str = secret()
-    sdk_app_id: str = attrs.field(converter=lambda v: str(v).strip(), validator=_check_app_id)
+    sdk_app_id: str = attrs.field(converter=_stripped, validator=_check_app_id)
     #: the approved signature (签名内容, not its id) used when a message gives none
     sign_name: str = ""
     region: str = attrs.field(default="ap-guangzhou", validator=_check_region)
@@ -267,8 +271,9 @@ def code_class(code: str) -> tuple[type, bool, str]:
 def classify(code: str, message: str | None, request_id: str | None) -> ProviderError:
     cls, not_sent, gloss = code_class(code)
     text = f"tencent: {gloss}: {message}" if message else f"tencent: {gloss}"
-    return cls(text, code=code, vendor_message=message or gloss, request_id=request_id, not_sent=not_sent,
-               provider=NAME)
+    error: ProviderError = cls(text, code=code, vendor_message=message or gloss, request_id=request_id,
+                               not_sent=not_sent, provider=NAME)
+    return error
 
 
 # -- answers ------------------------------------------------------------------------------------
@@ -301,7 +306,7 @@ def _send_reply(raw: dict[str, Any], request: HttpRequest, request_id: str | Non
     rejected: dict[str, Reason] = {}
     for status in answer.SendStatusSet:
         phone = dialect.national(status.PhoneNumber)
-        if phone not in sent or phone in ids or phone in rejected:
+        if phone is None or phone not in sent or phone in ids or phone in rejected:
             continue  # not one of ours, or said twice: the first word stands
         if status.Code == "Ok":  # "发送成功返回 Ok"
             ids[phone] = _text(status.SerialNo)

@@ -212,7 +212,11 @@ class TencentSimulator(SimulatorServer):
         action = request.header("X-TC-Action")
         routes = {"SendSms": self._send, "PullSmsSendStatus": self._pull_reports,
                   "PullSmsReplyStatus": self._pull_replies}
-        return routes[action](fields)
+        route = routes.get(action or "")
+        if route is None:
+            return self._error("InvalidAction", f"The action {action!r} is not found")
+        answer: HttpResponse = route(fields)
+        return answer
 
     def _verify(self, request: SimRequest) -> HttpResponse | None:
         auth = request.header("Authorization") or ""
