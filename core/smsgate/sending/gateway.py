@@ -223,7 +223,7 @@ class Gateway:
 
     def prune_ledger(self, older_than: float) -> int:
         """Forget sends recorded more than ``older_than`` seconds ago; returns how many."""
-        return self._require_ledger().prune(self.clock() - older_than)
+        return int(self._require_ledger().prune(self.clock() - older_than))
 
     def _require_ledger(self) -> Any:
         ledger = self.ledger

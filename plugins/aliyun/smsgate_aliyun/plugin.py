@@ -208,7 +208,7 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest |
     if action is None:
         return None
     if operation is Operation.PULL_REPORTS:
-        query, form = details_params(ctx, payload), {}
+        query, form = details_params(ctx, payload), dict[str, str]()
     else:
         query, form = send_params(operation, payload)
     headers = {"x-acs-action": action, "x-acs-version": dialect.API_VERSION, "accept": "application/json"}
@@ -327,8 +327,9 @@ def classify(code: str, message: str | None, request_id: str | None, operation: 
     else:
         not_sent = False
     text = f"aliyun: {gloss}: {message}" if message else f"aliyun: {gloss}"
-    return cls(text, code=code, vendor_message=message or gloss, request_id=request_id, not_sent=not_sent,
-               provider=NAME)
+    error: ProviderError = cls(text, code=code, vendor_message=message or gloss, request_id=request_id,
+                               not_sent=not_sent, provider=NAME)
+    return error
 
 
 def _clean(value: Any) -> str | None:

@@ -397,7 +397,7 @@ class AliyunSimulator(SimulatorServer):
             raise Refused(400, "MissingPhoneNumbers", "PhoneNumbers is mandatory for this action.")
         if len(phones) > MAX_SEND:
             raise Refused(200, "isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
-        sign = params.get("SignName")
+        sign = params.get("SignName") or ""
         self._check_sign(sign)
         template = self._template(params)
         for phone in phones:
@@ -421,8 +421,8 @@ class AliyunSimulator(SimulatorServer):
         return value
 
     def _send_batch(self, params: dict[str, str]) -> dict[str, Any]:
-        phones = self._json_list(params, "PhoneNumberJson")
-        signs = self._json_list(params, "SignNameJson")
+        phones = self._json_list(params, "PhoneNumberJson") or []  # required: never None
+        signs = self._json_list(params, "SignNameJson") or []
         template = self._template(params)
         variables = self._json_list(params, "TemplateParamJson", required=bool(template.variables))
         exts = self._json_list(params, "SmsUpExtendCodeJson", required=False)

@@ -127,4 +127,5 @@ WIRE = Wire(use_alias=True, hooks={LooseText: _loose_text, int: _strict_int, Pus
 
 def read_push(data: Any) -> tuple[Any, ...]:
     """A push body (a JSON array) as :class:`SmsReport` / :class:`SmsUp` items."""
-    return WIRE.read(data, Tuple[PushItem, ...])
+    items: tuple[Any, ...] = WIRE.read(data, Tuple[PushItem, ...])
+    return items

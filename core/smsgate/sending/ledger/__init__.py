@@ -176,7 +176,7 @@ def fingerprint(message: Message) -> str:
         "sign_name": message.sign_name,
         "extend_code": message.extend_code,
         "biz_id": message.biz_id,
-        "send_at": None if message.send_at is None else message.send_at_china().isoformat(),
+        "send_at": None if message.send_at is None else _iso(message.send_at_china()),
     }
     data = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
@@ -216,3 +216,7 @@ def ledger_from_settings(settings: Any) -> Ledger:
 
 __all__ = ["Attempt", "Ledger", "LedgerRow", "SENDING", "SendRecord", "fingerprint", "ledger_from_settings",
            "open_ledger"]
+
+
+def _iso(when: Any) -> str | None:
+    return None if when is None else str(when.isoformat())

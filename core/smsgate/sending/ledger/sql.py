@@ -368,13 +368,13 @@ class _Cursor:
 
     @property
     def rowcount(self) -> int:
-        return self.raw.rowcount
+        return int(self.raw.rowcount)
 
     def fetchone(self) -> Any:
         return self.raw.fetchone()
 
     def fetchall(self) -> list[Any]:
-        return self.raw.fetchall()
+        return list(self.raw.fetchall())
 
 
 def _phone(raw: str | None) -> str | None:
