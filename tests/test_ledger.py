@@ -145,6 +145,7 @@ def test_per_recipient_fields_are_kept(sim, ledger_conf):
     assert replay.recipients == result.recipients
     data = result.to_json_dict()["recipients"]
     assert data[1] == {"phone": "13900139000", "outcome": "rejected", "provider": "loopback", "message_id": None,
+                       "request_id": data[1]["request_id"],
                        "reason": {"code": "REJECTED", "message": "number refused by loopback", "not_sent": True}}
 
 

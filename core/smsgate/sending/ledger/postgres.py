@@ -87,7 +87,7 @@ class PostgresLedger(SqlLedger):
             settings.append(f"-c search_path={self.db_schema}")
         if self.synchronous is not None:
             settings.append(f"-c synchronous_commit={self.synchronous.lower()}")
-        options = {"options": " ".join(settings)} if settings else {}
+        options: dict[str, Any] = {"options": " ".join(settings)} if settings else {}
         # autocommit: a single statement is its own transaction (one round trip); longer ones BEGIN
         return psycopg.connect(self.url, connect_timeout=max(1, int(self.connect_timeout)), autocommit=True,
                                **options)
