@@ -60,7 +60,8 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
     limits = target.limits
     hold = limits.hold_phones(message.to, target.limit_scope or message.template_id) if limits is not None else None
     refused = hold.refused_results() if hold is not None else []
-    sending = only(message, [p for p in message.to if p not in hold.refused]) if refused else message
+    sending = only(message, [p for p in message.to if p not in hold.refused]) if hold is not None and refused \
+        else message
     limit = hooks.request_limit(ctx=ctx0, operation=operation) if hooks.request_limit.implemented else None
     limit = hooks.request_limit(ctx=ctx0, operation=operation) if hooks.request_limit.implemented else None
     batches = plan(sending, limit or caps.limit(operation)) if sending.to else []

@@ -43,7 +43,7 @@ class _Log:
         """When ``rate`` has room again (``now`` or earlier: it has room)."""
         if self.count_since(now - rate.per) < rate.calls:
             return now
-        return self.ended[-rate.calls][0] + rate.per
+        return float(self.ended[-rate.calls][0] + rate.per)
 
 
 class MemoryStore:
