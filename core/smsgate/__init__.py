@@ -35,11 +35,11 @@ _EXPORTS = {
 __all__ = [
     "AsyncGateway", "AuthError", "Balance", "CHINA_TZ", "CallbackRequest", "CallbackResult", "Capabilities",
     "ConfigError", "DeliveryReport", "Gateway", "HookContext", "HttpRequest", "HttpResponse", "InboundMessage",
-    "InsufficientBalance", "Message", "Operation", "Outcome", "PluginManager", "Provider", "ProviderConfig",
-    "ProviderError", "PullQuery", "RateLimited", "Reason", "Receiver", "RecipientResult", "SendReply",
-    "SendResult", "SmsError", "Status", "TaskSummary", "TransportError", "ValidationError", "Wire",
-    "WireError", "converter", "hookimpl", "hookspec", "mask_phone", "normalise_phone", "secret", "segments",
-    "text_params", "to_jsonable", "__version__",
+    "InsufficientBalance", "LimitsUnavailable", "Message", "Operation", "Outcome", "PluginManager", "Provider",
+    "ProviderConfig", "ProviderError", "PullQuery", "RateLimited", "Reason", "Receiver", "RecipientResult",
+    "SendReply", "SendResult", "SmsError", "Status", "TaskSummary", "TransportError", "ValidationError",
+    "Wire", "WireError", "converter", "hookimpl", "hookspec", "mask_phone", "normalise_phone", "secret",
+    "segments", "text_params", "to_jsonable", "__version__",
 ]
 
 

@@ -63,7 +63,6 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
     sending = only(message, [p for p in message.to if p not in hold.refused]) if hold is not None and refused \
         else message
     limit = hooks.request_limit(ctx=ctx0, operation=operation) if hooks.request_limit.implemented else None
-    limit = hooks.request_limit(ctx=ctx0, operation=operation) if hooks.request_limit.implemented else None
     batches = plan(sending, limit or caps.limit(operation)) if sending.to else []
     try:
         journal = ledger_stage.open_send(target.ledger, target.name, ctx0.provider, message, batches, ctx0.clock,
