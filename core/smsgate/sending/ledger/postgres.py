@@ -56,7 +56,7 @@ class PostgresLedger(SqlLedger):
     begin_statements = {**SqlLedger.begin_statements,
                         "settle": ("BEGIN", "SET LOCAL synchronous_commit = off")}
     # concurrent CREATE ... IF NOT EXISTS can still collide in the catalog: creators queue on a lock
-    schema_preamble = (f"SELECT pg_advisory_xact_lock({_LOCK_ID})",)
+    schema_preamble: tuple[str, ...] = (f"SELECT pg_advisory_xact_lock({_LOCK_ID})",)
     schema_done = "SELECT to_regclass('ledger_reports_message') IS NOT NULL"
 
     def __init__(self, url: str, schema: str | None = None, synchronous: str | None = None,

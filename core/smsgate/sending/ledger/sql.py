@@ -157,8 +157,7 @@ class SqlLedger:
     def _db_errors(self) -> tuple[type[BaseException], ...]:
         return (Exception,)
 
-    @staticmethod
-    def _rollback(cur: "_Cursor", mode: str) -> bool:
+    def _rollback(self, cur: "_Cursor", mode: str) -> bool:
         if mode == "single":
             return False
         try:
