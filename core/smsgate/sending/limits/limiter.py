@@ -42,7 +42,7 @@ log = get_logger("smsgate.limits")
 
 RATE_LIMITED = "RATE_LIMITED"
 #: codes the core gives to recipients whose request never left this process: their quota is given back
-NEVER_LEFT = frozenset({RATE_LIMITED, "CONNECT", "PLUGIN", "INVALID"})
+NEVER_LEFT = frozenset({RATE_LIMITED, "CONNECT", "PLUGIN", "INVALID", "LEDGER"})
 DEFAULT_SCOPE = "*"
 _STORE_LOG_EVERY = 30.0  # seconds between two warnings that the shared store is down
 
