@@ -260,3 +260,12 @@ def test_the_store_password_never_shows_in_an_error():
     with pytest.raises(LimitsUnavailable) as info:
         limits.hold_phones(["13800138000"])
     assert "127.0.0.1:9" in str(info.value) and "s3cret" not in str(info.value)
+
+
+def test_a_redis_store_without_redis_py_is_a_config_error(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "redis" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"pip install 'smsgate\[limits\]'"):
+        limits_settings({"limits": {"store": "redis://127.0.0.1:6379/0"}}, {})

@@ -16,6 +16,7 @@ routing configuration and are not read here.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,6 +59,9 @@ def _check(key: str, value: Any) -> Any:
     if key == "store" and value.split("://", 1)[0] not in ("memory", "redis", "rediss", "unix"):
         raise ConfigError("[limits] store must be \"memory://\" or a Redis URL such as "
                           "\"redis://127.0.0.1:6379/0\" (rediss:// and unix:// too)", field=key)
+    if key == "store" and not value.startswith("memory://") and importlib.util.find_spec("redis") is None:
+        raise ConfigError("[limits] store is a Redis URL, which needs the redis package: "
+                          "pip install 'smsgate[limits]'", field=key)
     return value
 
 
