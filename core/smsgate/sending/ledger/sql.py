@@ -97,7 +97,8 @@ class SqlLedger:
         """Create the tables when missing (connections are in autocommit mode: one transaction here)."""
         cur = conn.cursor()
         try:
-            cur.execute("BEGIN")
+            for statement in self.begin_statements["write"]:  # SQLite: the write lock first (see _tx)
+                cur.execute(statement)
             for statement in self.schema_preamble:
                 cur.execute(statement)
             # the tables are created in one transaction: its last index there means all are. Skipping
