@@ -5,7 +5,10 @@ No timed assertions: the fake pull blocks on events; waits have generous safety 
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+import time
 
 import pytest
 
@@ -88,7 +91,7 @@ def test_serve_poll_waits_for_the_pull_in_flight_before_closing_the_spool(config
         assert [e.event.message_id for e in spool.events()] == ["P1"]
 
 
-def test_poller_thread_logs_a_spool_error_instead_of_a_traceback(tmp_path, monkeypatch):
+def test_poller_thread_keeps_pulled_items_aside_when_the_spool_fails(tmp_path, monkeypatch):
     from smsgate.testing import capture_logs
 
     gw = Gateway({"providers": {"loopback": {"base_url": "http://127.0.0.1:9"}}})
@@ -101,9 +104,15 @@ def test_poller_thread_logs_a_spool_error_instead_of_a_traceback(tmp_path, monke
     assert poller.targets == [("loopback", Operation.PULL_REPORTS)]
     with capture_logs() as logs:
         poller.start_thread()
+        deadline = time.monotonic() + LIMIT
+        while not os.path.exists(poller.dead_letter) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        poller.stop()
         assert poller.join(LIMIT)
-    assert errors == []
-    assert "smsgate.poll.spool_failed" in [e["event"] for e in logs if e["log_level"] == "error"]
+    assert errors == []  # no traceback, and the thread kept polling until stopped
+    assert "smsgate.poll.dead_letter" in [e["event"] for e in logs if e["log_level"] == "error"]
+    kept = [json.loads(line) for line in open(poller.dead_letter, encoding="utf-8")]
+    assert kept and kept[0]["event"]["message_id"] == pulled_report().message_id
 
 
 def test_shutdown_timeout_covers_rate_limit_and_timeouts():

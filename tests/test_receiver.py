@@ -295,9 +295,9 @@ def test_spool_unwritable_gives_503_and_the_retry_is_accepted(served):
 
 
 def test_spool_in_missing_directory_fails_at_start(tmp_path):
-    from smsgate.receiving import SpoolError
+    from smsgate import ConfigError
 
-    with pytest.raises(SpoolError):
+    with pytest.raises(ConfigError, match="spool"):
         Receiver(Gateway(config()), spool=tmp_path / "missing" / "spool.sqlite3")
 
 

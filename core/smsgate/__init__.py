@@ -14,6 +14,7 @@ _EXPORTS = {
     "SmsError": "errors", "ConfigError": "errors", "ValidationError": "errors", "ProviderError": "errors",
     "AuthError": "errors", "RateLimited": "errors", "InsufficientBalance": "errors", "TransportError": "errors",
     "LimitsUnavailable": "errors",
+    "PushTooLarge": "errors",
     # models
     "Message": "models", "SendResult": "models", "RecipientResult": "models", "Reason": "models",
     "Outcome": "models", "Status": "models", "Operation": "models", "DeliveryReport": "models",
@@ -26,6 +27,7 @@ _EXPORTS = {
     "ProviderConfig": "config", "secret": "config", "Wire": "wire", "WireError": "wire",
     # utilities
     "normalise_phone": "phones", "mask_phone": "phones", "segments": "phones", "text_params": "sending.pipeline",
+    "mask_phones_in": "phones",
     # embedding
     "Gateway": "sending.gateway", "PluginManager": "plugins", "Receiver": "receiving.receiver",
     "AsyncGateway": "integrations.aio",
@@ -36,9 +38,9 @@ __all__ = [
     "AsyncGateway", "AuthError", "Balance", "CHINA_TZ", "CallbackRequest", "CallbackResult", "Capabilities",
     "ConfigError", "DeliveryReport", "Gateway", "HookContext", "HttpRequest", "HttpResponse", "InboundMessage",
     "InsufficientBalance", "LimitsUnavailable", "Message", "Operation", "Outcome", "PluginManager", "Provider",
-    "ProviderConfig", "ProviderError", "PullQuery", "RateLimited", "Reason", "Receiver", "RecipientResult",
+    "ProviderConfig", "ProviderError", "PullQuery", "PushTooLarge", "RateLimited", "Reason", "Receiver", "RecipientResult",
     "SendReply", "SendResult", "SmsError", "Status", "TaskSummary", "TransportError", "ValidationError",
-    "Wire", "WireError", "converter", "hookimpl", "hookspec", "mask_phone", "normalise_phone", "secret",
+    "Wire", "WireError", "converter", "hookimpl", "hookspec", "mask_phone", "mask_phones_in", "normalise_phone", "secret",
     "segments", "text_params", "to_jsonable", "__version__",
 ]
 
@@ -62,13 +64,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import ProviderConfig, secret
     from .wire import Wire, WireError
     from .errors import (AuthError, ConfigError, InsufficientBalance, LimitsUnavailable, ProviderError,
-                         RateLimited, SmsError, TransportError, ValidationError)
+                         PushTooLarge, RateLimited, SmsError, TransportError, ValidationError)
     from .sending.gateway import Gateway
     from .hookspecs import hookimpl, hookspec
     from .models import (CHINA_TZ, Balance, CallbackRequest, CallbackResult, DeliveryReport, HttpRequest,
                          HttpResponse, InboundMessage, Message, Operation, Outcome, PullQuery, Reason,
                          RecipientResult, SendReply, SendResult, Status, TaskSummary, converter, to_jsonable)
-    from .phones import mask_phone, normalise_phone, segments
+    from .phones import mask_phone, mask_phones_in, normalise_phone, segments
     from .sending.pipeline import text_params
     from .integrations.aio import AsyncGateway
     from .plugins import PluginManager

@@ -51,6 +51,13 @@ class ValidationError(SmsError):
         self.field = field
 
 
+class PushTooLarge(ValidationError):
+    """A vendor push carries more events than are taken in one push (answered 413, nothing stored)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, field="body")
+
+
 class ProviderError(SmsError):
     """The vendor answered with a failure, or its answer could not be understood.
 

@@ -349,11 +349,16 @@ class HttpResponse:
         return self.body.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        return json.loads(self.body.decode("utf-8"))
+        """The body as JSON; ValueError (never RecursionError) when it is not JSON."""
+        from .wire import load_json
+
+        return load_json(self.body)
 
     @classmethod
     def of_json(cls, value: Any, status: int = 200) -> "HttpResponse":
-        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        from .wire import json_text
+
+        body = json_text(value).encode("utf-8")
         return cls(status=status, headers={"Content-Type": "application/json;charset=UTF-8"}, body=body)
 
 
@@ -372,7 +377,10 @@ class CallbackRequest:
         return _find_header(self.headers, name)
 
     def json(self) -> Any:
-        return json.loads(self.body.decode("utf-8"))
+        """The body as JSON; ValueError (never RecursionError) when it is not JSON."""
+        from .wire import load_json
+
+        return load_json(self.body)
 
 
 @attrs.frozen(kw_only=True)

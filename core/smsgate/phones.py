@@ -38,6 +38,16 @@ def mask_phone(phone: str) -> str:
     return "*" * len(phone)
 
 
+#: a mobile number inside free text, with an optional +86/0086/86 prefix, not part of a longer number
+_MOBILE_IN_TEXT = re.compile(r"(?<![0-9])((?:\+86|0086|86)?1[3-9][0-9])([0-9]{4})([0-9]{4})(?![0-9])")
+
+
+def mask_phones_in(text: str) -> str:
+    """Mask every mainland mobile number inside free text (vendor error texts, log previews):
+    ``"号码13800138000无效"`` -> ``"号码138****8000无效"``."""
+    return _MOBILE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", str(text))
+
+
 def segments(text: str) -> int:
     """Number of SMS parts ``text`` costs: 70 characters fit one SMS, a longer text goes in parts of 67.
 

@@ -20,6 +20,7 @@ cattrs is imported only when a converter is built, so importing a plugin stays c
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,6 +29,32 @@ import attrs
 
 class WireError(ValueError):
     """A vendor JSON value that does not have the documented shape. ``str()`` names the fields."""
+
+
+def json_text(value: Any, *, default: Callable[[Any], Any] | None = None,
+              separators: tuple[str, str] = (",", ":")) -> str:
+    """``value`` as JSON text that always encodes to UTF-8.
+
+    Non-ASCII text is kept as it is, except when the value holds a lone surrogate (``"\\udfff"``,
+    what a vendor writes when it cuts an emoji in half): then the whole text is ``\\u``-escaped
+    ASCII. ``json.loads`` reads both forms back to the same value, so nothing is lost either way.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=separators, default=default)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, separators=separators, default=default)
+    return text
+
+
+def load_json(data: bytes | str) -> Any:
+    """Parse JSON text (bytes are read as UTF-8). Raises ``ValueError`` for anything that is not
+    JSON, including text nested so deep that the parser would raise ``RecursionError``."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def kind(value: Any) -> str:

@@ -5,10 +5,17 @@ pull beside its pushes. The :class:`Poller` keeps pulling each configured provid
 operations, never faster than the vendor's ``Capabilities.min_interval`` (the Gateway enforces it
 too), and stores what it gets in the spool with ``source="pull"``. Dedup keys are the same as for
 pushes, so a report that arrives both ways is handled once.
+
+A vendor hands each pulled item out once, so nothing pulled may be dropped: when the spool refuses
+a batch, the poller stores what it can item by item and keeps every item it could not store aside
+in a dead-letter file (``<spool>.dead-letter.jsonl``, one JSON line per item, logged as
+``smsgate.poll.dead_letter``); if even that file cannot be written the items stay in memory and are
+tried again before every later pull. Neither :meth:`Poller.pull` nor :meth:`Poller.run` raises for it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -19,7 +26,7 @@ import attrs
 from ..errors import ProviderError, RateLimited, TransportError
 from ..log import get_logger
 from ..models import Operation, PullQuery
-from .store import Spool, SpoolError
+from .store import Spool, event_kind, plain_event
 
 log = get_logger("smsgate.poller")
 
@@ -33,6 +40,7 @@ class PullOutcome:
     events: int = 0
     stored: int = 0
     duplicates: int = 0
+    dead_letter: int = 0  #: items that could not be stored, kept aside (see the module's text)
     error: str | None = None
 
 
@@ -59,9 +67,12 @@ class Poller:
 
     def __init__(self, gateway: Any, spool: Spool, *, providers: Iterable[str] | None = None,
                  interval: float = 10.0, max_backoff: float = 300.0,
-                 query: Callable[[str], PullQuery] | None = None):
+                 query: Callable[[str], PullQuery] | None = None, dead_letter: str | os.PathLike | None = None):
         self.gateway = gateway
         self.spool = spool
+        self._dead_letter = os.fspath(dead_letter) if dead_letter else None
+        self._unsaved: list[tuple[Any, str]] = []  # (event, error) neither stored nor dead-lettered yet
+        self._unsaved_lock = threading.Lock()
         self.targets = pull_targets(gateway, providers)
         self.interval = interval
         self.max_backoff = max_backoff
@@ -70,6 +81,11 @@ class Poller:
         self._next: dict[tuple[str, Operation], float] = {}
         self._failures: dict[tuple[str, Operation], int] = {}
         self._thread: threading.Thread | None = None
+
+    @property
+    def dead_letter(self) -> str:
+        """The file that keeps pulled items the spool refused (default ``<spool>.dead-letter.jsonl``)."""
+        return self._dead_letter or f"{self.spool.path}.dead-letter.jsonl"
 
     def min_interval(self, name: str, op: Operation) -> float:
         entry, _ = self.gateway.provider(name)
@@ -89,11 +105,66 @@ class Poller:
             return outcome
         outcome.events = len(events)
         if events:
-            put = self.spool.put(events, source="pull")  # SpoolError propagates: the events are lost otherwise
-            outcome.stored, outcome.duplicates = put.stored, put.duplicates
+            self._store(events, outcome)
         log.info("smsgate.poll.pulled", provider=name, operation=op.value, events=outcome.events,
-                 stored=outcome.stored, duplicates=outcome.duplicates)
+                 stored=outcome.stored, duplicates=outcome.duplicates, dead_letter=outcome.dead_letter)
         return outcome
+
+    def _store(self, events: list[Any], outcome: PullOutcome) -> None:
+        """Store ``events``; what cannot be stored goes to the dead-letter file. Never raises."""
+        with self._unsaved_lock:
+            retry, self._unsaved = self._unsaved, []
+        if retry:  # kept in memory by an earlier pull: try the spool, then the file, again
+            self._keep_aside(self._put_each([e for e, _ in retry], outcome, count=False), outcome, count=False)
+        try:
+            put = self.spool.put(events, source="pull")
+        except Exception:  # the batch was refused as a whole: find the items that can be stored
+            failed = self._put_each(events, outcome)
+            self._keep_aside(failed, outcome)
+            return
+        outcome.stored += put.stored
+        outcome.duplicates += put.duplicates
+
+    def _put_each(self, events: list[Any], outcome: PullOutcome, count: bool = True) -> list[tuple[Any, str]]:
+        failed = []
+        for event in events:
+            try:
+                put = self.spool.put([event], source="pull")
+            except Exception as exc:
+                failed.append((event, f"{type(exc).__name__}: {exc}"))
+                continue
+            if count:
+                outcome.stored += put.stored
+                outcome.duplicates += put.duplicates
+        return failed
+
+    def _keep_aside(self, failed: list[tuple[Any, str]], outcome: PullOutcome, count: bool = True) -> None:
+        if not failed:
+            return
+        if count:
+            outcome.dead_letter += len(failed)
+            outcome.error = f"SpoolError: {len(failed)} pulled item(s) could not be stored; kept in {self.dead_letter}"
+        try:
+            from ..wire import json_text
+
+            lines = []
+            for event, error in failed:
+                kind = event_kind(event)
+                lines.append(json_text({"provider": event.provider, "kind": kind, "error": error,
+                                        "failed_at": time.time(),
+                                        "event": plain_event(event, kind)}, default=str) + "\n")
+            with open(self.dead_letter, "ab") as fh:
+                fh.write("".join(lines).encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except Exception as exc:  # not even the file: keep them and try again before the next pull
+            with self._unsaved_lock:
+                self._unsaved.extend(failed)
+            log.error("smsgate.poll.unsaved", items=len(failed), dead_letter=self.dead_letter,
+                      error=f"{type(exc).__name__}: {exc}", hint="kept in memory, tried again before every pull")
+            return
+        log.error("smsgate.poll.dead_letter", items=len(failed), dead_letter=self.dead_letter,
+                  error=failed[0][1][:300])
 
     def poll_once(self) -> list[PullOutcome]:
         """Pull each target once (waiting out rate limits as needed)."""
@@ -109,7 +180,8 @@ class Poller:
         return floor if outcome.events else max(floor, self.interval)
 
     def run(self, on_pull: Callable[[PullOutcome], None] | None = None) -> None:
-        """Poll until :meth:`stop`. A SpoolError stops the loop (pulled reports would be lost)."""
+        """Poll until :meth:`stop`. Nothing stops the loop: errors are logged and backed off, and
+        pulled items the spool refuses are kept aside (see the module's text)."""
         if not self.targets:
             log.warning("smsgate.poll.nothing", hint="no configured provider offers pulls")
             return
@@ -123,8 +195,6 @@ class Poller:
                 continue
             try:
                 outcome = self.pull(*key)
-            except SpoolError:
-                raise
             except Exception as exc:  # a plugin bug: log, back off, keep the others going
                 outcome = PullOutcome(key[0], key[1], error=f"{type(exc).__name__}: {exc}")
                 log.error("smsgate.poll.error", provider=key[0], operation=key[1].value, error=outcome.error)
@@ -165,8 +235,8 @@ class Poller:
     def _run_thread(self) -> None:
         try:
             self.run()
-        except SpoolError as exc:  # logged, not a traceback; what was pulled is at the vendor no more
-            log.error("smsgate.poll.spool_failed", error=str(exc), hint="polling stopped: the spool cannot be written")
+        except Exception as exc:  # not expected (run survives every pull): logged, not a traceback
+            log.error("smsgate.poll.stopped", error=f"{type(exc).__name__}: {exc}")
 
     def start_thread(self) -> threading.Thread:
         """Run :meth:`run` in a daemon thread. Stop it with :meth:`stop` then :meth:`join` before

@@ -27,11 +27,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AuthError, ConfigError, ValidationError
+from ..errors import AuthError, ConfigError, PushTooLarge, ValidationError
 from ..log import get_logger
 from ..models import CallbackRequest, HttpResponse
+from ..phones import mask_phones_in
 from .dispatcher import Dispatcher, Handler
-from .replay import AcceptingStore, RecordingStore, replay_store_from
+from .replay import DEFAULT_HOLD, AcceptingStore, RecordingStore, replay_store_from
 from .sinks import JsonlSink
 from .store import KINDS, Spool, SpoolError
 
@@ -42,6 +43,9 @@ log = get_logger("smsgate.callbacks")
 
 DEFAULT_SPOOL = "smsgate-spool.sqlite3"
 MAX_BODY = 4 * 1024 * 1024
+#: events one push may carry (a backstop for every vendor; guodu documents 250 and refuses more
+#: itself before building them): a larger push is answered 413 and nothing of it is stored
+MAX_EVENTS = 2000
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
@@ -108,7 +112,8 @@ class Receiver:
     def __init__(self, gateway: Any = None, *, spool: Spool | str | os.PathLike[str] | None = None,
                  replay_store: Any = None, prefix: str = "/callbacks", events_jsonl: str | os.PathLike[str] | None = None,
                  max_body: int = MAX_BODY, plugin_hooks: bool = True, poll_interval: float = 1.0,
-                 lease_seconds: float = 300.0, synchronous: str = "FULL"):
+                 lease_seconds: float = 300.0, synchronous: str = "FULL", max_events: int = MAX_EVENTS,
+                 nonce_hold: float = DEFAULT_HOLD):
         from ..sending.gateway import Gateway
 
         self.gateway = gateway if isinstance(gateway, Gateway) else Gateway(gateway)
@@ -116,8 +121,11 @@ class Receiver:
         if not isinstance(conf, dict):
             raise ConfigError("[receiver] must be a table")
         # a configured provider whose config is broken fails now, not with every push later
+        from .guard import startup_warning
+
         for name in self.gateway.provider_names():
-            self.gateway.provider(name)
+            _, provider_config = self.gateway.provider(name)
+            startup_warning(name, provider_config)
         if spool is None:
             spool = _setting(conf, "spool", "--spool", (str, os.PathLike)) or DEFAULT_SPOOL
         sync = _setting(conf, "synchronous", None, str) or synchronous
@@ -129,7 +137,13 @@ class Receiver:
             replay_store = _setting(conf, "replay_store", "--replay-store", (str, os.PathLike))
         if not isinstance(spool, (Spool, str, os.PathLike)):
             raise ConfigError(f"spool must be a file path, not {type(spool).__name__}")
-        self.spool = spool if isinstance(spool, Spool) else Spool(spool, synchronous=sync)
+        if isinstance(spool, Spool):
+            self.spool = spool
+        else:
+            try:
+                self.spool = Spool(spool, synchronous=sync)
+            except SpoolError as exc:  # a path that cannot be used is a configuration error
+                raise ConfigError(f"spool (--spool, [receiver] spool): {exc}") from None
         self._own_spool = not isinstance(spool, Spool)
         self._sink: JsonlSink | None = None
         try:
@@ -140,6 +154,8 @@ class Receiver:
                 raise ConfigError(f"replay_store (--replay-store, [receiver] replay_store): {exc}") from None
             self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
             self.max_body = max_body
+            self.max_events = max_events
+            self.nonce_hold = nonce_hold
             self.dispatcher = Dispatcher(self.spool, poll_interval=poll_interval, lease_seconds=lease_seconds)
             self._pid: int | None = None
             self._start_lock = threading.Lock()
@@ -312,24 +328,44 @@ class Receiver:
         return name in self.gateway.settings.providers
 
     def handle(self, provider: str, request: CallbackRequest) -> HttpResponse:
-        """Run one push through verify -> parse -> spool; return the vendor's answer. Never raises."""
+        """Run one push through verify -> parse -> spool; return the vendor's answer. Never raises:
+        whatever goes wrong is answered 4xx (the push itself is wrong) or 503 (push again later)."""
+        try:
+            return self._handle(provider, request)
+        except Exception as exc:  # a bug of ours: the vendor keeps the push and tries again
+            log.error("smsgate.callback.error", provider=provider, error=f"{type(exc).__name__}: {exc}")
+            return _error(503, "internal error; push again later")
+
+    def _handle(self, provider: str, request: CallbackRequest) -> HttpResponse:
         started = time.perf_counter()
         if not self.known(provider):
             return _error(404, f"no provider named {provider!r}")
         if request.method.upper() != "POST":
             return _error(405, "pushes are POSTed")
         self.start()  # also picks up plugin hooks registered since the last push
-        store = RecordingStore(self.replay_store)
+        store = RecordingStore(self.replay_store, hold=self.nonce_hold)
         try:
             result = self.gateway.handle_callback(provider, request, replay_store=store)
+            events = list(result.events)
+            if len(events) > self.max_events:
+                raise PushTooLarge(f"{len(events)} events in one push; at most {self.max_events} are taken")
         except AuthError:
             store.give_back()
-            if store.seen_before:
+            if store.seen_before or store.held:
                 answer = self._stored_retry(provider, request)
                 if answer is not None:
                     return answer
+            if store.held and not store.seen_before:
+                # the nonce is reserved by a push still being stored, or by a process that died
+                # before it could store it: the retry is welcome once the reservation ends
+                log.warning("smsgate.callback.nonce_held", provider=provider)
+                return _error(503, "a push with this nonce is being stored; push again later")
             log.warning("smsgate.callback.refused", provider=provider, remote=request.remote_addr)
             return _error(401, "verification failed")
+        except PushTooLarge as exc:
+            store.give_back()
+            log.warning("smsgate.callback.too_large", provider=provider, error=str(exc))
+            return _error(413, str(exc))
         except ConfigError as exc:
             # configured (known() said so) but not usable: 503, so the vendor pushes again once fixed
             store.give_back()
@@ -340,18 +376,21 @@ class Receiver:
             # RecursionError: JSON nested thousands deep; OverflowError: numbers or times out of range
             # a plugin choking on a body it did not expect is still a malformed body, never a 500
             store.give_back()
-            log.warning("smsgate.callback.malformed", provider=provider, error=f"{type(exc).__name__}: {exc}")
+            log.warning("smsgate.callback.malformed", provider=provider,
+                        error=mask_phones_in(f"{type(exc).__name__}: {exc}"[:300]))
             return _error(400, f"malformed push: {exc}" if isinstance(exc, ValidationError) else "malformed push")
-        except Exception as exc:  # a plugin bug: 500 so the vendor retries later, and a log line
+        except Exception as exc:  # a plugin bug: 503 so the vendor pushes again later, and a log line
             store.give_back()
-            log.error("smsgate.callback.error", provider=provider, error=f"{type(exc).__name__}: {exc}")
-            return _error(500, "internal error")
+            log.error("smsgate.callback.error", provider=provider,
+                      error=mask_phones_in(f"{type(exc).__name__}: {exc}"[:300]))
+            return _error(503, "internal error; push again later")
         try:
-            put = self.spool.put(result.events, source="push")
-        except SpoolError:
+            put = self.spool.put(events, source="push")
+        except Exception:  # SpoolError, or anything else: nothing was stored
             store.give_back()  # the vendor's retry carries the same nonce; let it in
             return _error(503, "could not store the events; push again later")
-        log.info("smsgate.callback.accepted", provider=provider, events=len(result.events), stored=put.stored,
+        store.confirm()
+        log.info("smsgate.callback.accepted", provider=provider, events=len(events), stored=put.stored,
                  duplicates=put.duplicates, ms=round((time.perf_counter() - started) * 1000, 2))
         return result.response
 
@@ -403,7 +442,16 @@ class Receiver:
 
     # -- WSGI --------------------------------------------------------------------------------
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        """The receiver as a WSGI application."""
+        """The receiver as a WSGI application. Never raises (a server's traceback log would carry
+        the URL, which may hold a path secret): a failure of ours is answered 503."""
+        try:
+            response = self._wsgi_response(environ)
+        except Exception as exc:
+            log.error("smsgate.callback.error", error=f"{type(exc).__name__}: {exc}"[:300])
+            response = _error(503, "internal error; push again later")
+        return _wsgi_respond(response, start_response)
+
+    def _wsgi_response(self, environ: dict[str, Any]) -> HttpResponse:
         path = environ.get("PATH_INFO") or "/"
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -429,7 +477,7 @@ class Receiver:
                     headers.append(("Content-Type", environ["CONTENT_TYPE"]))
                 response = self.handle_path(environ.get("REQUEST_METHOD", "GET"), path, headers, body,
                                             environ.get("REMOTE_ADDR"), environ.get("QUERY_STRING", ""))
-        return _wsgi_respond(response, start_response)
+        return response
 
     # -- ASGI --------------------------------------------------------------------------------
     @property
@@ -471,7 +519,9 @@ def load_handler(spec: str) -> Callable[..., Any]:
 def dumps_event(item: Any) -> str:
     from .sinks import event_line
 
-    return json.dumps(event_line(item), ensure_ascii=False, default=str)
+    from ..wire import json_text
+
+    return json_text(event_line(item), default=str, separators=(", ", ": "))
 
 
 __all__ = ["Receiver", "load_handler", "handler_options"]

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from ..log import get_logger
+from ..wire import json_text
 from .store import SpooledEvent
 
 log = get_logger("smsgate.spool")
@@ -53,7 +54,7 @@ class JsonlSink:
             for item in items:
                 if item.id in self.written:
                     continue
-                lines.append(json.dumps(event_line(item), ensure_ascii=False, default=str) + "\n")
+                lines.append(json_text(event_line(item), default=str, separators=(", ", ": ")) + "\n")
             if not lines:
                 return
             self._fh.write("".join(lines).encode("utf-8"))

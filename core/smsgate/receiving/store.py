@@ -28,13 +28,16 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
+
+import contextlib
 
 import attrs
 
 from ..errors import SmsError
 from ..log import get_logger
+from ..wire import json_text
 
 log = get_logger("smsgate.spool")
 
@@ -73,6 +76,23 @@ CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries (handler, state, next_
 
 class SpoolError(SmsError):
     """The spool could not be written (disk full, read-only, locked too long, corrupt file)."""
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on *any* exception (not only sqlite3.Error):
+    a transaction left open would keep the file's write lock from every other writer."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # the connection is broken: nothing more to undo here
+                pass
+        raise
 
 
 @attrs.frozen(kw_only=True)
@@ -140,15 +160,29 @@ def dedup_key(event: Any, kind: str | None = None) -> str:
         if event.message_id is None and event.phone is None:
             digest = hashlib.sha256(json.dumps(event.raw, sort_keys=True, default=str).encode()).hexdigest()
             return f"{event.provider}|report|raw:{digest}"
-        return f"{event.provider}|report|{event.message_id or ''}|{_phone_key(event.phone)}|{event.status.value}"
-    if kind == "inbound":
-        content = hashlib.sha256(event.content.encode("utf-8")).hexdigest()[:32]
-        return (f"{event.provider}|inbound|{_phone_key(event.phone)}|{event.received_at or ''}|"
-                f"{event.service_code or ''}|{content}")
-    return f"{event.provider}|task|{event.task_id}|{event.total}|{event.sent}|{event.failed}"
+        key = f"{event.provider}|report|{event.message_id or ''}|{_phone_key(event.phone)}|{event.status.value}"
+    elif kind == "inbound":
+        content = hashlib.sha256(event.content.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        key = (f"{event.provider}|inbound|{_phone_key(event.phone)}|{event.received_at or ''}|"
+               f"{event.service_code or ''}|{content}")
+    else:
+        key = f"{event.provider}|task|{event.task_id}|{event.total}|{event.sent}|{event.failed}"
+    return utf8_safe(key)
 
 
-def _plain(event: Any, kind: str) -> dict[str, Any]:
+def utf8_safe(text: str) -> str:
+    """``text`` unchanged, or with each lone surrogate written as its ``\\udxxx`` escape: the one
+    rule for text that SQLite must store as UTF-8 but that does not encode (keys, not payloads,
+    which :func:`smsgate.wire.json_text` keeps losslessly)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def plain_event(event: Any, kind: str) -> dict[str, Any]:
+    """The event's fields as JSON-ready values (what the spool stores)."""
     if kind == "report":
         return {"provider": event.provider, "message_id": event.message_id, "phone": event.phone,
                 "status": event.status.value, "raw_status": event.raw_status, "description": event.description,
@@ -161,8 +195,8 @@ def _plain(event: Any, kind: str) -> dict[str, Any]:
 
 
 def encode_event(event: Any, kind: str | None = None) -> str:
-    return json.dumps(_plain(event, kind or event_kind(event)), ensure_ascii=False, separators=(",", ":"),
-                      default=str)
+    """The stored JSON of an event: lossless even for text holding lone surrogates."""
+    return json_text(plain_event(event, kind or event_kind(event)), default=str)
 
 
 def decode_event(kind: str, payload: str) -> Any:
@@ -266,21 +300,14 @@ class Spool:
         with ``since_id`` also for the stored events after that id that it has no row for yet."""
         wanted = sorted(set(kinds or KINDS))
         self._after_fork()
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        with self._write_lock, transaction(self._writer) as conn:
+            conn.execute(
+                "INSERT INTO handlers (name, kinds, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET kinds=excluded.kinds", (name, ",".join(wanted), self.clock()))
+            if since_id is not None:
                 conn.execute(
-                    "INSERT INTO handlers (name, kinds, created_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET kinds=excluded.kinds", (name, ",".join(wanted), self.clock()))
-                if since_id is not None:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO deliveries (handler, event_id, state) SELECT ?, id, 'pending' FROM events "
-                        f"WHERE id>? AND kind IN ({','.join('?' * len(wanted))})", (name, since_id, *wanted))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                    "INSERT OR IGNORE INTO deliveries (handler, event_id, state) SELECT ?, id, 'pending' FROM events "
+                    f"WHERE id>? AND kind IN ({','.join('?' * len(wanted))})", (name, since_id, *wanted))
         if since_id is not None:
             self.notify()
 
@@ -292,11 +319,10 @@ class Spool:
 
     def forget_handler(self, name: str) -> None:
         """Stop feeding ``name`` and drop its outstanding rows (a handler removed from the app)."""
-        with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")
-            self._writer.execute("DELETE FROM handlers WHERE name=?", (name,))
-            self._writer.execute("DELETE FROM deliveries WHERE handler=?", (name,))
-            self._writer.execute("COMMIT")
+        self._after_fork()
+        with self._write_lock, transaction(self._writer) as conn:
+            conn.execute("DELETE FROM handlers WHERE name=?", (name,))
+            conn.execute("DELETE FROM deliveries WHERE handler=?", (name,))
 
     def handler_names(self) -> dict[str, set[str]]:
         with self._write_lock:
@@ -321,30 +347,27 @@ class Spool:
                 prepared[key] = (e.provider, kind, encode_event(e, kind))
         now = self.clock()
         with self._write_lock:
-            conn = self._writer
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                # we hold the write lock, so every id above the current maximum is one of ours
-                before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-                conn.executemany(
-                    "INSERT OR IGNORE INTO events (dedup_key, provider, kind, source, spooled_at, payload) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(k, p, kind, source, now, payload) for k, (p, kind, payload) in prepared.items()])
-                ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id>? ORDER BY id", (before,))]
-                if ids:
-                    for name, kinds in conn.execute("SELECT name, kinds FROM handlers").fetchall():
-                        wanted = kinds.split(",")
-                        conn.execute(
-                            "INSERT INTO deliveries (handler, event_id, state) SELECT ?, id, 'pending' FROM events "
-                            f"WHERE id>? AND kind IN ({','.join('?' * len(wanted))})", (name, before, *wanted))
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                log.error("smsgate.spool.write_failed", path=self.path, error=str(exc), events=len(events))
-                raise SpoolError(f"spool {self.path} could not store {len(events)} events: {exc}") from None
+                with transaction(self._writer) as conn:
+                    # we hold the write lock, so every id above the current maximum is one of ours
+                    before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO events (dedup_key, provider, kind, source, spooled_at, payload) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        [(k, p, kind, source, now, payload) for k, (p, kind, payload) in prepared.items()])
+                    ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id>? ORDER BY id", (before,))]
+                    if ids:
+                        for name, kinds in conn.execute("SELECT name, kinds FROM handlers").fetchall():
+                            wanted = kinds.split(",")
+                            conn.execute(
+                                "INSERT INTO deliveries (handler, event_id, state) SELECT ?, id, 'pending' FROM "
+                                f"events WHERE id>? AND kind IN ({','.join('?' * len(wanted))})",
+                                (name, before, *wanted))
+            except Exception as exc:  # rolled back: nothing of this call is stored
+                log.error("smsgate.spool.write_failed", path=self.path, error=f"{type(exc).__name__}: {exc}",
+                          events=len(events))
+                raise SpoolError(f"spool {self.path} could not store {len(events)} events: "
+                                 f"{type(exc).__name__}: {exc}") from None
             self._puts += 1
             if self._puts % 1000 == 0:  # in case no handler thread checkpoints (a put-only process)
                 try:
@@ -402,19 +425,8 @@ class Spool:
     # -- consuming ---------------------------------------------------------------------------
     def _book_tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         self._after_fork()
-        with self._book_lock:
-            conn = self._book
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                raise
+        with self._book_lock, transaction(self._book) as conn:
+            return fn(conn)
 
     def claim(self, handler: str, owner: str, limit: int = 100, lease_seconds: float = 300.0) -> list[SpooledEvent]:
         """Lease up to ``limit`` due events for ``handler`` (oldest first)."""

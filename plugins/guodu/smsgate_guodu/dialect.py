@@ -117,9 +117,3 @@ def describe(code: str) -> str:
     return f"{meaning[0]} ({meaning[1]})"
 
 
-_MOBILE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-
-
-def mask_phones_in(text: str) -> str:
-    """Mask every mainland mobile number inside free text (for log lines)."""
-    return _MOBILE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)

@@ -2,13 +2,13 @@
 
 One call sends one text to up to ``max_phones`` numbers; the content travels URL-encoded the way
 Java's ``URLEncoder`` writes it. Guodu signs nothing: the account name and password travel in the
-body, and its report pushes carry no signature (see ``verify_callback`` for what protects them).
+body, and its report pushes carry no signature, so they are refused until the config sets a
+protection (``push_allow_ips``, ``push_path_secret`` or ``push_auth = "none"``; see
+:mod:`smsgate.receiving.guard`).
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 import re
 from typing import Any
@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl
 
 import attrs
 
-from smsgate.config import ProviderConfig, secret
-from smsgate.errors import AuthError, ProviderError, ValidationError
+from smsgate.config import secret
+from smsgate.errors import AuthError, ProviderError, PushTooLarge, ValidationError
 from smsgate.hookspecs import hookimpl
 from smsgate.models import (
     CallbackResult,
@@ -30,8 +30,9 @@ from smsgate.models import (
     SendReply,
     Status,
 )
-from smsgate.phones import mask_phone
+from smsgate.phones import mask_phone, mask_phones_in
 from smsgate.provider import Capabilities, Provider
+from smsgate.receiving.guard import UnsignedPushConfig, push_allowed, redact_path
 
 from . import dialect, wire
 
@@ -54,16 +55,11 @@ def _check_append_id(instance: Any, attribute: Any, value: str) -> None:
         raise ValueError("append_id must be digits only")
 
 
-def _check_allow_ips(instance: Any, attribute: Any, value: list[str]) -> None:
-    for item in value:
-        try:
-            ipaddress.ip_network(str(item).strip(), strict=False)
-        except ValueError:
-            raise ValueError(f"push_allow_ips: {item!r} is not an IP address or network") from None
-
-
 @attrs.frozen(kw_only=True)
-class GuoduConfig(ProviderConfig):
+class GuoduConfig(UnsignedPushConfig):
+    """``push_allow_ips``, ``push_path_secret`` and ``push_auth`` come from
+    :class:`smsgate.receiving.guard.UnsignedPushConfig`: pushes are refused until one is set."""
+
     #: the address Guodu's business staff give; the document also names 221.179.172.68 (China
     #: Mobile room) and 124.251.7.68 (21Vianet room), usually with a port: http://ip:port
     base_url: str = "http://qxtsms.guodulink.net"
@@ -72,10 +68,6 @@ class GuoduConfig(ProviderConfig):
     append_id: str = attrs.field(default="", validator=_check_append_id)  #: AppendID for every send
     #: phones a request; the document says 500 in its table and 200 in its note
     max_phones: int = attrs.field(default=200, validator=_check_max_phones)
-    #: source addresses (IPs or networks) a push may come from; empty = accept from anywhere
-    push_allow_ips: list[str] = attrs.field(factory=list, validator=_check_allow_ips)
-    #: when set, a push is accepted only if one segment of its URL path equals this value
-    push_path_secret: str = secret(default="")
 
 
 CAPABILITIES = Capabilities(
@@ -238,45 +230,11 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
 
 # -- pushes ----------------------------------------------------------------------------------
 
-def _client_address(raw: str | None) -> Any:
-    if not raw:
-        return None
-    text = raw.strip()
-    if text.startswith("[") and "]" in text:  # "[::1]:port"
-        text = text[1:text.index("]")]
-    elif text.count(":") == 1:  # "1.2.3.4:port"
-        text = text.split(":", 1)[0]
-    text = text.split("%", 1)[0]  # IPv6 zone
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    mapped = getattr(addr, "ipv4_mapped", None)
-    return mapped or addr
-
-
 @hookimpl
 def verify_callback(ctx: Any, request: Any) -> bool:
-    """Guodu's pushes carry no signature. A push is refused only by the two optional checks:
-    its source address against ``push_allow_ips``, its path against ``push_path_secret``."""
-    cfg = ctx.config
-    if cfg.push_allow_ips:
-        addr = _client_address(request.remote_addr)
-        networks = [ipaddress.ip_network(str(n).strip(), strict=False) for n in cfg.push_allow_ips]
-        if addr is None or not any(addr.version == n.version and addr in n for n in networks):
-            _log().warning("smsgate.guodu.push.refused", reason="source address not in push_allow_ips",
-                           remote_addr=request.remote_addr)
-            return False
-    if cfg.push_path_secret:
-        wanted = cfg.push_path_secret.encode("utf-8")
-        found = False
-        for segment in str(request.path or "").split("/"):
-            # compare every segment, so the time taken does not depend on where a match is
-            found = hmac.compare_digest(segment.encode("utf-8"), wanted) or found
-        if not found:
-            _log().warning("smsgate.guodu.push.refused", reason="path secret missing")
-            return False
-    return True
+    """Guodu's pushes carry no signature: a push is accepted only through the protections the
+    config sets (source address, path secret), and refused while it sets none."""
+    return push_allowed(ctx, request)
 
 
 _PHONE_KEYS = ("mobile", "srcmobile", "src_mobile", "phone", "phonenumber", "sendmobile")
@@ -335,7 +293,7 @@ def _decode_json(text: str) -> Any:
 def _describe_keys(data: Any) -> list[str]:
     if isinstance(data, list):
         data = next((d for d in data if isinstance(d, dict)), {})
-    return sorted(dialect.mask_phones_in(str(k))[:40] for k in data)[:20] if isinstance(data, dict) else []
+    return sorted(mask_phones_in(str(k))[:40] for k in data)[:20] if isinstance(data, dict) else []
 
 
 def _answer() -> HttpResponse:
@@ -365,10 +323,10 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
         raise ValidationError("guodu push has an empty body", field="body")
 
     items = data if isinstance(data, list) else [data] if isinstance(data, dict) else None
+    if items is not None and len(items) > MAX_PUSH_ITEMS:  # refused before any item is read
+        raise PushTooLarge(f"guodu push of {len(items)} items; the document allows at most {MAX_PUSH_ITEMS}")
     if items is not None and items and all(_is_report(i) for i in items):
         reports = [_report(n, i) for n, i in enumerate(items)]
-        if len(reports) > MAX_PUSH_ITEMS:
-            log.warning("smsgate.guodu.push.oversized", items=len(reports), documented_max=MAX_PUSH_ITEMS)
         log.info("smsgate.guodu.push.reports", reports=len(reports),
                  phones=[mask_phone(r.phone or "") for r in reports[:10]])
         return CallbackResult(events=reports, response=_answer())
@@ -394,8 +352,9 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
     reason = "not a report array and no phone/content fields found"
     log.warning("smsgate.guodu.push.unrecognised", bytes=len(body), content_type=content_type,
                 keys=_describe_keys(data if data is not None else items or []),
-                preview=dialect.mask_phones_in(text[:120]), reason=reason)
+                preview=mask_phones_in(text[:120]), reason=reason)
     event = InboundMessage(provider=NAME, phone="", content=text, raw={
-        UNRECOGNISED: True, "reason": reason, "content_type": content_type, "path": request.path,
+        UNRECOGNISED: True, "reason": reason, "content_type": content_type,
+        "path": redact_path(ctx.config, request.path),
         "query": request.query, "body_base64": base64.b64encode(body).decode("ascii")})
     return CallbackResult(events=[event], response=_answer())

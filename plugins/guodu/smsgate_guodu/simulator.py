@@ -187,7 +187,9 @@ class GuoduSimulator(SimulatorServer):
 
     # -- demo ------------------------------------------------------------------------------
     def demo_config(self) -> dict[str, Any]:
-        return {"base_url": self.url, "oper_id": self.oper_id, "oper_pass": self.oper_pass}
+        # the simulator pushes from this host: the allow-list is the push protection
+        return {"base_url": self.url, "oper_id": self.oper_id, "oper_pass": self.oper_pass,
+                "push_allow_ips": ["127.0.0.1", "::1"]}
 
     def demo_message(self, operation: Any = None) -> Message:
         if operation == Operation.SEND_BATCH:

@@ -80,5 +80,7 @@ def test_result_code_normalised(raw, code):
 
 
 def test_mask_phones_in_text():
-    assert dialect.mask_phones_in('[{"mobile":"13800138000"}] 813800138000') == \
-        '[{"mobile":"138****8000"}] 813800138000'
+    from smsgate.phones import mask_phones_in
+
+    assert mask_phones_in('[{"mobile":"13800138000"}] 813800138000 +8613900139000') == \
+        '[{"mobile":"138****8000"}] 813800138000 +86139****9000'

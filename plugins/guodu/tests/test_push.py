@@ -117,8 +117,40 @@ def test_unrecognised_push_is_kept_whole_and_answered_200(gw, body):
 
 # -- who may push --------------------------------------------------------------------------
 
-def test_no_allow_list_accepts_anyone(gw):
+def test_push_auth_none_accepts_anyone(gw):
     assert push(gw, [], remote_addr="203.0.113.9").response.status == 200
+
+
+def test_without_any_protection_every_push_is_refused(make_gateway):
+    # the default: no allow-list, no path secret, no explicit push_auth = "none"
+    gw = make_gateway(push_auth="")
+    with capture_logs() as logs, pytest.raises(AuthError):
+        push(gw, reports(1), remote_addr="221.179.172.68")
+    assert any("push_auth" in str(e.get("hint")) for e in logs)
+
+
+def test_push_auth_takes_only_none(make_gateway):
+    from smsgate import ConfigError
+
+    with pytest.raises(ConfigError, match="push_auth"):
+        make_gateway(push_auth="off").provider("guodu")
+
+
+def test_more_items_than_the_document_allows_are_refused_before_reading_them(gw):
+    from smsgate import PushTooLarge
+
+    with pytest.raises(PushTooLarge, match="250"):
+        push(gw, reports(251))
+
+
+def test_path_secret_is_not_kept_in_an_unrecognised_push(make_gateway):
+    gw = make_gateway(push_path_secret="Zk3vQ9-secret", push_auth="")
+    with capture_logs() as logs:
+        result = gw.handle_callback("guodu", CallbackRequest(path="/callbacks/guodu/Zk3vQ9-secret",
+                                                             body=b"something odd"))
+    [event] = result.events
+    assert event.raw["path"] == "/callbacks/guodu/***"
+    assert "Zk3vQ9-secret" not in json.dumps([event.raw, logs], default=str)
 
 
 @pytest.mark.parametrize("addr,ok", [

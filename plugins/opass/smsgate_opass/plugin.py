@@ -5,7 +5,9 @@
 * personalised -> ``POST /message/sendBatch`` (``phonesJson``, ``templateParamJson``);
 * report pull -> ``POST /sms/arriveRes/qry`` (at most 600 a call, each report returned once);
 * balance -> ``POST /sms/residueValue/qry``;
-* report and inbound pushes: ``{"apiKey": ..., "data": [...]}``, unsigned.
+* report and inbound pushes: ``{"apiKey": ..., "data": [...]}``, unsigned: refused until the config
+  sets a protection (``push_allow_ips``, ``push_path_secret`` or ``push_auth = "none"``; see
+  :mod:`smsgate.receiving.guard`), and then only when they name our ``apiKey``.
 
 Every call is signed with the ``x-api-key``/``x-nonce``/``x-sign-method``/``x-timestamp``/``x-sign``
 headers (see :mod:`smsgate_opass.dialect`).
@@ -31,7 +33,6 @@ from smsgate import (
     InsufficientBalance,
     Operation,
     Provider,
-    ProviderConfig,
     ProviderError,
     RateLimited,
     Reason,
@@ -43,6 +44,8 @@ from smsgate import (
     secret,
     text_params,
 )
+
+from smsgate.receiving.guard import UnsignedPushConfig, push_allowed
 
 from . import dialect, wire
 
@@ -66,15 +69,16 @@ def _sign_method(value: Any) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class OpassConfig(ProviderConfig):
+class OpassConfig(UnsignedPushConfig):
     """``api_key`` and ``access_key`` come from the vendor console (接口配置 -> 接口信息).
+    ``api_key`` is kept out of reprs and logs too: it is what a forged push would need.
 
     ``base_url`` may be ``https://opassapi.infocloud.com.cn`` (the document recommends it) or the
     IP:port a customer behind a firewall was given.
     """
 
     base_url: str = DEFAULT_BASE_URL
-    api_key: str
+    api_key: str = secret()
     access_key: str = secret()
     sign_method: str = attrs.field(default=dialect.DEFAULT_SIGN_METHOD, converter=_sign_method)
 
@@ -372,11 +376,11 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
 
 @hookimpl
 def verify_callback(ctx: Any, request: Any) -> bool:
-    """The document signs no push: accept one only when its body names our ``apiKey``.
-
-    The api key travels in every request header, so it is an identifier rather than a secret:
-    protect the receiving URL as well (an unguessable path, the vendor's source IPs).
-    """
+    """The document signs no push: accept one only through the protections the config sets
+    (source address, path secret; refused while it sets none), and only when its body names our
+    ``apiKey``, which travels in every request header: an identifier rather than a secret."""
+    if not push_allowed(ctx, request):
+        return False
     try:
         data = request.json()
     except (ValueError, UnicodeDecodeError):  # not JSON at all: a malformed body (400), not a forgery

@@ -108,8 +108,9 @@ class OpassSimulator(SimulatorServer):
 
     # -- harness API -----------------------------------------------------------------------
     def demo_config(self) -> dict[str, Any]:
+        # the simulator pushes from this host: the allow-list is the push protection
         return {"base_url": self.url, "api_key": self.api_key, "access_key": self.access_key,
-                "sign_method": "HmacSHA256"}
+                "sign_method": "HmacSHA256", "push_allow_ips": ["127.0.0.1", "::1"]}
 
     def demo_message(self, operation: Any = None) -> Message:
         if operation == Operation.SEND_BATCH:

@@ -15,7 +15,8 @@ METHODS = ["HmacMD5", "HmacSHA1", "HmacSHA224", "HmacSHA256", "HmacSHA384", "Hma
 
 def write_config(path, sim, method):
     values = {**sim.demo_config(), "sign_method": method}
-    path.write_text("[providers.opass]\n" + "".join(f'{k} = "{v}"\n' for k, v in values.items()), encoding="utf-8")
+    path.write_text("[providers.opass]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()),
+                    encoding="utf-8")
     return str(path)
 
 

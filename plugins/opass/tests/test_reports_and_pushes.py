@@ -168,3 +168,19 @@ def test_malformed_push_is_a_validation_error(gateway, data):
     with pytest.raises(ValidationError) as err:
         gateway.handle_callback("opass", CallbackRequest(body=body))
     assert err.value.field == "body"
+
+
+def test_pushes_are_refused_until_a_protection_is_configured(sim, make_gateway):
+    gw = make_gateway(sim, push_auth="")  # no allow-list, no path secret: the default
+    body = json.dumps({"apiKey": sim.api_key, "data": []}).encode()
+    with pytest.raises(AuthError):
+        gw.handle_callback("opass", CallbackRequest(body=body, remote_addr="127.0.0.1"))
+    allowed = make_gateway(sim, push_auth="", push_allow_ips=["127.0.0.1"])
+    assert allowed.handle_callback("opass", CallbackRequest(body=body, remote_addr="127.0.0.1")).events == ()
+    with pytest.raises(AuthError):
+        allowed.handle_callback("opass", CallbackRequest(body=body, remote_addr="203.0.113.9"))
+
+
+def test_api_key_is_kept_out_of_the_config_repr(sim, gateway):
+    _, config = gateway.provider("opass")
+    assert sim.api_key not in repr(config) and "api_key" not in repr(config)
