@@ -1,3 +1,8 @@
+import re
+import subprocess
+import sys
+import threading
+
 import pytest
 
 
@@ -26,3 +31,50 @@ def push_reports(tmp_path):
             rc.close()
 
     return push
+
+
+class ServeProcess:
+    """``smsgate serve`` as a real subprocess (the production server when installed)."""
+
+    def __init__(self, args, env=None):
+        cmd = [sys.executable, "-m", "smsgate.cli", "serve", "--port", "0", *map(str, args)]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
+        self.pid = self.proc.pid
+        self.url = None  # http://host:port
+        self.stderr: list[str] = []
+        for line in self.proc.stderr:  # ends if the process dies before it listens
+            self.stderr.append(line)
+            m = re.search(r"receiving on (http://[\d.]+:\d+)", line)
+            if m:
+                self.url = m.group(1)
+                break
+        assert self.url, "serve did not start:\n" + "".join(self.stderr)
+        # keep draining stderr so the child never blocks on a full pipe
+        self._drain = threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True)
+        self._drain.start()
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def reap(self, timeout=60):
+        code = self.proc.wait(timeout)
+        self._drain.join(30)
+        self.proc.stderr.close()
+        return code
+
+
+@pytest.fixture
+def start_serve():
+    """``start_serve(args, env=None)`` -> a running :class:`ServeProcess` (stopped after the test)."""
+    started = []
+
+    def start(args, env=None):
+        serve = ServeProcess(args, env)
+        started.append(serve)
+        return serve
+
+    yield start
+    for serve in started:
+        if serve.proc.poll() is None:
+            serve.proc.kill()
+            serve.reap()

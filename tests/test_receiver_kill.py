@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -34,32 +33,9 @@ def record(report):
 '''
 
 
-def start_serve(tmp_path, env):
-    cmd = [sys.executable, "-m", "smsgate.cli", "serve", "--config", str(tmp_path / "smsgate.toml"),
-           "--port", "0", "--spool", str(tmp_path / "spool.sqlite3"),
-           "--events-jsonl", str(tmp_path / "events.jsonl"), "--handler", "kill_handler:record"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
-    url = None
-    lines = []
-    for line in proc.stderr:  # ends if the process dies before it listens
-        lines.append(line)
-        m = re.search(r"receiving on (http://[\d.]+:\d+)", line)
-        if m:
-            url = m.group(1) + "/callbacks/loopback"
-            break
-    assert url, "serve did not start:\n" + "".join(lines)
-    # keep draining stderr so the child never blocks on a full pipe
-    drain = threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True)
-    drain.start()
-    proc.drain_thread = drain
-    return proc, url
-
-
-def reap(proc):
-    code = proc.wait(60)
-    proc.drain_thread.join(30)
-    proc.stderr.close()
-    return code
+def serve_args(tmp_path):
+    return ["--config", tmp_path / "smsgate.toml", "--spool", tmp_path / "spool.sqlite3",
+            "--events-jsonl", tmp_path / "events.jsonl", "--handler", "kill_handler:record"]
 
 
 def push_batch(url, batch_no, nonce, per_push=5):
@@ -83,7 +59,7 @@ def read_lines(path):
         return [line for line in fh.read().splitlines() if line]
 
 
-def test_kill_9_during_pushes_loses_no_acknowledged_event(tmp_path):
+def test_kill_9_during_pushes_loses_no_acknowledged_event(tmp_path, start_serve):
     (tmp_path / "smsgate.toml").write_text(
         '[providers.loopback]\nbase_url = "http://127.0.0.1:9"\napi_key = "k"\n'
         f'api_secret = "{SECRET}"\n', encoding="utf-8")
@@ -92,7 +68,8 @@ def test_kill_9_during_pushes_loses_no_acknowledged_event(tmp_path):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
     env["KILL_TEST_HANDLED"] = str(tmp_path / "handled.txt")
 
-    proc, url = start_serve(tmp_path, env)
+    proc = start_serve(serve_args(tmp_path), env)
+    url = proc.url + "/callbacks/loopback"
     batches = 120
     acked: set[str] = set()
     acked_lock = threading.Lock()
@@ -120,14 +97,15 @@ def test_kill_9_during_pushes_loses_no_acknowledged_event(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)  # in the middle of the stream
     for t in threads:
         t.join(120)
-    reap(proc)
+    proc.reap()
     with acked_lock:
         acked_before_kill = set(acked)
     all_ids = {f"M{n:04d}-{j}" for n in range(batches) for j in range(5)}
     assert acked_before_kill < all_ids  # the kill really interrupted the stream
 
     # restart on the same spool and events file; the vendor pushes everything again (fresh nonces)
-    proc, url = start_serve(tmp_path, env)
+    proc = start_serve(serve_args(tmp_path), env)
+    url = proc.url + "/callbacks/loopback"
     try:
         for n in range(batches):
             status, _ = push_batch(url, n, nonce=f"again-{n}")
@@ -140,7 +118,7 @@ def test_kill_9_during_pushes_loses_no_acknowledged_event(tmp_path):
             time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
-        reap(proc)
+        proc.reap()
 
     events = [json.loads(x) for x in read_lines(tmp_path / "events.jsonl")]
     seen = [e["message_id"] for e in events]
@@ -155,15 +133,15 @@ def test_kill_9_during_pushes_loses_no_acknowledged_event(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_serve_stops_cleanly(tmp_path, sig):
+def test_serve_stops_cleanly(tmp_path, sig, start_serve):
     (tmp_path / "smsgate.toml").write_text(
         f'[providers.loopback]\nbase_url = "http://127.0.0.1:9"\napi_secret = "{SECRET}"\n', encoding="utf-8")
     (tmp_path / "kill_handler.py").write_text(HANDLER, encoding="utf-8")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
     env["KILL_TEST_HANDLED"] = str(tmp_path / "handled.txt")
-    proc, url = start_serve(tmp_path, env)
-    status, _ = push_batch(url, 1, nonce="x")
+    proc = start_serve(serve_args(tmp_path), env)
+    status, _ = push_batch(proc.url + "/callbacks/loopback", 1, nonce="x")
     assert status == 200
     proc.send_signal(sig)
-    assert reap(proc) == 0
+    assert proc.reap() == 0

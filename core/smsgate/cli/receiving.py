@@ -142,7 +142,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"smsgate: metrics on http://{host}:{port}{metrics_path}", file=sys.stderr, flush=True)
 
     try:
-        run_server(app, args.host, args.port, threads=args.threads, server=args.server, on_bound=bound)
+        run_server(app, args.host, args.port, threads=args.threads, server=args.server, on_bound=bound,
+                   max_body=receiver.max_body, connection_limit=receiver.connection_limit,
+                   idle_timeout=receiver.idle_timeout)
     finally:
         if poller:
             poller.stop()

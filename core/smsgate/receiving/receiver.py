@@ -89,6 +89,20 @@ def _setting(conf: dict[str, Any], key: str, option: str | None, types: Any) -> 
     return value
 
 
+def _limit(conf: dict[str, Any], key: str, given: Any, default: Any, integer: bool) -> Any:
+    """A bound of the receiver: the argument, else ``[receiver] key``, else the default; a finite
+    number above 0 (a whole number when ``integer``), or a ConfigError naming the key."""
+    import math
+
+    value = given if given is not None else conf.get(key, default)
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise ConfigError(f"[receiver] {key} must be {kind}, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"[receiver] {key} must be {kind} above 0")
+    return value
+
+
 class Receiver:
     """Verifies, parses, stores and dispatches vendor pushes.
 
@@ -111,8 +125,8 @@ class Receiver:
 
     def __init__(self, gateway: Any = None, *, spool: Spool | str | os.PathLike[str] | None = None,
                  replay_store: Any = None, prefix: str = "/callbacks", events_jsonl: str | os.PathLike[str] | None = None,
-                 max_body: int = MAX_BODY, plugin_hooks: bool = True, poll_interval: float = 1.0,
-                 lease_seconds: float = 300.0, synchronous: str = "FULL", max_events: int = MAX_EVENTS,
+                 max_body: int | None = None, plugin_hooks: bool = True, poll_interval: float = 1.0,
+                 lease_seconds: float = 300.0, synchronous: str = "FULL", max_events: int | None = None,
                  nonce_hold: float = DEFAULT_HOLD):
         from ..sending.gateway import Gateway
 
@@ -120,6 +134,13 @@ class Receiver:
         conf = self.gateway.settings.extra.get("receiver") or {}
         if not isinstance(conf, dict):
             raise ConfigError("[receiver] must be a table")
+        from .server import CONNECTION_LIMIT, IDLE_TIMEOUT
+
+        #: bounds of one push and of what `smsgate serve` lets clients hold (docs/receiving.md, Security)
+        self.max_body = _limit(conf, "max_body", max_body, MAX_BODY, integer=True)
+        self.max_events = _limit(conf, "max_events", max_events, MAX_EVENTS, integer=True)
+        self.connection_limit = _limit(conf, "connection_limit", None, CONNECTION_LIMIT, integer=True)
+        self.idle_timeout = _limit(conf, "idle_timeout", None, IDLE_TIMEOUT, integer=False)
         # a configured provider whose config is broken fails now, not with every push later
         from .guard import startup_warning
 
@@ -153,8 +174,6 @@ class Receiver:
             except (ValueError, TypeError, OSError, sqlite3.Error) as exc:
                 raise ConfigError(f"replay_store (--replay-store, [receiver] replay_store): {exc}") from None
             self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-            self.max_body = max_body
-            self.max_events = max_events
             self.nonce_hold = nonce_hold
             self.dispatcher = Dispatcher(self.spool, poll_interval=poll_interval, lease_seconds=lease_seconds)
             self._pid: int | None = None

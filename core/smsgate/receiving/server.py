@@ -90,7 +90,7 @@ class BackgroundServer:
     """A WSGI app on a stdlib threaded server in a thread (demo, tests). ``smsgate serve`` uses
     waitress instead; this needs no extra package."""
 
-    def __init__(self, app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0, idle_timeout: float | None = None):
         from socketserver import ThreadingMixIn
         from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
@@ -99,6 +99,8 @@ class BackgroundServer:
             request_queue_size = 128
 
         class _Quiet(WSGIRequestHandler):
+            timeout = idle_timeout  # a silent client's thread is freed after this many seconds
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -127,10 +129,32 @@ class BackgroundServer:
         self.stop()
 
 
+#: what one client may hold of `smsgate serve` (each also a `[receiver]` key; see docs/receiving.md)
+CONNECTION_LIMIT = 1000  #: open connections at once; more wait in the listen backlog
+IDLE_TIMEOUT = 10.0  #: seconds a connection may stay idle (no complete request) before it is closed
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> ConfigError:
+    import errno
+
+    why = {errno.EADDRINUSE: "the address is already in use (another server on that port?)",
+           errno.EACCES: "permission denied (ports below 1024 need privileges)",
+           errno.EADDRNOTAVAIL: "no such address on this host"}.get(exc.errno or 0, exc.strerror or str(exc))
+    return ConfigError(f"cannot listen on {host}:{port}: {why}")
+
+
 def run_server(app: Callable[..., Any], host: str, port: int, threads: int = 16, server: str = "auto",
-               on_bound: Callable[[str, int], None] | None = None) -> None:
+               on_bound: Callable[[str, int], None] | None = None, max_body: int | None = None,
+               connection_limit: int = CONNECTION_LIMIT, idle_timeout: float = IDLE_TIMEOUT) -> None:
     """Serve ``app`` until SIGINT/SIGTERM: waitress if installed (``pip install 'smsgate[serve]'``),
-    else (``server="wsgiref"`` or waitress missing, with a warning) the stdlib threaded server."""
+    else (``server="wsgiref"`` or waitress missing, with a warning) the stdlib threaded server.
+
+    What a client can hold is bounded: a body larger than ``max_body`` is answered 413 while it is
+    read (waitress stops reading at the limit, so nothing beyond it is buffered or written to a
+    temporary file); at most ``connection_limit`` connections are open at once; a connection that
+    has not sent a complete request for ``idle_timeout`` seconds is closed. Idle or slow
+    connections hold no request thread. A port that cannot be bound raises ConfigError.
+    """
     import signal
 
     use_waitress = server in ("auto", "waitress")
@@ -150,8 +174,19 @@ def run_server(app: Callable[..., Any], host: str, port: int, threads: int = 16,
     if use_waitress:
         import waitress.server
 
-        srv = waitress.server.create_server(app, host=host, port=port, threads=threads, ident="smsgate",
-                                            clear_untrusted_proxy_headers=True, channel_timeout=60)
+        limits: dict[str, Any] = {}
+        if max_body is not None:
+            limits["max_request_body_size"] = max_body
+        try:
+            srv = waitress.server.create_server(
+                app, host=host, port=port, threads=threads, ident="smsgate", clear_untrusted_proxy_headers=True,
+                connection_limit=connection_limit, channel_timeout=idle_timeout,
+                # the idle check runs every cleanup_interval: make it as quick as the timeout asks
+                cleanup_interval=max(0.5, min(idle_timeout / 2, 30.0)),
+                asyncore_use_poll=True,  # select() cannot watch more than 1024 sockets
+                **limits)
+        except OSError as exc:
+            raise _listen_error(host, port, exc) from None
         bound_host, bound_port = srv.socket.getsockname()[:2]
         if on_bound:
             on_bound(bound_host, bound_port)
@@ -162,7 +197,10 @@ def run_server(app: Callable[..., Any], host: str, port: int, threads: int = 16,
         finally:
             srv.close()
     else:
-        bg = BackgroundServer(app, host, port)
+        try:
+            bg = BackgroundServer(app, host, port, idle_timeout=idle_timeout)
+        except OSError as exc:
+            raise _listen_error(host, port, exc) from None
         host_, port_ = bg.server.server_address[:2]
         if on_bound:
             on_bound(_text(host_), int(port_))
