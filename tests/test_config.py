@@ -115,13 +115,33 @@ def test_list_values_from_the_environment_are_comma_separated():
     ("base_url", "http://127.0.0.1:port/", "port"),
     ("connect_timeout", -1, "more than 0"),
     ("read_timeout", 0, "more than 0"),
-    ("connect_retries", -1, "0 or more"),
+    ("connect_retries", -1, "between 0 and 10"),
     ("max_concurrency", 0, "1 or more"),
+    # each of these was accepted before, and made every send unknown or wait for ever
+    ("read_timeout", float("inf"), "finite"),
+    ("connect_timeout", float("nan"), "finite"),
+    ("send_timeout", float("inf"), "finite"),
+    ("send_timeout", 0, "more than 0"),
+    ("base_url", "ftp://x", "http:// or https://"),
+    ("base_url", "file:///etc/passwd", "absolute URL"),
+    ("connect_retries", 12, "between 0 and 10"),
 ])
 def test_common_keys_are_checked_when_loaded(key, value, words):
     with pytest.raises(ConfigError) as err:
         Gateway({"providers": {"loopback": {key: value}}}).provider("loopback")
     assert err.value.field == key and key in str(err.value) and words in str(err.value)
+
+
+def test_memory_base_url_stays_for_the_loopback():
+    _, config = Gateway({"providers": {"loopback": {"base_url": "memory://loopback"}}}).provider("loopback")
+    assert config.base_url == "memory://loopback" and config.send_timeout == 60.0
+
+
+@pytest.mark.parametrize("value", [1, ["loopback"], {"a": 1}, True])
+def test_default_provider_of_the_wrong_type_names_the_key(value):
+    with pytest.raises(ConfigError, match="default_provider") as err:
+        Gateway({"default_provider": value, "providers": {"loopback": {}}})
+    assert type(value).__name__ in str(err.value)
 
 
 def test_unreadable_config_files_are_config_errors(tmp_path):

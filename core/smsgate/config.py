@@ -51,6 +51,12 @@ class InvalidValue(ValueError):
         self.problem = problem
 
 
+#: base_url schemes: the web, and the in-process loopback vendor (``memory://``)
+URL_SCHEMES = ("http", "https", "memory")
+#: connect attempts are retried at most this often (each pause at most 2 s, within send_timeout)
+MAX_CONNECT_RETRIES = 10
+
+
 @attrs.frozen(kw_only=True)
 class ProviderConfig:
     """Keys every provider has. A plugin's Config class subclasses this and adds its own.
@@ -67,23 +73,30 @@ class ProviderConfig:
     #: send requests allowed, shared by every process on the limits store ("300/second"); None:
     #: the plugin's documented rate (``Capabilities.rate``); "none": no limit
     rate: str | None = None
+    #: the most one send may take; requests still open then are ``unknown``, not started ones rejected
+    send_timeout: float = 60.0
 
     def __attrs_post_init__(self) -> None:
+        import math
         from urllib.parse import urlsplit
 
         parts = urlsplit(str(self.base_url))
         if not parts.scheme or not parts.netloc:
             raise InvalidValue("base_url", "must be an absolute URL such as https://host:port/path")
+        if parts.scheme not in URL_SCHEMES:
+            # anything else would fail before sending, yet be reported as "may have been sent"
+            raise InvalidValue("base_url", f"must start with http:// or https://, not {parts.scheme}://")
         if parts.scheme in ("http", "https"):
             try:
                 parts.port  # noqa: B018 - raises on a port that is not a number
             except ValueError:
                 raise InvalidValue("base_url", "has a port that is not a number") from None
-        for name in ("connect_timeout", "read_timeout"):
-            if not getattr(self, name) > 0:
-                raise InvalidValue(name, "must be more than 0 seconds")
-        if self.connect_retries < 0:
-            raise InvalidValue("connect_retries", "must be 0 or more")
+        for name in ("connect_timeout", "read_timeout", "send_timeout"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise InvalidValue(name, "must be a finite number of seconds, more than 0")
+        if not 0 <= self.connect_retries <= MAX_CONNECT_RETRIES:
+            raise InvalidValue("connect_retries", f"must be between 0 and {MAX_CONNECT_RETRIES}")
         if self.max_concurrency < 1:
             raise InvalidValue("max_concurrency", "must be 1 or more")
         if self.rate is not None and self.rate != "none":
@@ -466,6 +479,10 @@ def settings_from_mapping(data: Mapping[str, Any], source: str | None = None) ->
             except ConfigError as exc:
                 problems.append(exc)
     extra = {k: v for k, v in data.items() if k != "providers"}
+    default = extra.get("default_provider")
+    if default is not None and not isinstance(default, str):
+        problems.append(ConfigError(f"{where}: default_provider must be the name of a [providers.NAME] table "
+                                    f"(a string), not {type(default).__name__}", field="default_provider"))
     return Settings(providers=providers, source=source, extra=extra, receiver=receiver, ledger=ledger,
                     problems=tuple(p for e in problems for p in e.problems))
 

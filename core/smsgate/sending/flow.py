@@ -7,6 +7,7 @@ nothing else calls the stages one by one. A new stage (ledger, limits, routing) 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import attrs
@@ -33,6 +34,7 @@ class Target:
     limits: Any = None  # smsgate.sending.limits.Limits: per-phone quotas and the request rate
     rate: Any = None  # the provider's request rate (a limits Rate), or None
     limit_scope: str | None = None  # the send's per-phone quota (a [templates.NAME]); None: its template id
+    send_timeout: float = 60.0  # the send's deadline, from its start (the provider's send_timeout)
 
 
 def send(target: Target, message: Message, log: Any) -> SendResult:
@@ -48,6 +50,8 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
     phones whose request never left; merge.
     """
     caps, hooks, ctx0 = target.capabilities, target.hooks, target.context
+    # every request of this send ends by the deadline (the transport cuts off what is still open)
+    ctx0 = attrs.evolve(ctx0, extras={**ctx0.extras, "deadline": time.monotonic() + target.send_timeout})
     operation = message.operation
     if operation not in caps.operations:
         raise ValidationError(f"provider {target.name!r} cannot {operation.value}", field="personal")

@@ -208,7 +208,8 @@ class Gateway:
         return Target(name=name, capabilities=entry.spec.capabilities, hooks=self.plugins.hooks_for(entry.spec.name),
                       context=self.context(name, operation),
                       max_concurrency=int(getattr(config, "max_concurrency", 4)), ledger=self.ledger,
-                      limits=self.limits, rate=self.rate(name))
+                      limits=self.limits, rate=self.rate(name),
+                      send_timeout=float(getattr(config, "send_timeout", 60.0)))
 
     def status(self, key: str) -> Any:
         """What the ledger recorded for ``key`` (``smsgate.sending.ledger.SendRecord``: per recipient
@@ -248,6 +249,12 @@ class Gateway:
         return self._rates[name]
 
     # -- other vendor calls ----------------------------------------------------------------
+    def _deadlined(self, name: str, operation: Operation) -> HookContext:
+        """The context of one pull or query, ending by the provider's ``send_timeout`` as a send does."""
+        ctx = self.context(name, operation)
+        timeout = float(getattr(ctx.config, "send_timeout", 60.0))
+        return attrs.evolve(ctx, extras={**ctx.extras, "deadline": time.monotonic() + timeout})
+
     def _call(self, name: str | None, operation: Operation, payload: Any) -> Any:
         from .pipeline import call_vendor
 
@@ -262,7 +269,7 @@ class Gateway:
         # one call at a time, counted from its answer, so the vendor, which counts from the
         # request's arrival, never sees two inside its window. Other kinds are not held up.
         with self.limits.spend(name, budgets, hold=self._hold(name), operation=operation.value):
-            return call_vendor(hooks, self.context(name, operation), operation, payload)
+            return call_vendor(hooks, self._deadlined(name, operation), operation, payload)
 
     def _hold(self, name: str) -> float:
         """The longest a vendor call may take (its connect attempts and read timeout), plus a

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ from ..models import (
     SendReply,
     SendResult,
 )
-from ..phones import mask_phone, normalise_phone, segments
+from ..phones import mask_phone, mask_phones_in, normalise_phone, segments
 from ..log import strip_userinfo
 from .trace import RequestTrace
 
@@ -253,7 +254,7 @@ def vendor_request(ctx: Any, operation: Operation, payload: Any, hooks: Any) -> 
 def _unknown(batch: Message, provider: str, log: Any, code: str, message: str,
              request_id: str | None = None) -> list[RecipientResult]:
     log.warning("smsgate.send.unknown", provider=provider, recipients=len(batch.to), phones=_masked(batch.to),
-                code=code, error=message, request_id=request_id)
+                code=code, error=mask_phones_in(message), request_id=request_id)
     reason = Reason(code=code, message=strip_userinfo(message), not_sent=False)
     return [RecipientResult(phone=p, outcome=Outcome.UNKNOWN, reason=reason, request_id=request_id)
             for p in batch.to]
@@ -292,7 +293,17 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
         if refused is not None:
             return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=refused) for p in batch.to]
         gated = None if gate is None else _gated(gate, batch, index, log)
-        results = gated if gated is not None else _send_outcomes(hooks, ctx, operation, batch, log)
+        deadline = ctx.extras.get("deadline")
+        if gated is not None:
+            results = gated
+        elif deadline is not None and time.monotonic() >= deadline:  # queued past the deadline: never started
+            reason = Reason(code="DEADLINE", message="send_timeout reached before this request was sent",
+                            not_sent=True)
+            log.warning("smsgate.send.not_sent", provider=provider, recipients=len(batch.to),
+                        phones=_masked(batch.to), error=reason.message)
+            results = [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason) for p in batch.to]
+        else:
+            results = _send_outcomes(hooks, ctx, operation, batch, log)
     except Exception as exc:  # anything unexpected: it may have happened after sending
         results = _unknown(batch, provider, log, "ERROR", f"{type(exc).__name__}: {exc}")
     if journal is not None:
@@ -308,7 +319,7 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
         if exc.not_sent:
             reason = Reason(code="CONNECT", message=strip_userinfo(str(exc)), not_sent=True)
             log.warning("smsgate.send.not_sent", provider=provider, recipients=len(batch.to),
-                        phones=_masked(batch.to), attempts=exc.attempts, error=str(exc))
+                        phones=_masked(batch.to), attempts=exc.attempts, error=mask_phones_in(str(exc)))
             return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason) for p in batch.to]
         return _unknown(batch, provider, log, "TRANSPORT", str(exc))
     except ProviderError as exc:
@@ -316,7 +327,8 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
         reason = Reason(code=code, message=strip_userinfo(exc.vendor_message or str(exc)), not_sent=exc.not_sent)
         if exc.not_sent:
             log.warning("smsgate.send.rejected", provider=provider, recipients=len(batch.to),
-                        phones=_masked(batch.to), code=code, error=str(exc), request_id=exc.request_id)
+                        phones=_masked(batch.to), code=code, error=mask_phones_in(str(exc)),
+                        request_id=exc.request_id)
             return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason, request_id=exc.request_id)
                     for p in batch.to]
         return _unknown(batch, provider, log, code, reason.message, exc.request_id)

@@ -5,10 +5,19 @@ that prove the request never left — the connection was refused, the connect ti
 did not resolve — are retried (``connect_retries`` times, with a short backoff). A read timeout or
 a connection reset after the request was written raises ``TransportError(not_sent=False)``, and
 the pipeline reports those recipients as ``unknown``.
+
+Two bounds hold whatever the server does. A send's deadline (``send_timeout``, given to the hooks
+as ``ctx.extras["deadline"]``) ends an exchange still open at that moment — a server dripping one
+byte at a time defeats a per-read timeout, so a watchdog shuts the socket down — and the request
+is then ``unknown``. An answer is read in pieces up to a size cap (1 MiB for a send, 32 MiB for a
+pull or query): a larger one is not read whole, and the request is ``unknown`` too.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import socket
 import threading
 import time
 from typing import Any
@@ -20,6 +29,108 @@ from ..models import HttpRequest, HttpResponse
 
 DEFAULT_POOL_SIZE = 16
 _MAY_HAVE_LEFT = "the request may have been taken, so it is not resent"
+#: the largest answer read: a send's answer is a few hundred bytes, a pull's a few hundred reports
+MAX_SEND_ANSWER = 1024 * 1024
+MAX_OTHER_ANSWER = 32 * 1024 * 1024
+#: the longest pause between two connect attempts (the backoff doubles up to it)
+MAX_BACKOFF = 2.0
+
+_local = threading.local()  # the deadline of the exchange this thread is making, and its watch
+
+
+class _Watch:
+    """One exchange's socket, shut down by the watchdog if the exchange outlives its deadline."""
+
+    __slots__ = ("sock", "done", "expired", "lock")
+
+    def __init__(self, sock: Any):
+        self.sock = sock
+        self.done = False
+        self.expired = False
+        self.lock = threading.Lock()
+
+    def expire(self) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.expired = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once
+        except OSError:
+            pass
+
+    def finish(self) -> bool:
+        """The exchange ended; True if the watchdog had already cut it off."""
+        with self.lock:
+            self.done = True
+            return self.expired
+
+
+class _Watchdog:
+    """One thread for the process that cuts off exchanges past their deadline."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, sock: Any) -> _Watch:
+        watch = _Watch(sock)
+        with self._cond:
+            heapq.heappush(self._heap, (deadline, next(self._seq), watch))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="smsgate-deadline", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return watch
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+                    _, _, watch = heapq.heappop(self._heap)
+                    watch.expire()
+                self._cond.wait(self._heap[0][0] - now if self._heap else None)
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _watched(cls: type) -> type:
+    """``cls`` (a urllib3 connection class) whose requests are watched against this thread's deadline."""
+
+    class Watched(cls):  # type: ignore[misc, valid-type]
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            deadline = getattr(_local, "deadline", None)
+            if deadline is not None:
+                if self.sock is None:  # connect now (bounded by the connect timeout), then watch
+                    self.connect()
+                _local.watch = _WATCHDOG.watch(deadline, self.sock)
+            return super().request(*args, **kwargs)
+
+    Watched.__name__ = Watched.__qualname__ = f"Watched{cls.__name__}"
+    return Watched
+
+
+class _AnswerTooLarge(Exception):
+    pass
+
+
+def _read_capped(resp: Any, limit: int) -> bytes:
+    length = resp.headers.get("Content-Length")
+    if length and length.strip().isdigit() and int(length) > limit:
+        raise _AnswerTooLarge()
+    chunks, size = [], 0
+    while True:
+        chunk = resp.read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise _AnswerTooLarge()
+        chunks.append(chunk)
 
 
 class Transport:
@@ -31,7 +142,16 @@ class Transport:
 
         self._urllib3 = urllib3
         self._exc = exceptions
+        from urllib3.connection import HTTPConnection, HTTPSConnection
+        from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
         self.pool = urllib3.PoolManager(num_pools=num_pools, maxsize=pool_maxsize, block=False)
+        # connections whose exchanges a send's deadline can cut off (see the module's text)
+        self.pool.pool_classes_by_scheme = {
+            "http": type("WatchedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": _watched(HTTPConnection)}),
+            "https": type("WatchedHTTPSConnectionPool", (HTTPSConnectionPool,),
+                          {"ConnectionCls": _watched(HTTPSConnection)}),
+        }
         self.backoff = backoff
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -57,7 +177,10 @@ class Transport:
             detail="verify_tls = false: the vendor's certificate is NOT checked",
         )
 
-    def send(self, request: HttpRequest, *, provider: str, config: Any) -> HttpResponse:
+    def send(self, request: HttpRequest, *, provider: str, config: Any, deadline: float | None = None,
+             max_answer: int = MAX_SEND_ANSWER) -> HttpResponse:
+        """Send ``request``; ``deadline`` (``time.monotonic()`` seconds) ends the exchange if it is
+        still open then; an answer above ``max_answer`` bytes is not read."""
         exc_ = self._exc
         ConnectTimeoutError, HTTPError, NameResolutionError = (
             exc_.ConnectTimeoutError, exc_.HTTPError, exc_.NameResolutionError)
@@ -81,6 +204,16 @@ class Transport:
             path += "?" + parts.query
         while True:
             attempts += 1
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:  # checked before connecting: nothing of this attempt left
+                    raise TransportError(f"send_timeout reached before the request to {where} was sent",
+                                         not_sent=True, attempts=attempts - 1, url=_safe_url(request.url),
+                                         kind="deadline")
+                timeout = self._urllib3.Timeout(connect=min(timeout.connect_timeout, remaining),
+                                                read=min(timeout.read_timeout, remaining))
+            _local.deadline, _local.watch = deadline, None
+            resp = None
             try:
                 pool = self.pool.connection_from_host(
                     parts.hostname, parts.port, scheme=parts.scheme, pool_kwargs=pool_kwargs or None
@@ -93,32 +226,63 @@ class Transport:
                     retries=False,
                     redirect=False,
                     timeout=timeout,
-                    preload_content=True,
+                    preload_content=False,
                     assert_same_host=False,
                 )
-                return HttpResponse(status=resp.status, headers=tuple(resp.headers.iteritems()), body=resp.data)
+                body = _read_capped(resp, max_answer)
+                if self._end_watch():  # cut off just as the answer ended: the socket is not reused
+                    resp.close()
+                resp.release_conn()
+                return HttpResponse(status=resp.status, headers=tuple(resp.headers.iteritems()), body=body)
+            except _AnswerTooLarge:
+                self._end_watch()
+                resp.close()  # not read any further, not reused
+                resp.release_conn()
+                failure = (f"the answer of {where} is larger than {max_answer // 1024} KiB and was not read; "
+                           f"{_MAY_HAVE_LEFT}", False, "too_large")
             except (NewConnectionError, ConnectTimeoutError, NameResolutionError) as exc:
+                self._end_watch()
                 # The connection was never made: the request certainly did not leave.
-                if retries_left > 0:
+                if retries_left > 0 and (deadline is None or time.monotonic() < deadline):
                     retries_left -= 1
-                    time.sleep(self.backoff * (2 ** (attempts - 1)))
+                    pause = min(MAX_BACKOFF, self.backoff * (2 ** (attempts - 1)))
+                    if deadline is not None:
+                        pause = max(0.0, min(pause, deadline - time.monotonic()))
+                    time.sleep(pause)
                     continue
                 failure = (f"could not connect to {parts.scheme}://{where} after {attempts} attempt(s): "
                            f"{_short(exc)}", True, "connect")
-            except SSLError as exc:
-                if _certificate_refused(exc):  # verification is part of the handshake: nothing was written
+            except Exception as exc:
+                if resp is not None:
+                    resp.close()
+                    resp.release_conn()
+                if self._end_watch():
+                    failure = (f"no complete answer from {where} within send_timeout; {_MAY_HAVE_LEFT}",
+                               False, "deadline")
+                elif isinstance(exc, SSLError) and _certificate_refused(exc):
+                    # verification is part of the handshake: nothing was written
                     failure = (f"the TLS certificate of {where} could not be verified: {_short(exc)} "
                                "(set verify_tls = false for this provider only if you must)", True, "tls_certificate")
-                else:  # urllib3 reports handshake and exchange TLS errors alike: it may have been sent
+                elif isinstance(exc, SSLError):  # urllib3 reports handshake and exchange TLS errors alike
                     failure = (f"TLS failed talking to {where} ({_short(exc)}); {_MAY_HAVE_LEFT}", False, "tls")
-            except ReadTimeoutError:
-                failure = (f"no answer from {where} within {timeout.read_timeout:g} s; {_MAY_HAVE_LEFT}",
-                           False, "read_timeout")
-            except (ProtocolError, HTTPError, OSError) as exc:
-                failure = (f"connection to {where} broke after the request was sent ({_short(exc)}); "
-                           f"{_MAY_HAVE_LEFT}", False, "broken")
+                elif isinstance(exc, ReadTimeoutError):
+                    failure = (f"no answer from {where} within {timeout.read_timeout:g} s; {_MAY_HAVE_LEFT}",
+                               False, "read_timeout")
+                elif isinstance(exc, (ProtocolError, HTTPError, OSError)):
+                    failure = (f"connection to {where} broke after the request was sent ({_short(exc)}); "
+                               f"{_MAY_HAVE_LEFT}", False, "broken")
+                else:
+                    raise
+            finally:
+                _local.deadline = None
             message, not_sent, kind = failure
             raise TransportError(message, not_sent=not_sent, attempts=attempts, url=_safe_url(request.url), kind=kind)
+
+    @staticmethod
+    def _end_watch() -> bool:
+        """End this thread's watch of its exchange; True if the deadline had cut it off."""
+        watch, _local.watch = getattr(_local, "watch", None), None
+        return watch.finish() if watch is not None else False
 
     def close(self) -> None:
         self.pool.clear()
@@ -174,5 +338,9 @@ def default_transport() -> Transport:
 
 @hookimpl(trylast=True)
 def transmit(ctx: Any, request: HttpRequest) -> HttpResponse:
+    from ..models import Operation
+
     transport = ctx.extras.get("transport") or default_transport()
-    return transport.send(request, provider=ctx.provider, config=ctx.config)
+    is_send = ctx.operation in (Operation.SEND, Operation.SEND_BATCH, None)
+    return transport.send(request, provider=ctx.provider, config=ctx.config, deadline=ctx.extras.get("deadline"),
+                          max_answer=MAX_SEND_ANSWER if is_send else MAX_OTHER_ANSWER)
