@@ -49,7 +49,8 @@ def slow_handler(items):
 
 
 # -- the benchmark ------------------------------------------------------------------------------------
-GUODU = {"oper_id": "bench", "oper_pass": "bench-pass", "base_url": "http://127.0.0.1:9"}
+GUODU = {"oper_id": "bench", "oper_pass": "bench-pass", "base_url": "http://127.0.0.1:9",
+         "push_allow_ips": ["127.0.0.1"]}  # guodu signs no push: the allow-list protects it
 
 
 def guodu_body(conn_no: int, push_no: int, size: int = 250) -> bytes:
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="smsgate-bench-")
     cfg = os.path.join(tmp, "smsgate.toml")
     with open(cfg, "w", encoding="utf-8") as fh:
-        fh.write("[providers.guodu]\n" + "".join(f'{k} = "{v}"\n' for k, v in GUODU.items()))
+        fh.write("[providers.guodu]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in GUODU.items()))
         fh.write(f'[providers.juse]\nbase_url = "http://127.0.0.1:9/api"\napp_id = "{juse.app_id}"\n'
                  f'app_secret = "{juse.app_secret}"\n')
     handled_file = os.path.join(tmp, "handled.txt")

@@ -73,7 +73,7 @@ def test_serve_poll_waits_for_the_pull_in_flight_before_closing_the_spool(config
 
     monkeypatch.setattr(Receiver, "close", close)
 
-    def fake_run_server(app, host, port, threads=16, server="auto", on_bound=None):
+    def fake_run_server(app, host, port, threads=16, server="auto", on_bound=None, **limits):
         assert entered.wait(LIMIT)  # SIGTERM arrives while the pull is in flight
 
     monkeypatch.setattr("smsgate.receiving.server.run_server", fake_run_server)

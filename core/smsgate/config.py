@@ -370,6 +370,12 @@ class ReceiverSettings:
                                    validator=attrs.validators.in_(SYNCHRONOUS))
     events_jsonl: str | None = None  #: append every event to this file as one JSON line
     replay_store: str | None = None  #: "memory" or "sqlite:PATH"
+    # bounds of a push and of what `smsgate serve` lets a client hold (None: the receiver's default;
+    # their values are checked by smsgate.Receiver, see docs/receiving.md "Security")
+    max_body: int | None = None  #: bytes of one push (4 MiB)
+    max_events: int | None = None  #: events of one push (2000)
+    connection_limit: int | None = None  #: open connections at once (1000)
+    idle_timeout: float | None = None  #: seconds an idle connection is kept (10)
 
 
 @attrs.frozen(kw_only=True)

@@ -145,7 +145,10 @@ def _error(data: dict[str, Any], status: int) -> ProviderError:
 
 @hookimpl
 def parse_response(ctx: Any, operation: Operation, request: HttpRequest, response: HttpResponse) -> Any:
-    data = response.json()
+    try:
+        data = response.json()
+    except ValueError:  # not JSON (or not UTF-8): the request may still have been taken
+        data = None
     if not isinstance(data, dict) or "code" not in data:
         raise ProviderError(f"loopback answered HTTP {response.status} without a code", not_sent=False,
                             code=f"HTTP{response.status}", provider=NAME)

@@ -7,7 +7,6 @@ nothing else calls the stages one by one. A new stage (ledger, limits, routing) 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import attrs
@@ -18,6 +17,7 @@ from ..log import get_logger
 from ..models import Message, SendResult
 from ..provider import HookContext
 from .ledger import stage as ledger_stage
+from .transport import deadline_after
 from .pipeline import check_content, execute_send, merge, normalise_recipients, only, plan
 
 
@@ -51,7 +51,7 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
     """
     caps, hooks, ctx0 = target.capabilities, target.hooks, target.context
     # every request of this send ends by the deadline (the transport cuts off what is still open)
-    ctx0 = attrs.evolve(ctx0, extras={**ctx0.extras, "deadline": time.monotonic() + target.send_timeout})
+    ctx0 = attrs.evolve(ctx0, extras={**ctx0.extras, "deadline": deadline_after(target.send_timeout)})
     operation = message.operation
     if operation not in caps.operations:
         raise ValidationError(f"provider {target.name!r} cannot {operation.value}", field="personal")

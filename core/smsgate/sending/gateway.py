@@ -253,7 +253,9 @@ class Gateway:
         """The context of one pull or query, ending by the provider's ``send_timeout`` as a send does."""
         ctx = self.context(name, operation)
         timeout = float(getattr(ctx.config, "send_timeout", 60.0))
-        return attrs.evolve(ctx, extras={**ctx.extras, "deadline": time.monotonic() + timeout})
+        from .transport import deadline_after
+
+        return attrs.evolve(ctx, extras={**ctx.extras, "deadline": deadline_after(timeout)})
 
     def _call(self, name: str | None, operation: Operation, payload: Any) -> Any:
         from .pipeline import call_vendor

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextvars
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from ..models import (
 from ..phones import mask_phone, mask_phones_in, normalise_phone, segments
 from ..log import strip_userinfo
 from .trace import RequestTrace
+from .transport import deadline_passed
 
 _LOG_PHONES = 10  # masked phones listed per log line at most
 
@@ -293,10 +293,9 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
         if refused is not None:
             return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=refused) for p in batch.to]
         gated = None if gate is None else _gated(gate, batch, index, log)
-        deadline = ctx.extras.get("deadline")
         if gated is not None:
             results = gated
-        elif deadline is not None and time.monotonic() >= deadline:  # queued past the deadline: never started
+        elif deadline_passed(ctx.extras.get("deadline")):  # queued past the send's deadline: never started
             reason = Reason(code="DEADLINE", message="send_timeout reached before this request was sent",
                             not_sent=True)
             log.warning("smsgate.send.not_sent", provider=provider, recipients=len(batch.to),

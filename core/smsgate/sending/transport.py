@@ -35,6 +35,15 @@ MAX_OTHER_ANSWER = 32 * 1024 * 1024
 #: the longest pause between two connect attempts (the backoff doubles up to it)
 MAX_BACKOFF = 2.0
 
+def deadline_after(seconds: float) -> float:
+    """A send's deadline ``seconds`` from now, as ``ctx.extras["deadline"]`` holds it."""
+    return time.monotonic() + seconds
+
+
+def deadline_passed(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
 _local = threading.local()  # the deadline of the exchange this thread is making, and its watch
 
 

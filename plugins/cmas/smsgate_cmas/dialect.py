@@ -14,6 +14,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from smsgate.wire import load_json
+
 SUBMIT_PATH = "/sms/submit"
 TMPSUBMIT_PATH = "/sms/tmpsubmit"
 REPORT_PATH = "/sms/report"
@@ -47,7 +49,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
         raw = base64.b64decode(body.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"body is not base64: {exc}") from None
-    data = json.loads(raw.decode("utf-8"))
+    data = load_json(raw)
     if not isinstance(data, dict):
         raise ValueError("body is not a JSON object")
     return data
@@ -94,11 +96,11 @@ def decode_answer(body: bytes) -> Any:
     document says nothing about how answers are encoded."""
     text = body.decode("utf-8").strip()
     try:
-        return json.loads(text)
+        return load_json(text)
     except ValueError:
         pass
     try:
         raw = base64.b64decode(text, validate=True)
-        return json.loads(raw.decode("utf-8"))
+        return load_json(raw)
     except (binascii.Error, ValueError):
         raise ValueError("answer is neither JSON nor base64 JSON") from None

@@ -212,7 +212,10 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
         if error is not None:
             raise error
     if response.status == 429:
-        raise RateLimited(f"cmas answered HTTP 429 to {request.path}", code="HTTP429",
+        # without the platform's own TooFrequent rspcod (handled above) the 429 may come from a proxy
+        # in front of it, after the request was passed on: it proves nothing about the send
+        raise RateLimited(f"cmas answered HTTP 429 to {request.path} without its TooFrequent code; "
+                          "the request may have been taken", code="HTTP429", not_sent=False,
                           retry_after=dialect.PULL_INTERVAL, provider=NAME)
     if response.status != 200 or data is None:
         raise ProviderError(f"cmas answered HTTP {response.status} with a body that is not its JSON",

@@ -138,13 +138,24 @@ def test_base64_wrapped_answer_is_understood(scripted):
     assert result.ok and result.message_ids == ["G42"]
 
 
-def test_http_429_on_a_send_is_rate_limited_and_not_sent(scripted):
-    scripted.answers.append(HttpResponse(status=429, body=b"slow down"))
+@pytest.mark.parametrize("body", [b"slow down", b"", b'{"error":"rate limited by proxy"}', b"<html>429</html>"])
+def test_http_429_without_cmas_code_on_a_send_is_unknown(scripted, body):
+    # a proxy's 429 does not prove the platform refused the send: never resent
+    scripted.answers.append(HttpResponse(status=429, body=body))
     result = Gateway({"providers": {"cmas": scripted.demo_config()}}).send(Message(to=["13800138000"], text="x"))
-    _rejected(result, "HTTP429")
+    assert result.unknown == ["13800138000"] and not result.rejected
     gw = Gateway({"providers": {"cmas": scripted.demo_config()}})
     with pytest.raises(RateLimited) as err:
         gw.hooks("cmas").parse_response(ctx=gw.context("cmas", Operation.SEND), operation=Operation.SEND,
                                         request=HttpRequest(url=scripted.url + "/sms/submit"),
-                                        response=HttpResponse(status=429, body=b""))
-    assert err.value.not_sent and err.value.retry_after == 5.0
+                                        response=HttpResponse(status=429, body=body))
+    assert not err.value.not_sent and err.value.retry_after == 5.0
+
+
+def test_http_429_with_cmas_too_frequent_code_is_not_sent(scripted):
+    gw = Gateway({"providers": {"cmas": scripted.demo_config()}})
+    with pytest.raises(RateLimited) as err:
+        gw.hooks("cmas").parse_response(ctx=gw.context("cmas", Operation.SEND), operation=Operation.SEND,
+                                        request=HttpRequest(url=scripted.url + "/sms/submit"),
+                                        response=HttpResponse.of_json({"rspcod": "TooFrequent"}, status=429))
+    assert err.value.not_sent

@@ -33,6 +33,7 @@ from smsgate.models import (
 from smsgate.phones import mask_phone, mask_phones_in
 from smsgate.provider import Capabilities, Provider
 from smsgate.receiving.guard import UnsignedPushConfig, push_allowed, redact_path
+from smsgate.wire import load_json
 
 from . import dialect, wire
 
@@ -209,7 +210,7 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
     if operation not in (Operation.SEND, Operation.SEND_BATCH):
         return None
     try:
-        data = json.loads(response.body.decode("utf-8-sig").strip() or "null")
+        data = load_json(response.body.decode("utf-8-sig").strip() or "null")
     except ValueError:
         raise ProviderError(f"guodu answered HTTP {response.status} with a body that is not JSON",
                             code=f"HTTP{response.status}", not_sent=False, provider=NAME) from None
@@ -287,7 +288,7 @@ def _decode_json(text: str) -> Any:
     stripped = text.strip()
     if stripped.endswith(";"):
         stripped = stripped[:-1].rstrip()
-    return json.loads(stripped)
+    return load_json(stripped)
 
 
 def _describe_keys(data: Any) -> list[str]:

@@ -12,7 +12,6 @@ Every call is a JSON POST to ``/`` signed with TC3-HMAC-SHA256 (see :mod:`smsgat
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any, Tuple
 from urllib.parse import urlsplit
@@ -30,7 +29,6 @@ from smsgate import (
     InsufficientBalance,
     Operation,
     Provider,
-    ProviderConfig,
     ProviderError,
     RateLimited,
     Reason,
@@ -42,6 +40,8 @@ from smsgate import (
     secret,
     text_params,
 )
+
+from smsgate.receiving.guard import UnsignedPushConfig, push_allowed
 
 from . import dialect, wire
 
@@ -79,9 +79,11 @@ def _stripped(value: Any) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class TencentConfig(ProviderConfig):
+class TencentConfig(UnsignedPushConfig):
     """``[providers.tencent]``. ``base_url`` is what Tencent calls the endpoint: the nearest region
-    (``https://sms.tencentcloudapi.com``) or a region's own (``https://sms.ap-guangzhou.tencentcloudapi.com``)."""
+    (``https://sms.tencentcloudapi.com``) or a region's own (``https://sms.ap-guangzhou.tencentcloudapi.com``).
+    Tencent signs no push: ``push_allow_ips``, ``push_path_secret`` or ``push_auth = "none"``
+    (:class:`smsgate.receiving.guard.UnsignedPushConfig`) must be set before pushes are accepted."""
 
     base_url: str = DEFAULT_ENDPOINT
     secret_id: str
@@ -90,8 +92,6 @@ class TencentConfig(ProviderConfig):
     #: the approved signature (签名内容, not its id) used when a message gives none
     sign_name: str = ""
     region: str = attrs.field(default="ap-guangzhou", validator=_check_region)
-    #: when set, a push is accepted only if one segment of its URL path equals this value
-    push_path_secret: str = secret(default="")
 
 
 CAPABILITIES = Capabilities(
@@ -383,26 +383,11 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
 
 # -- pushes -------------------------------------------------------------------------------------
 
-def _log() -> Any:
-    from smsgate.log import get_logger
-
-    return get_logger("smsgate.tencent")
-
-
 @hookimpl
 def verify_callback(ctx: Any, request: Any) -> bool:
-    """Tencent signs no push. A push is refused only when ``push_path_secret`` is set and no
-    segment of its URL path equals it (compared in constant time)."""
-    wanted = ctx.config.push_path_secret
-    if not wanted:
-        return True
-    found = False
-    for segment in str(request.path or "").split("/"):
-        # compare every segment, so the time taken does not depend on where a match is
-        found = hmac.compare_digest(segment.encode("utf-8"), wanted.encode("utf-8")) or found
-    if not found:
-        _log().warning("smsgate.tencent.push.refused", reason="path secret missing")
-    return found
+    """Tencent signs no push: a push is accepted only through the protections the config sets
+    (source address, path secret), and refused while it sets none."""
+    return push_allowed(ctx, request)
 
 
 #: the answer both callbacks ask for: "result 0 表示成功"

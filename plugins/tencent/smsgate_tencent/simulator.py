@@ -125,8 +125,10 @@ class TencentSimulator(SimulatorServer):
 
     # -- harness API -----------------------------------------------------------------------
     def demo_config(self) -> dict[str, Any]:
+        # the simulator pushes from this host: the allow-list is the push protection
         return {"base_url": self.url, "secret_id": self.secret_id, "secret_key": self.secret_key,
-                "sdk_app_id": self.app_id, "sign_name": DEMO_SIGN, "region": "ap-guangzhou"}
+                "sdk_app_id": self.app_id, "sign_name": DEMO_SIGN, "region": "ap-guangzhou",
+                "push_allow_ips": ["127.0.0.1", "::1"]}
 
     def demo_message(self, operation: Any = None) -> Message:
         if operation == Operation.SEND_BATCH:

@@ -11,7 +11,7 @@ from smsgate_tencent.simulator import DEMO_TEMPLATE
 
 
 def write_config(path, sim):
-    path.write_text("[providers.tencent]\n" + "".join(f'{k} = "{v}"\n' for k, v in sim.demo_config().items()),
+    path.write_text("[providers.tencent]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in sim.demo_config().items()),
                     encoding="utf-8")
     return str(path)
 
