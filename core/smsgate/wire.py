@@ -211,7 +211,7 @@ class Wire:
 
         try:
             return self.converter.structure(data, cl)
-        except (BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (BaseValidationError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise WireError("; ".join(describe(exc, use_alias=self.use_alias)) or "unreadable") from None
 
     def write(self, value: Any) -> Any:

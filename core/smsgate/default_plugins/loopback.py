@@ -146,6 +146,15 @@ def _error(data: dict[str, Any], status: int) -> ProviderError:
 @hookimpl
 def parse_response(ctx: Any, operation: Operation, request: HttpRequest, response: HttpResponse) -> Any:
     try:
+        return _parse_response(operation, response)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # an answer of another shape
+        raise ProviderError(f"loopback answered HTTP {response.status} with an answer that cannot be read "
+                            f"({type(exc).__name__})", not_sent=False, code=f"HTTP{response.status}",
+                            provider=NAME) from None
+
+
+def _parse_response(operation: Operation, response: HttpResponse) -> Any:
+    try:
         data = response.json()
     except ValueError:  # not JSON (or not UTF-8): the request may still have been taken
         data = None

@@ -253,7 +253,7 @@ def classify(cfg: Any, code: str, mes: str, request_id: Any) -> ProviderError:
     low = mes.lower()
     # a header named, or verification words; not a bare 签名, which also means the SMS sign name
     auth_words = (f"x-{cfg.app_key}-".lower(), "验签", "appsecret", "密钥", "appid", "认证", "鉴权")
-    refused = code.isdigit() and 400 <= int(code) < 500
+    refused = len(code) == 3 and code.isdigit() and code.startswith("4")  # never int() of vendor text
     if code in ("401", "403") or (code == "400" and any(w in low for w in auth_words)):
         return AuthError(f"juse refused the request's credentials or signature: {mes}", **kwargs)
     # the words classify the error; only a 4xx code proves nothing was sent (a 5xx may come after
@@ -391,7 +391,7 @@ def _opt_str(value: Any) -> str | None:
 def _status(value: Any) -> Status:
     try:
         return SEND_STATUS.get(int(value), Status.UNKNOWN)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON 1e999 is infinity
         return Status.UNKNOWN
 
 
