@@ -13,7 +13,6 @@ Every call is an RPC-style ``POST /`` signed with Alibaba Cloud's signature V3,
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -31,7 +30,6 @@ from smsgate import (
     InsufficientBalance,
     Operation,
     Provider,
-    ProviderConfig,
     ProviderError,
     RateLimited,
     SendReply,
@@ -43,6 +41,8 @@ from smsgate import (
     secret,
     text_params,
 )
+
+from smsgate.receiving.guard import UnsignedPushConfig, push_allowed
 
 from . import dialect, wire
 
@@ -77,11 +77,14 @@ def endpoint_for(region: str) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class AliyunConfig(ProviderConfig):
+class AliyunConfig(UnsignedPushConfig):
     """``[providers.aliyun]``. ``access_key_id``/``access_key_secret`` are a RAM user's AccessKey
     (grant it ``AliyunDysmsFullAccess`` or a narrower policy). ``base_url`` is the endpoint; left
     out, ``region`` picks it as the official SDK does (``https://dysmsapi.aliyuncs.com`` for the
-    mainland regions)."""
+    mainland regions). Alibaba Cloud signs no push: ``push_path_secret`` (register
+    ``https://<host>/callbacks/aliyun/<secret>`` in the console), ``push_allow_ips`` or
+    ``push_auth = "none"`` (:class:`smsgate.receiving.guard.UnsignedPushConfig`) must be set before
+    pushes are accepted."""
 
     access_key_id: str
     access_key_secret: str = secret()
@@ -90,9 +93,6 @@ class AliyunConfig(ProviderConfig):
     region: str = "cn-hangzhou"
     #: the approved sign name used when a message names none (``SignName``)
     sign_name: str | None = None
-    #: when set, a push is accepted only if one segment of its URL path equals this value (register
-    #: ``https://<host>/callbacks/aliyun/<secret>`` in the console); Alibaba Cloud signs no push
-    push_path_secret: str = secret(default="")
     #: redeclared after ``region`` so that its default can follow the region
     base_url: str = attrs.field(default=attrs.Factory(lambda self: endpoint_for(self.region), takes_self=True))
 
@@ -408,15 +408,9 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
 
 @hookimpl
 def verify_callback(ctx: Any, request: Any) -> bool:
-    """Alibaba Cloud signs no push. With ``push_path_secret`` set, a push must carry it as a
-    segment of the URL path registered in the console (as guodu's pushes do); without it, every
-    push is accepted, and the endpoint must be protected otherwise (see the docs)."""
-    wanted = str(ctx.config.push_path_secret or "").encode("utf-8")
-    if not wanted:
-        return True
-    # every segment is compared, so the time taken does not tell where a match is
-    matches = [hmac.compare_digest(part.encode("utf-8"), wanted) for part in str(request.path or "").split("/")]
-    return any(matches)
+    """Alibaba Cloud signs no push: a push is accepted only through the protections the config
+    sets (path secret, source address), and refused while it sets none."""
+    return push_allowed(ctx, request)
 
 
 #: the answer the vendor wants: HTTP 200 and a numeric ``code`` (anything else makes it retry)

@@ -101,8 +101,15 @@ def test_a_push_without_the_configured_path_secret_is_refused(sim, make_gateway,
     assert answer.status == 401 and not receiver.events
 
 
-def test_without_a_path_secret_configured_every_push_is_accepted(sim, make_gateway, receiver_for):
+def test_without_any_protection_every_push_is_refused(sim, make_gateway, receiver_for):
+    # Alibaba Cloud signs no push: with no path secret, allow-list or push_auth = "none", none is taken
     receiver = receiver_for(make_gateway(push_path_secret=""))
+    sim.push_path_secret = ""
+    assert sim.push_inbound(receiver.push_url, "13800138000", "TD").status == 401 and not receiver.events
+
+
+def test_with_push_auth_none_every_push_is_accepted(sim, make_gateway, receiver_for):
+    receiver = receiver_for(make_gateway(push_path_secret="", push_auth="none"))
     sim.push_path_secret = ""
     assert sim.push_inbound(receiver.push_url, "13800138000", "TD").status == 200 and len(receiver.events) == 1
 
@@ -119,7 +126,7 @@ MIXED = [
 
 
 def test_the_documents_push_examples_parse(make_gateway):
-    gw = make_gateway(push_path_secret="")
+    gw = make_gateway(push_path_secret="", push_auth="none")
     result = gw.handle_callback("aliyun", CallbackRequest(body=json.dumps(MIXED, ensure_ascii=False).encode()))
     report, up1, up2 = result.events
     assert (report.status, report.message_id, report.biz_id, report.raw_status) == \
@@ -133,7 +140,7 @@ def test_the_documents_push_examples_parse(make_gateway):
     b'[{"phone_number":"13800138000","success":"true"}]', b'[{"content":"x"}]', b"[1]",
 ])
 def test_a_malformed_push_is_a_validation_error(make_gateway, body):
-    gw = make_gateway(push_path_secret="")
+    gw = make_gateway(push_path_secret="", push_auth="none")
     with pytest.raises(ValidationError):
         gw.handle_callback("aliyun", CallbackRequest(body=body))
 
