@@ -103,7 +103,7 @@ class Vendor:
         self.sim.start()
         values = {**self.sim.demo_config(), "connect_retries": 0}
         if "push_auth" in {f.name for f in attrs.fields(self.spec.config_class)}:
-            values.update(push_auth="none", push_allow_ips=[])  # fuzzed pushes get past the guard
+            values.update(push_auth="none", push_allow_ips=[], push_path_secret="")  # fuzzed pushes pass the guard
         self.values = values
         self.gw = Gateway({"providers": {name: values}}, plugins=pm)
         self.hooks = self.gw.hooks(name)
@@ -187,7 +187,11 @@ def test_parse_response_raises_only_sms_errors(vendors, name, data, body, status
 POISON_ANSWERS = [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
                   b'{"code":"' + b"9" * 5000 + b'","mes":"x","rspcod":"' + b"9" * 5000 + b'"}',
                   b'{"code":"4' + b"0" * 5000 + b'"}', b'{"code":1e999,"data":[{"sendStatus":1e999}]}',
-                  b'{"code":"\\udfff","message":"\\ud83d"}', b"\xff\xfe\x00"]
+                  b'{"code":"\\udfff","message":"\\ud83d"}', b"\xff\xfe\x00",
+                  b'{"appId":"\\udfff","apiKey":"\\udfff","type":"sms_report","data":[]}']
+#: headers that get a push past the first checks of the signed vendors (to reach the body's checks)
+POISON_HEADERS = {"X-message-Time": str(int(time.time())), "X-message-Nonce": "n", "X-message-Sign": "0" * 32,
+                  "X-Timestamp": str(int(time.time())), "X-Nonce": "n", "X-Signature": "0" * 64}
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
@@ -199,7 +203,8 @@ def test_known_poison_answers_raise_only_sms_errors(vendors, name, body):
             response = HttpResponse(status=status, body=body)
             _only_sms_errors(lambda: vendor.hooks.parse_response(
                 ctx=vendor.gw.context(name, op), operation=op, request=request, response=response))
-        request_in = CallbackRequest(path=f"/callbacks/{name}", body=body, remote_addr="127.0.0.1")
+        request_in = CallbackRequest(path=f"/callbacks/{name}", body=body, remote_addr="127.0.0.1",
+                                     headers=POISON_HEADERS)
         _only_sms_errors(lambda: vendor.hooks.verify_callback(ctx=vendor.gw.context(name), request=request_in))
         _only_sms_errors(lambda: vendor.hooks.parse_callback(ctx=vendor.gw.context(name), request=request_in))
 
@@ -254,7 +259,10 @@ def _resign(vendor: Vendor, body: bytes, headers: dict, n: int) -> dict:
         except (ValueError, AttributeError):
             app_id, kind = "", ""
         key = vendor.values.get("app_key", "message")
-        sig = dialect.callback_signature(vendor.values["app_secret"], ts, nonce, app_id, kind)
+        try:
+            sig = dialect.callback_signature(vendor.values["app_secret"], ts, nonce, app_id, kind)
+        except UnicodeEncodeError:  # an appId no signer could write: the push goes unsigned
+            sig = "0" * 32
         return {**headers, f"X-{key}-Time": ts, f"X-{key}-Nonce": nonce, f"X-{key}-Sign": sig}
     if vendor.name == "loopback":
         from smsgate.default_plugins.loopback import signature

@@ -357,7 +357,7 @@ def verify_callback(ctx: Any, request: Any) -> bool:
     except WireError as exc:
         return _refuse(ctx, f"appId or type missing ({exc})")
     app_id, kind = push.appId, push.type
-    if not hmac.compare_digest(app_id.encode("utf-8"), cfg.app_id.encode("utf-8")):
+    if not hmac.compare_digest(app_id.encode("utf-8", "surrogatepass"), cfg.app_id.encode("utf-8")):
         return _refuse(ctx, "appId is not ours")
     try:
         sent_at = int(ts)

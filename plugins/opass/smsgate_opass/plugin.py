@@ -391,7 +391,7 @@ def verify_callback(ctx: Any, request: Any) -> bool:
         return False
     if not key:
         return False
-    return hmac.compare_digest(key.encode("utf-8"), str(ctx.config.api_key).encode("utf-8"))
+    return hmac.compare_digest(key.encode("utf-8", "surrogatepass"), str(ctx.config.api_key).encode("utf-8"))
 
 
 #: the answer to a push; the document asks only for a quick answer (within 1 s)
