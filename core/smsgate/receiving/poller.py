@@ -67,7 +67,7 @@ class Poller:
 
     def __init__(self, gateway: Any, spool: Spool, *, providers: Iterable[str] | None = None,
                  interval: float = 10.0, max_backoff: float = 300.0,
-                 query: Callable[[str], PullQuery] | None = None, dead_letter: str | os.PathLike | None = None):
+                 query: Callable[[str], PullQuery] | None = None, dead_letter: str | os.PathLike[str] | None = None):
         self.gateway = gateway
         self.spool = spool
         self._dead_letter = os.fspath(dead_letter) if dead_letter else None

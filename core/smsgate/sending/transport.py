@@ -110,7 +110,7 @@ _WATCHDOG = _Watchdog()
 def _watched(cls: type) -> type:
     """``cls`` (a urllib3 connection class) whose requests are watched against this thread's deadline."""
 
-    class Watched(cls):  # type: ignore[misc, valid-type]
+    class Watched(cls):  # type: ignore[misc]
         def request(self, *args: Any, **kwargs: Any) -> Any:
             deadline = getattr(_local, "deadline", None)
             if deadline is not None:
@@ -131,7 +131,8 @@ def _read_capped(resp: Any, limit: int) -> bytes:
     length = resp.headers.get("Content-Length")
     if length and length.strip().isdigit() and int(length) > limit:
         raise _AnswerTooLarge()
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         chunk = resp.read(65536)
         if not chunk:
@@ -245,8 +246,9 @@ class Transport:
                 return HttpResponse(status=resp.status, headers=tuple(resp.headers.iteritems()), body=body)
             except _AnswerTooLarge:
                 self._end_watch()
-                resp.close()  # not read any further, not reused
-                resp.release_conn()
+                if resp is not None:
+                    resp.close()  # not read any further, not reused
+                    resp.release_conn()
                 failure = (f"the answer of {where} is larger than {max_answer // 1024} KiB and was not read; "
                            f"{_MAY_HAVE_LEFT}", False, "too_large")
             except (NewConnectionError, ConnectTimeoutError, NameResolutionError) as exc:
