@@ -291,7 +291,7 @@ class PullQuery:
 
     message_ids: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     biz_id: str | None = None
-    phones: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    phones: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     since: _dt.datetime | None = None
 
 

@@ -45,6 +45,11 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--json", action="store_true", help="print JSON")
         if name == "reports":
             p.add_argument("--message-ids", help="comma-separated message ids to ask about (vendors that need them)")
+            p.add_argument("--phones", help="comma-separated phone numbers to look up (vendors whose query is "
+                                            "by phone, e.g. aliyun: one phone a call)")
+            p.add_argument("--since", help="earliest send time of interest, ISO 8601 (2030-01-01, "
+                                           "2030-01-01T09:00; China time unless an offset is given). "
+                                           "aliyun: the send date to look up (default today)")
 
 
 
@@ -62,29 +67,38 @@ def _parse_params(text: str | None) -> Any:
     return value
 
 
-def _parse_at(text: str | None, now: float | None = None) -> Any:
-    """ISO 8601 (``2030-01-01T09:00``, ``2030-01-01 09:00:00``, ``...+08:00``, ``...Z``); a time
-    without an offset is China time. A time in the past is refused: a vendor would send at once
-    or refuse it, neither of which is what was asked."""
+def _china_time(text: str, option: str) -> Any:
+    """ISO 8601 (``2030-01-01``, ``2030-01-01T09:00``, ``2030-01-01 09:00:00``, ``...+08:00``,
+    ``...Z``) as an aware datetime; a time without an offset is China time."""
     import datetime as dt
-    import time
 
     from ..errors import ValidationError
     from ..models import CHINA_TZ
 
-    if text is None:
-        return None
     raw = text.strip()
     try:
         when = dt.datetime.fromisoformat(raw[:-1] + "+00:00" if raw[-1:] in "Zz" and raw else raw)
     except ValueError:
-        raise ValidationError(f"--at must be an ISO 8601 date and time such as 2030-01-01T09:00 "
-                              f"(China time unless an offset is given), not {text!r}", field="at") from None
+        raise ValidationError(f"--{option} must be an ISO 8601 date and time such as 2030-01-01T09:00 "
+                              f"(China time unless an offset is given), not {text!r}", field=option) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=CHINA_TZ)
+    return when.astimezone(CHINA_TZ)
+
+
+def _parse_at(text: str | None, now: float | None = None) -> Any:
+    """``--at``: see :func:`_china_time`. A time in the past is refused: a vendor would send at
+    once or refuse it, neither of which is what was asked."""
+    import time
+
+    from ..errors import ValidationError
+
+    if text is None:
+        return None
+    when = _china_time(text, "at")
     if when.timestamp() <= (time.time() if now is None else now):
         raise ValidationError(f"--at {text} is in the past (China time unless an offset is given)", field="at")
-    return when.astimezone(CHINA_TZ)
+    return when
 
 
 def _lines(spec: str, option: str) -> list[str]:
@@ -209,7 +223,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
     gw = _gateway(args)
     if args.command == "reports":
         ids = tuple(i for i in (args.message_ids or "").split(",") if i)
-        events = gw.pull_reports(args.provider, PullQuery(message_ids=ids))
+        phones: tuple[str, ...] = tuple(p.strip() for p in str(args.phones or "").split(",") if p.strip())
+        since = None if args.since is None else _china_time(args.since, "since")
+        events = gw.pull_reports(args.provider, PullQuery(message_ids=ids, phones=phones, since=since))
         gw.match_reports(events)  # the vendor hands each report out once: the ledger sees it now or never
     else:
         events = gw.pull_inbound(args.provider)
