@@ -25,6 +25,7 @@ from smsgate.testing import Fault, LoopbackSimulator, SimulatorServer
 
 SECRET = "metrics-secret"
 OK, REFUSED = "13800138000", "13900139000"
+SMSGATE = os.path.join(os.path.dirname(sys.executable), "smsgate")
 
 
 def parse(text: str) -> dict:
@@ -260,26 +261,30 @@ def test_bad_metrics_table_is_one_clear_error(table, problem):
     assert problem in str(err.value)
 
 
+def start_serve(args: list, env: dict) -> tuple:
+    """``smsgate serve ARGS`` on a free port; (the process, the metrics URL it announced)."""
+    serve = subprocess.Popen([SMSGATE, "serve", "--port", "0", "--server", "wsgiref", *args], env=env,
+                             stderr=subprocess.PIPE, text=True)
+    lines = []
+    while len(lines) < 5 and not any("metrics on " in line for line in lines):
+        lines.append(serve.stderr.readline())
+    if "metrics on " not in lines[-1]:
+        serve.terminate()
+        raise AssertionError(f"serve announced no metrics URL: {lines}")
+    return serve, lines[-1].split("metrics on ", 1)[1].strip()
+
+
 def test_demo_then_serve_metrics_across_processes(tmp_path):
     """The issue's end-to-end check: `smsgate demo --metrics`, then `smsgate serve --metrics`, in
     prometheus_client's multi-process mode, shows the demo's accepted recipients and reports."""
-    smsgate = os.path.join(os.path.dirname(sys.executable), "smsgate")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "SMSGATE_PLUGINS": ""}
     os.mkdir(env["PROMETHEUS_MULTIPROC_DIR"])
-    demo = subprocess.run([smsgate, "demo", "--metrics"], env=env, capture_output=True, text=True, timeout=120)
+    demo = subprocess.run([SMSGATE, "demo", "--metrics"], env=env, capture_output=True, text=True, timeout=120)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert 'smsgate_recipients_total{code="",operation="send",outcome="accepted",provider="loopback"' in demo.stdout
-    serve = subprocess.Popen([smsgate, "serve", "--metrics", "--port", "0", "--server", "wsgiref",
-                              "--spool", str(tmp_path / "spool.sqlite3")],
-                             env=env, stderr=subprocess.PIPE, text=True)
+    serve, metrics_url = start_serve(["--metrics", "--spool", str(tmp_path / "spool.sqlite3")], env)
     try:
-        metrics_url = None
-        for _ in range(5):
-            line = serve.stderr.readline()
-            if "metrics on " in line:
-                metrics_url = line.split("metrics on ", 1)[1].strip()
-                break
-        assert metrics_url and metrics_url.endswith("/metrics"), line
+        assert metrics_url.endswith("/metrics")
         m = scrape(metrics_url)
     finally:
         serve.terminate()
@@ -288,3 +293,43 @@ def test_demo_then_serve_metrics_across_processes(tmp_path):
                  outcome="accepted", code="") >= 1
     assert total(m, "smsgate_reports_total", provider="loopback", status="delivered") >= 1
     assert value(m, "smsgate_spool_events") == 0  # the serve process's own (empty) spool
+
+
+def test_serve_metrics_without_the_extra_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    from smsgate.cli import main
+
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "smsgate.integrations.metrics", raising=False)
+    assert main(["serve", "--metrics", "--port", "0", "--spool", str(tmp_path / "spool.sqlite3")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'smsgate[metrics]'" in err and "Traceback" not in err
+
+
+def test_a_metrics_table_without_the_extra_is_one_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    monkeypatch.delitem(sys.modules, "smsgate.integrations.metrics", raising=False)
+    with pytest.raises(ConfigError, match=r"\[metrics\] needs the 'metrics' extra: pip install 'smsgate\[metrics\]'"):
+        Gateway({"providers": {"loopback": {}}, "metrics": {}}, plugins=PluginManager(load_entrypoints=False))
+
+
+def test_serve_with_a_metrics_table_counts_pushes_at_its_path(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env["SMSGATE_PLUGINS"] = ""
+    with LoopbackSimulator(api_key="k", api_secret=SECRET) as sim:
+        config = tmp_path / "smsgate.toml"
+        config.write_text(f'[providers.loopback]\nbase_url = "{sim.url}"\napi_key = "k"\napi_secret = "{SECRET}"\n\n'
+                          '[metrics]\npath = "/prom"\n', encoding="utf-8")
+        gw = Gateway(str(config), plugins=PluginManager(load_entrypoints=False))
+        assert gw.send(Message(to=[OK, "13700137000"], text="hi")).ok
+        serve, metrics_url = start_serve(["--config", str(config), "--spool", str(tmp_path / "spool.sqlite3")], env)
+        try:
+            assert metrics_url.endswith("/prom")
+            callback = metrics_url[: -len("/prom")] + "/callbacks/loopback"
+            assert sim.push_reports(callback, time.time()).status == 200
+            m = scrape(metrics_url)
+        finally:
+            serve.terminate()
+            serve.wait(timeout=20)
+    assert value(m, "smsgate_reports_total", provider="loopback", status="delivered", source="push") == 2
+    assert value(m, "smsgate_pushes_total", provider="loopback", result="parsed") == 1
+    assert value(m, "smsgate_spool_events") == 2

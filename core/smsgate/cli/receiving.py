@@ -126,13 +126,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..receiving.poller import Poller
 
     receiver = _receiver(args, replay_store=args.replay_store, prefix=args.prefix)
+    try:
+        app, metrics_path = _with_metrics(receiver, args.metrics)
+    except BaseException:
+        receiver.close()
+        raise
     receiver.start()
     poller = None
     if args.poll:
         poller = Poller(receiver.gateway, receiver.spool)
         poller.start_thread()
-
-    app, metrics_path = _with_metrics(receiver, args.metrics)
 
     def bound(host: str, port: int) -> None:
         names = sorted(set(receiver.gateway.provider_names()))

@@ -29,6 +29,8 @@ from collections import Counter as _Tally
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import prometheus_client  # noqa: F401 - the extra: without it, importing this module fails at once
+
 from ..errors import ProviderError, TransportError, ValidationError
 from ..hookspecs import hookimpl
 from ..log import get_logger

@@ -18,6 +18,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import opentelemetry.trace  # noqa: F401 - the extra: without it, importing this module fails at once
+
 from ..errors import ProviderError, TransportError, ValidationError
 from ..hookspecs import hookimpl
 from ..models import Operation, SendResult
