@@ -144,9 +144,10 @@ def test_per_recipient_fields_are_kept(sim, ledger_conf):
         "rejected", "REJECTED", "number refused by loopback", True)
     assert replay.recipients == result.recipients
     data = result.to_json_dict()["recipients"]
-    assert data[1] == {"phone": "13900139000", "outcome": "rejected", "provider": "loopback", "message_id": None,
-                       "request_id": data[1]["request_id"],
-                       "reason": {"code": "REJECTED", "message": "number refused by loopback", "not_sent": True}}
+    one = {"phone": "13900139000", "outcome": "rejected", "provider": "loopback", "message_id": None,
+           "request_id": data[1]["request_id"],
+           "reason": {"code": "REJECTED", "message": "number refused by loopback", "not_sent": True}}
+    assert data[1] == {**one, "attempts": [one]}  # one provider, one attempt
 
 
 def test_unknown_is_settled_by_a_pushed_report_and_nothing_else(sim, ledger_conf, push_reports):

@@ -397,7 +397,10 @@ TOP_LEVEL_KEYS = {
     "receiver": "settings of smsgate serve / poll",
     "ledger": "the send ledger: [ledger] url = ...",
     "limits": "per-phone quotas, request rates, query budgets and their store (docs/limits.md)",
-    "templates": "logical templates: [templates.NAME] (per_phone quotas, docs/limits.md)",
+    "templates": "logical templates: [templates.NAME] (per_phone quotas, docs/limits.md; one "
+                 "[templates.NAME.PROVIDER] table per provider, docs/routing.md)",
+    "routes": "routes over several providers: [routes.NAME] (docs/routing.md)",
+    "default_route": "the route used when neither a provider nor a route is named",
 }
 
 

@@ -152,9 +152,21 @@ class RecipientResult:
     request_id: str | None = None
     #: the provider that sent it, when it differs from the SendResult's (routing, replays)
     provider: str | None = None
+    #: a route's earlier attempts for this recipient, each at another provider and each proven
+    #: not sent (rejected, ``reason.not_sent``), in order; empty when its first attempt was final
+    earlier: tuple["RecipientResult", ...] = ()
+
+    @property
+    def attempts(self) -> tuple["RecipientResult", ...]:
+        """Every attempt for this recipient, in order: the earlier ones, then this final outcome."""
+        return (*self.earlier, attrs.evolve(self, earlier=()))
 
     def to_json_dict(self, provider: str) -> dict[str, Any]:
-        """One entry of ``SendResult.to_json_dict()["recipients"]`` (``provider``: the result's)."""
+        """One entry of ``SendResult.to_json_dict()["recipients"]`` (``provider``: the result's),
+        with every attempt (a route's failover shows as earlier attempts rejected not sent)."""
+        return {**self._json(provider), "attempts": [a._json(provider) for a in self.attempts]}
+
+    def _json(self, provider: str) -> dict[str, Any]:
         reason = self.reason
         return {"phone": self.phone, "provider": self.provider or provider, "outcome": self.outcome.value,
                 "message_id": self.message_id, "request_id": self.request_id,

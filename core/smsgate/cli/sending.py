@@ -13,14 +13,18 @@ from .common import EXIT_FAILED, EXIT_OK, gateway as _gateway, print_json as _pr
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("send", help="send one message (to one or many numbers, or personalised)")
     p.add_argument("--config", help="TOML config file (default: $SMSGATE_CONFIG)")
-    p.add_argument("--provider", help="provider name (a [providers.NAME] table)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--provider", help="provider name (a [providers.NAME] table)")
+    where.add_argument("--route", help="route name (a [routes.NAME] table: several providers, failover of what "
+                                       "provably was not sent; default: default_route)")
     to = p.add_mutually_exclusive_group(required=True)
     to.add_argument("--to", help="phone numbers: comma-separated, @FILE (one per line) or - (stdin, one per line)")
     to.add_argument("--personal", metavar="@FILE.csv",
                     help="personalised send: CSV rows of phone, then the template params (a header row "
                          "phone,NAME,... makes them named) or, with --content -, the text")
     content = p.add_mutually_exclusive_group(required=True)
-    content.add_argument("--template", help="template id")
+    content.add_argument("--template", help="template id, or a logical template (a [templates.NAME] table with "
+                                            "one table per provider; give its params by name)")
     content.add_argument("--content", help="free text (with --personal: '-', the text comes from the CSV)")
     p.add_argument("--params", help="template params: JSON array (positional) or object (named)")
     p.add_argument("--sign-name", help="signature name (签名)")
@@ -195,13 +199,15 @@ def cmd_send(args: argparse.Namespace) -> int:
     message = _message(args)
     gw = _gateway(args)
     with progress_bar(gw, message):
-        result = gw.send(message, provider=args.provider, limit_scope=args.limit_scope)
+        result = gw.send(message, provider=args.provider, route=args.route, limit_scope=args.limit_scope)
     if args.json:
         _print_json(result.to_json_dict())
     else:
+        routed = bool(args.route) or any(r.provider or r.earlier for r in result.recipients)  # which provider took each
         for r in result.recipients:
             extra = r.message_id or (str(r.reason) if r.reason else "")
-            print(f"{r.phone}\t{r.outcome.value}\t{extra}")
+            via = f"{r.provider or result.provider}\t" if routed else ""
+            print(f"{r.phone}\t{r.outcome.value}\t{via}{extra}")
         if result.segments:
             print(f"segments per recipient: {result.segments}")
     if result.replayed:

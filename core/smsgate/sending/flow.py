@@ -49,28 +49,17 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
     leaves and after, and each after a slot of the provider's request rate; give back the quota of
     phones whose request never left; merge.
     """
-    caps, hooks, ctx0 = target.capabilities, target.hooks, target.context
-    # every request of this send ends by the deadline (the transport cuts off what is still open)
-    ctx0 = attrs.evolve(ctx0, extras={**ctx0.extras, "deadline": deadline_after(target.send_timeout)})
-    operation = message.operation
-    if operation not in caps.operations:
-        raise ValidationError(f"provider {target.name!r} cannot {operation.value}", field="personal")
-    message = normalise_recipients(message)
-    check_content(message, caps, target.name)
-    if hooks.validate_message.implemented:  # skipped when no plugin has anything to say
-        replaced = hooks.validate_message(ctx=ctx0, message=message)
-        if replaced is not None:
-            message = replaced
+    target = with_deadline(target)
+    message = prepare(target, normalise_recipients(message))
     limits = target.limits
     hold = limits.hold_phones(message.to, target.limit_scope or message.template_id) if limits is not None else None
     refused = hold.refused_results() if hold is not None else []
     sending = only(message, [p for p in message.to if p not in hold.refused]) if hold is not None and refused \
         else message
-    limit = hooks.request_limit(ctx=ctx0, operation=operation) if hooks.request_limit.implemented else None
-    batches = plan(sending, limit or caps.limit(operation)) if sending.to else []
+    batches = plan_requests(target, sending)
     try:
-        journal = ledger_stage.open_send(target.ledger, target.name, ctx0.provider, message, batches, ctx0.clock,
-                                         log)
+        journal = ledger_stage.open_send(target.ledger, target.name, target.context.provider, message, batches,
+                                         target.context.clock, log)
     except BaseException:
         if hold is not None:  # nothing was sent
             limits.release(hold)
@@ -80,28 +69,72 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
             limits.release(hold)
         return journal
     if refused and journal is not None:  # recorded as a request that never left: a replay answers the same
-        if journal.before(len(batches), [r.phone for r in refused]) is None:
-            journal.after(len(batches), refused)
-    results = execute_send(
-        hooks,
-        lambda i: ctx0 if i == 0 else attrs.evolve(ctx0, request_index=i),
-        operation,
-        batches,
-        target.max_concurrency,
-        log,
-        journal,
-        gate=limits.request_gate(target.name, target.rate) if limits is not None else None,
-    )
+        journal.never_left(len(batches), refused)
+    results = run_requests(target, batches, journal, log)
     if hold is not None:
         limits.settle(hold, results)
     return merge(target.name, message, refused + results, key=None if journal is None else journal.key)
+
+
+def with_deadline(target: Target) -> Target:
+    """``target`` whose requests all end by ``send_timeout`` from now (the transport cuts off what
+    is still open; those recipients are unknown). A route gives each provider's attempt its own."""
+    ctx = target.context
+    return attrs.evolve(target, context=attrs.evolve(
+        ctx, extras={**ctx.extras, "deadline": deadline_after(target.send_timeout)}))
+
+
+def prepare(target: Target, message: Message) -> Message:
+    """The checks of one provider, on a message whose recipients are normalised: the operation is
+    offered, the content keeps the provider's rules, the plugins' ``validate_message`` (which may
+    replace the message). Raises ValidationError; nothing is sent."""
+    caps, hooks = target.capabilities, target.hooks
+    if message.operation not in caps.operations:
+        raise ValidationError(f"provider {target.name!r} cannot {message.operation.value}", field="personal")
+    check_content(message, caps, target.name)
+    if hooks.validate_message.implemented:  # skipped when no plugin has anything to say
+        replaced = hooks.validate_message(ctx=target.context, message=message)
+        if replaced is not None:
+            message = replaced
+    return message
+
+
+def plan_requests(target: Target, message: Message) -> list[Message]:
+    """``message`` cut into requests within the vendor's limit (none for no recipients)."""
+    if not message.to:
+        return []
+    hooks, operation = target.hooks, message.operation
+    limit = hooks.request_limit(ctx=target.context, operation=operation) if hooks.request_limit.implemented else None
+    return plan(message, limit or target.capabilities.limit(message.operation))
+
+
+def run_requests(target: Target, batches: list[Message], journal: Any, log: Any, start: int = 0) -> list:
+    """Run ``batches`` through ``target`` as requests ``start``, ``start + 1``, ... of the send:
+    each written to the ledger before it leaves and after, each after a slot of the provider's
+    request rate. Every recipient gets an outcome; never raises for vendor or transport failures."""
+    if not batches:
+        return []
+    ctx0, limits = target.context, target.limits
+
+    def context(i: int) -> HookContext:
+        return ctx0 if i == ctx0.request_index else attrs.evolve(ctx0, request_index=i)
+
+    return execute_send(
+        target.hooks, context, batches[0].operation, batches, target.max_concurrency, log, journal,
+        gate=limits.request_gate(target.name, target.rate) if limits is not None else None, start=start,
+    )
 
 
 _log = get_logger("smsgate.pipeline")
 
 
 @hookimpl(trylast=True)
-def send_message(target: Target, message: Message) -> SendResult:
-    """The core's ``send_message`` hook (what ``Gateway.send`` calls): :func:`send`. Wrappers
-    (metrics, tracing) run around it and see every send whole."""
-    return send(target, message, _log)
+def send_message(target: Any, message: Message) -> SendResult:
+    """The core's ``send_message`` hook (what ``Gateway.send`` calls): :func:`send`, or for a
+    route (``smsgate.sending.routing.Route``) the routed send. Wrappers (metrics, tracing) run
+    around it and see every send whole."""
+    if isinstance(target, Target):
+        return send(target, message, _log)
+    from .routing import send_route
+
+    return send_route(target, message, _log)

@@ -77,20 +77,36 @@ class Gateway:
         #: per-phone quotas, request rates and vendor call budgets ([limits], docs/limits.md)
         self.limits = Limits(limits, clock=lambda: self.monotonic(), sleep=lambda seconds: self.sleep(seconds))
         from ..log import get_logger
+        from .routing import Breakers, RoutingSettings
 
         self.log = get_logger("smsgate.pipeline")
+        #: routes, default_route and logical templates ([routes.NAME], [templates.NAME.PROVIDER]), checked
+        self.routing = RoutingSettings()
+        #: the providers' circuit breakers (shared through the limits store when it is Redis);
+        #: ``breakers.clock`` is replaceable, so tests check cool-downs without waiting
+        self.breakers = Breakers(self.limits)
+        self._balancers: dict[str, Any] = {}
+        self._balancers_lock = threading.Lock()
         self.check()
 
     def check(self) -> None:
         """Check the whole configuration against the installed plugins: the file's structure,
         every configured provider's keys and values, the default provider. Raises one
         :class:`ConfigError` listing every problem; done when the Gateway is built."""
+        from .routing import routing_settings
+
         problems = [*self.settings.problems, *self._setup_problems]
+        capabilities = {}
         for name in self.provider_names():
             try:
-                self._build(name)  # not cached: a plugin's declaration may still be replaced (tests)
+                entry, _ = self._build(name)  # not cached: a plugin's declaration may still be replaced (tests)
+                capabilities[name] = entry.spec.capabilities
             except ConfigError as exc:
                 problems.append(exc)
+        try:
+            self.routing = routing_settings(self.settings.extra, capabilities, self.settings.providers)
+        except ConfigError as exc:
+            problems.append(exc)
         try:
             self.ledger  # noqa: B018 - a [ledger] url that cannot work is a problem now, not at the first send
         except ConfigError as exc:
@@ -184,8 +200,14 @@ class Gateway:
         return self.plugins.hooks_for(entry.spec.name)
 
     # -- sending ---------------------------------------------------------------------------
-    def send(self, message: Message, provider: str | None = None, *, limit_scope: str | None = None) -> SendResult:
+    def send(self, message: Message, provider: str | None = None, *, route: str | None = None,
+             limit_scope: str | None = None) -> SendResult:
         """Send ``message``; every recipient gets an outcome (accepted, rejected or unknown).
+
+        ``provider`` names one provider; ``route`` a ``[routes.NAME]`` (several providers, failover
+        of what provably was not sent, docs/routing.md); with neither, ``default_route`` if set,
+        else the default provider. A ``template_id`` naming a ``[templates.NAME]`` with provider
+        entries is a logical template: each provider gets its own template id, sign name and params.
 
         ``limit_scope`` names the per-phone quota (a ``[templates.NAME]`` table with ``per_phone``);
         by default the message's template id does, else ``[limits] per_phone`` applies.
@@ -194,10 +216,49 @@ class Gateway:
         LimitsUnavailable (the quota store is down; nothing sent). Vendor and transport failures
         do not raise: they become the outcomes of the recipients concerned.
         """
-        target = attrs.evolve(self.target(provider, message.operation), limit_scope=limit_scope)
-        # through the send_message hook, whose core implementation is the send flow (flow.py)
-        result: SendResult = target.hooks.send_message(ctx=target.context, target=target, message=message)
-        return result
+        if provider and route:
+            raise ConfigError("name a provider or a route, not both", field="route")
+        route = route or (None if provider else self.routing.default_route)
+        template = self.routing.templates.get(message.template_id) if message.template_id is not None else None
+        if route is None and template is None:
+            target = attrs.evolve(self.target(provider, message.operation), limit_scope=limit_scope)
+            # through the send_message hook, whose core implementation is the send flow (flow.py)
+            result: SendResult = target.hooks.send_message(ctx=target.context, target=target, message=message)
+            return result
+        routed = self.route(route, message.operation, template=template, provider=provider,
+                            limit_scope=limit_scope)
+        first = routed.targets[0]
+        ctx = attrs.evolve(first.context, extras={**first.context.extras, "route": route})
+        routed_result: SendResult = first.hooks.send_message(ctx=ctx, target=routed, message=message)
+        return routed_result
+
+    def route(self, name: str | None, operation: Operation | None = None, *, template: Any = None,
+              provider: str | None = None, limit_scope: str | None = None) -> Any:
+        """A resolved route for one send (``smsgate.sending.routing.Route``): its providers in this
+        send's order (a weighted route's pick first). With ``name`` None, the one ``provider``."""
+        from .routing import Route, SmoothWeighted
+
+        if name is None:
+            return Route(name=None, targets=(self.target(provider, operation),), template=template,
+                         limit_scope=limit_scope)
+        settings = self.routing.routes.get(name)
+        if settings is None:
+            from ..config import did_you_mean
+
+            known = sorted(self.routing.routes)
+            raise ConfigError(f"no route {name!r}{did_you_mean(name, known)} (configured: "
+                              f"{', '.join(known) or 'none; add a [routes.NAME] table'})", field="route")
+        order = settings.providers
+        if settings.strategy == "weighted":
+            with self._balancers_lock:
+                balancer = self._balancers.get(name)
+                if balancer is None:
+                    balancer = self._balancers[name] = SmoothWeighted(settings.providers, settings.weights)
+            order = balancer.order()
+        return Route(name=name, targets=tuple(self.target(p, operation) for p in order), template=template,
+                     breakers=self.breakers if settings.breaker_failures else None,
+                     breaker_failures=settings.breaker_failures, breaker_cooldown=settings.breaker_cooldown,
+                     limit_scope=limit_scope)
 
     def target(self, provider: str | None = None, operation: Operation | None = None) -> Any:
         """The resolved provider the send flow works with (``smsgate.sending.flow.Target``)."""

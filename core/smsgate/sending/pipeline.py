@@ -361,11 +361,14 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
 
 
 def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batches: list[Message],
-                 max_concurrency: int, log: Any, journal: Any = None, gate: Gate | None = None) -> list[RecipientResult]:
-    """Send every batch (concurrently, at most ``max_concurrency`` at once) and merge the outcomes."""
+                 max_concurrency: int, log: Any, journal: Any = None, gate: Gate | None = None,
+                 start: int = 0) -> list[RecipientResult]:
+    """Send every batch (concurrently, at most ``max_concurrency`` at once) and merge the outcomes.
+    The batches are requests ``start``, ``start + 1``, ... of the send (a route's later attempts
+    continue the numbering of the earlier ones)."""
     if len(batches) <= 1 or max_concurrency <= 1:
         out: list[RecipientResult] = []
-        for i, batch in enumerate(batches):
+        for i, batch in enumerate(batches, start):
             out.extend(send_outcomes(hooks, make_ctx, operation, batch, i, log, journal, gate))
         return out
     from concurrent.futures import ThreadPoolExecutor
@@ -375,7 +378,7 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
         # each request runs in the send's context variables (its tracing span, bound log fields)
         futures = [pool.submit(contextvars.copy_context().run, send_outcomes, hooks, make_ctx, operation, b, i, log,
                                journal, gate)
-                   for i, b in enumerate(batches)]
+                   for i, b in enumerate(batches, start)]
         out = []
         for fut in futures:
             out.extend(fut.result())

@@ -51,6 +51,16 @@ class Journal:
                           not_sent=True)
         return None
 
+    def at(self, provider: str, vendor: str) -> "Journal":
+        """This send's journal for a further attempt through another provider (routing)."""
+        return Journal(self.ledger, self.key, provider, vendor, self.clock, self.log)
+
+    def never_left(self, index: int, results: Sequence[RecipientResult]) -> None:
+        """Record outcomes decided before any request (a limit's refusal) as request ``index``,
+        which never left, so that a replay answers the same."""
+        if results and self.before(index, [r.phone for r in results]) is None:
+            self.after(index, results)
+
     def after(self, index: int, results: Sequence[RecipientResult]) -> None:
         """Write the request's outcomes. A failure is logged: the caller still gets the outcomes, and
         the ledger keeps the request as ``sending`` (a replay reports it unknown, never resends)."""
@@ -95,6 +105,10 @@ def replay(record: SendRecord, message: Message) -> SendResult:
     in_flight = Reason(code="IN_FLIGHT", not_sent=False,
                        message=f"an earlier send with key {record.key!r} has no outcome recorded for this recipient "
                                "(still in flight, or interrupted); not sent again")
+    tries: dict[str, list[RecipientResult]] = {}  # a phone's rows before its latest: failover attempts
+    for row in record.rows:
+        if row is not latest.get(row.phone):
+            tries.setdefault(row.phone, []).append(row.result(in_flight))
     recipients = []
     for phone in message.to:
         row = latest.get(phone)
@@ -104,6 +118,8 @@ def replay(record: SendRecord, message: Message) -> SendResult:
             result = row.result(in_flight)
             if result.provider == record.provider:  # as the original result had it
                 result = attrs.evolve(result, provider=None)
+            if phone in tries:
+                result = attrs.evolve(result, earlier=tuple(tries[phone]))
             recipients.append(result)
     return SendResult(provider=record.provider, recipients=tuple(recipients), segments=record.segments,
                       key=record.key, replayed=True)
