@@ -106,9 +106,9 @@ def replay(record: SendRecord, message: Message) -> SendResult:
                        message=f"an earlier send with key {record.key!r} has no outcome recorded for this recipient "
                                "(still in flight, or interrupted); not sent again")
     tries: dict[str, list[RecipientResult]] = {}  # a phone's rows before its latest: failover attempts
-    for row in record.rows:
-        if row is not latest.get(row.phone):
-            tries.setdefault(row.phone, []).append(row.result(in_flight))
+    for earlier in record.rows:
+        if earlier is not latest.get(earlier.phone):
+            tries.setdefault(earlier.phone, []).append(earlier.result(in_flight))
     recipients = []
     for phone in message.to:
         row = latest.get(phone)

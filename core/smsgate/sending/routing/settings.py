@@ -237,7 +237,7 @@ def _entry(name: str, provider: str, raw: Mapping[str, Any], caps: Any,
             problem("params", "params must be a list (positional vendors) or a table (named vendors)")
     if caps is not None and not caps.templates:
         problem("template_id", f"provider {provider!r} does not send templates")
-    if len(problems) > before:
+    if len(problems) > before or not isinstance(template_id, str):
         return None
     return TemplateEntry(provider=provider, template_id=template_id.strip(),
                          sign_name=sign_name, params=params)
