@@ -25,7 +25,7 @@ REDACTED = "***"
 _SENSITIVE = re.compile(r"sign|secret|token|key|pass|pwd|auth|mac|cred|ticket|session|cookie", re.I)
 _SAFE_HEADERS = frozenset({"content-type", "content-length", "accept", "user-agent", "host", "connection"})
 # what a signature is computed over, shown because it helps to debug a refused signature
-_SIGNED_INPUTS = re.compile(r"time|nonce|date|version", re.I)
+_SIGNED_INPUTS = re.compile(r"time|nonce|date|version|method|algorithm", re.I)
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 
 
@@ -74,18 +74,17 @@ def trace_url(url: str, signed_keys: set[str], secrets: list[str]) -> str:
         return base
     shown = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        hidden = (("?" + key in signed_keys and not _SIGNED_INPUTS.search(key)) or _SENSITIVE.search(key)
+        hidden = (not _SIGNED_INPUTS.search(key) and ("?" + key in signed_keys or _SENSITIVE.search(key))
                   or any(s in value for s in secrets))
         shown.append(f"{key}={REDACTED if hidden else mask_phones(value)}")
     return base + "?" + "&".join(shown)
 
 
-def trace_headers(request: HttpRequest, signed_keys: set[str], secrets: list[str]) -> str:
+def trace_headers(request: HttpRequest, secrets: list[str]) -> str:
     out = []
     for name, value in request.headers:
         low = name.lower()
-        shown = low in _SAFE_HEADERS or _SIGNED_INPUTS.search(low)
-        if not shown or _SENSITIVE.search(low):
+        if not (low in _SAFE_HEADERS or _SIGNED_INPUTS.search(low)):
             value = REDACTED
         out.append(f"{name}: {redact_text(value, secrets)}")
     return "; ".join(out)
@@ -121,7 +120,7 @@ class RequestTrace:
         if request is not None:
             signed_keys, changed = _signed_parts(self.unsigned, request)
             fields.update(method=request.method, url=trace_url(request.url, signed_keys, secrets),
-                          headers=trace_headers(request, signed_keys, secrets), body_bytes=len(request.body),
+                          headers=trace_headers(request, secrets), body_bytes=len(request.body),
                           signed=", ".join(changed) or None)
         if self.response is not None:
             fields["status"] = self.response.status
