@@ -137,7 +137,8 @@ def wire_converter(*, use_alias: bool = False, strict_str: bool = True,
                     items.append(conv.structure(item, item_type))
                 except Exception as exc:  # collected, as cattrs does, so every bad item is named
                     note = IterableValidationNote(f"Structuring {t!r} @ index {index}", index, item_type)
-                    exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+                    # setattr: BaseException.__notes__ is 3.11+ (cattrs reads it on 3.10 too)
+                    setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), note])  # noqa: B010
                     errors.append(exc)
             if errors:
                 raise IterableValidationError(f"While structuring {t!r}", errors, t)
