@@ -416,3 +416,33 @@ def test_cli_route_first_down(opass, juse, tmp_path):
     assert out.returncode == 0, out.stderr
     assert {r["provider"] for r in json.loads(out.stdout)["recipients"]} == {"juse"}
     assert sorted(juse_phones(juse)) == sorted(PHONES)
+
+
+def test_metrics_count_a_routed_recipient_under_its_final_provider_and_the_route(opass, juse):
+    prometheus = pytest.importorskip("prometheus_client")
+    from smsgate import PluginManager
+    from smsgate.integrations.metrics import Metrics
+
+    registry = prometheus.CollectorRegistry()
+    plugins = PluginManager()
+    Metrics(registry).install(plugins)
+    opass.blocked_phones = {PHONES[1]}
+    with Gateway(config(opass, juse), plugins=plugins) as gw:
+        assert gw.send(LOGIN, route="otp").ok
+
+    def recipients(provider):
+        return registry.get_sample_value("smsgate_recipients_total", {
+            "provider": provider, "route": "otp", "operation": "send", "outcome": "accepted", "code": ""}) or 0
+
+    assert (recipients("opass"), recipients("juse")) == (2, 1)
+
+
+def test_personalised_logical_template(opass, juse):
+    personal = {PHONES[0]: {"code": "1111"}, PHONES[1]: {"code": "2222"}}
+    with Gateway(config(opass, juse)) as gw:
+        result = gw.send(Message.personalised(personal, template_id="login"), provider="opass")
+        assert result.ok
+        with pytest.raises(ValidationError, match="'juse' cannot send_batch"):  # every provider of the route is checked
+            gw.send(Message.personalised(personal, template_id="login"), route="otp")
+    assert sorted((s.phone, tuple(s.params)) for s in opass.sent) == [(PHONES[0], ("1111",)), (PHONES[1], ("2222",))]
+    assert juse.requests == []

@@ -138,11 +138,13 @@ class Metrics:
             raise
         if isinstance(result, SendResult):
             route = str(ctx.extras.get("route") or "")
-            tally = _Tally((r.outcome.value, r.reason.code if r.reason is not None else None)
-                           for r in result.recipients)
+            # a routed recipient counts under the plugin of the provider that took it last
+            vendors = ctx.extras.get("vendors") or {}
+            tally = _Tally((vendors.get(r.provider, ctx.provider) if r.provider else ctx.provider, r.outcome.value,
+                            r.reason.code if r.reason is not None else None) for r in result.recipients)
             operation = _operation(message.operation)
-            for (outcome, code), n in tally.items():
-                self._child(self.recipients, ctx.provider, route, operation, outcome, self.code(code)).inc(n)
+            for (provider, outcome, code), n in tally.items():
+                self._child(self.recipients, provider, route, operation, outcome, self.code(code)).inc(n)
         return result
 
     @hookimpl(wrapper=True)

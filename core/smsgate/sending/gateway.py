@@ -228,7 +228,9 @@ class Gateway:
         routed = self.route(route, message.operation, template=template, provider=provider,
                             limit_scope=limit_scope)
         first = routed.targets[0]
-        ctx = attrs.evolve(first.context, extras={**first.context.extras, "route": route})
+        # wrappers see the route, and each configured provider's plugin (a recipient's final provider)
+        vendors = {t.name: t.context.provider for t in routed.targets}
+        ctx = attrs.evolve(first.context, extras={**first.context.extras, "route": route, "vendors": vendors})
         routed_result: SendResult = first.hooks.send_message(ctx=ctx, target=routed, message=message)
         return routed_result
 
