@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from smsgate import Gateway
+from smsgate import Budget, Capabilities, Gateway
 from smsgate.receiving import BackgroundServer, Receiver
 from smsgate.models import Operation
 from smsgate.receiving.poller import Poller, PullOutcome, pull_targets
@@ -87,13 +87,9 @@ def test_run_loop_survives_errors_and_stops(tmp_path):
     assert all(o.error and "TransportError" in o.error for o in outcomes)
 
 
-def test_delays_respect_min_interval_and_back_off(tmp_path):
-    class Caps:
-        operations = {Operation.PULL_REPORTS, Operation.PULL_INBOUND}
-        min_interval = {Operation.PULL_REPORTS: 5.0, Operation.PULL_INBOUND: 5.0}
-
+def _gateway_with(caps):
     class Spec:
-        capabilities = Caps()
+        capabilities = caps
 
     class Entry:
         spec = Spec()
@@ -105,6 +101,15 @@ def test_delays_respect_min_interval_and_back_off(tmp_path):
         def provider(self, name):
             return Entry(), None
 
+    return FakeGateway()
+
+
+PULLS = {Operation.PULL_REPORTS, Operation.PULL_INBOUND}
+
+
+def test_delays_respect_min_interval_and_back_off(tmp_path):
+    FakeGateway = lambda: _gateway_with(Capabilities(  # noqa: E731
+        operations=PULLS, min_interval={Operation.PULL_REPORTS: 5.0, Operation.PULL_INBOUND: 5.0}))
     poller = Poller(FakeGateway(), spool=None, interval=2.0, max_backoff=60)
     key = ("cm", Operation.PULL_REPORTS)
     assert pull_targets(FakeGateway()) == [("cm", Operation.PULL_REPORTS), ("cm", Operation.PULL_INBOUND)]
@@ -113,6 +118,29 @@ def test_delays_respect_min_interval_and_back_off(tmp_path):
     failed = PullOutcome("cm", key[1], error="TransportError: x")
     assert [poller._delay_after(key, failed, False) for _ in range(5)] == [5.0, 10.0, 20.0, 40.0, 60]
     assert poller._delay_after(key, PullOutcome("cm", key[1]), False) == 5.0  # reset after success
+
+
+def test_a_shared_budget_spaces_each_pull_by_its_share_and_the_vendor_suggests_the_idle_pause():
+    shared = Capabilities(operations=PULLS, budgets=[Budget("pull", PULLS, calls=1, per=5.0)])
+    both = Poller(_gateway_with(shared), spool=None)
+    key = ("cm", Operation.PULL_REPORTS)
+    assert both.min_interval(*key) == 10.0  # two pulls take turns in one call per 5 s
+    assert both._delay_after(key, PullOutcome("cm", key[1], events=3), False) == 10.0
+    assert both._delay_after(key, PullOutcome("cm", key[1]), False) == 10.0  # the default idle pause is 10
+    one = Poller(_gateway_with(shared), spool=None, providers=["cm"])
+    one.targets = [key]
+    assert one.min_interval(*key) == 5.0
+    suggested = Capabilities(operations=PULLS, poll_interval=60.0,
+                             budgets=[Budget("query", {Operation.PULL_REPORTS}, calls=3, per=60.0)])
+    poller = Poller(_gateway_with(suggested), spool=None)
+    assert poller.min_interval(*key) == 20.0
+    assert poller._delay_after(key, PullOutcome("cm", key[1]), False) == 60.0  # the vendor's suggestion
+    assert poller._delay_after(key, PullOutcome("cm", key[1], events=1), False) == 20.0
+    assert Poller(_gateway_with(suggested), spool=None, interval=30.0)._delay_after(
+        key, PullOutcome("cm", key[1]), False) == 30.0  # the caller's choice, above the budget's floor
+    assert Poller(_gateway_with(suggested), spool=None, interval=1.0)._delay_after(
+        key, PullOutcome("cm", key[1]), False) == 20.0
+    assert poller.longest_wait(*key) == 60.0
 
 
 def _toml(config):

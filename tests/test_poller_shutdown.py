@@ -119,5 +119,5 @@ def test_shutdown_timeout_covers_rate_limit_and_timeouts():
     gw = Gateway({"providers": {"loopback": {"base_url": "http://127.0.0.1:9", "connect_timeout": 2.0,
                                              "connect_retries": 1, "read_timeout": 7.0}}})
     poller = Poller(gw, Spool.__new__(Spool), providers=["loopback"])
-    floor = poller.min_interval("loopback", Operation.PULL_REPORTS)
-    assert poller.shutdown_timeout(margin=1.0) == floor + 2.0 * 2 + 7.0 + 1.0
+    window = poller.longest_wait("loopback", Operation.PULL_REPORTS)
+    assert poller.shutdown_timeout(margin=1.0) == window + 2.0 * 2 + 7.0 + 1.0

@@ -19,11 +19,12 @@ _EXPORTS = {
     "Message": "models", "SendResult": "models", "RecipientResult": "models", "Reason": "models",
     "Outcome": "models", "Status": "models", "Operation": "models", "DeliveryReport": "models",
     "InboundMessage": "models", "TaskSummary": "models", "Balance": "models", "PullQuery": "models",
+    "StatisticsQuery": "models", "SendStatistics": "models", "DayStatistics": "models",
     "HttpRequest": "models", "HttpResponse": "models", "CallbackRequest": "models", "CallbackResult": "models",
     "SendReply": "models", "CHINA_TZ": "models", "to_jsonable": "models", "converter": "models",
     # plugin authoring
     "hookimpl": "hookspecs", "hookspec": "hookspecs",
-    "Provider": "provider", "Capabilities": "provider", "HookContext": "provider",
+    "Provider": "provider", "Capabilities": "provider", "Budget": "provider", "HookContext": "provider",
     "ProviderConfig": "config", "secret": "config", "Wire": "wire", "WireError": "wire",
     # utilities
     "normalise_phone": "phones", "mask_phone": "phones", "segments": "phones", "text_params": "sending.pipeline",
@@ -69,10 +70,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .hookspecs import hookimpl, hookspec
     from .models import (CHINA_TZ, Balance, CallbackRequest, CallbackResult, DeliveryReport, HttpRequest,
                          HttpResponse, InboundMessage, Message, Operation, Outcome, PullQuery, Reason,
-                         RecipientResult, SendReply, SendResult, Status, TaskSummary, converter, to_jsonable)
+                         RecipientResult, SendReply, SendResult, SendStatistics, DayStatistics, StatisticsQuery,
+                         Status, TaskSummary, converter, to_jsonable)
     from .phones import mask_phone, mask_phones_in, normalise_phone, segments
     from .sending.pipeline import text_params
     from .integrations.aio import AsyncGateway
     from .plugins import PluginManager
     from .receiving.receiver import Receiver
-    from .provider import Capabilities, HookContext, Provider
+    from .provider import Budget, Capabilities, HookContext, Provider

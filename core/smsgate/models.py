@@ -25,6 +25,7 @@ class Operation(str, enum.Enum):
     PULL_REPORTS = "pull_reports"  #: fetch delivery reports
     PULL_INBOUND = "pull_inbound"  #: fetch inbound (MO) messages
     BALANCE = "balance"  #: account balance
+    STATISTICS = "statistics"  #: send statistics per day over a date range
 
     def __str__(self) -> str:
         return self.value
@@ -305,6 +306,76 @@ class PullQuery:
     biz_id: str | None = None
     phones: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     since: _dt.datetime | None = None
+
+
+def _date_of(field: str) -> Any:
+    def convert(value: Any) -> _dt.date:
+        if isinstance(value, _dt.datetime):
+            return value.date()
+        if isinstance(value, _dt.date):
+            return value
+        try:
+            text = str(value)
+            if len(text) != 10 or text[4] != "-" or text[7] != "-":  # 3.11 also takes 20240918
+                raise ValueError(text)
+            return _dt.date.fromisoformat(text)
+        except ValueError:
+            from .errors import ValidationError
+
+            raise ValidationError(f"{field} is not a date (YYYY-MM-DD): {value!r}", field=field) from None
+    return convert
+
+
+@attrs.frozen(kw_only=True)
+class StatisticsQuery:
+    """What a statistics query asks for: the days from ``start`` to ``end`` (both included, China
+    dates), one page of ``page_size`` days. Vendors check their own page limits."""
+
+    start: _dt.date = attrs.field(converter=_date_of("start"))
+    end: _dt.date = attrs.field(converter=_date_of("end"))
+    page: int = 1
+    page_size: int = 50
+
+    def __attrs_post_init__(self) -> None:
+        from .errors import ValidationError
+
+        if self.end < self.start:
+            raise ValidationError(f"the end date {self.end} is before the start date {self.start}", field="end")
+        if isinstance(self.page, bool) or not isinstance(self.page, int) or self.page < 1:
+            raise ValidationError(f"page must be a whole number from 1, not {self.page!r}", field="page")
+        if isinstance(self.page_size, bool) or not isinstance(self.page_size, int) or self.page_size < 1:
+            raise ValidationError(f"page_size must be a whole number from 1, not {self.page_size!r}",
+                                  field="page_size")
+
+
+@attrs.frozen(kw_only=True)
+class DayStatistics:
+    """One day of a vendor's send statistics (None where the vendor gave no number)."""
+
+    date: str  #: ``YYYY-MM-DD`` as the vendor wrote it
+    sent: int | None = None  #: messages sent
+    delivered: int | None = None  #: delivery reports saying delivered
+    failed: int | None = None  #: delivery reports saying not delivered
+    no_report: int | None = None  #: sent messages without a delivery report yet
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class SendStatistics:
+    """One page of a vendor's send statistics: ``days`` in the vendor's order; ``total`` is how
+    many days the whole answer has over every page (None when the vendor did not say)."""
+
+    provider: str
+    days: tuple[DayStatistics, ...] = attrs.field(converter=tuple)
+    page: int = 1
+    page_size: int = 50
+    total: int | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "page": self.page, "page_size": self.page_size, "total": self.total,
+                "days": [{"date": d.date, "sent": d.sent, "delivered": d.delivered, "failed": d.failed,
+                          "no_report": d.no_report} for d in self.days]}
 
 
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:

@@ -29,13 +29,52 @@ def _intervals(value: Any) -> dict[Operation, float]:
     return {Operation(k): float(v) for k, v in dict(value).items()}
 
 
+@attrs.frozen
+class Budget:
+    """A vendor's documented call budget: at most ``calls`` calls in any ``per`` seconds, counted
+    together for every operation in ``operations`` (one account's calls).
+
+    A vendor may declare several, and one operation may be in several: opass's report pull,
+    balance and statistics share ``Budget("query", {...}, calls=3, per=60)`` (the FAQ's three
+    query calls a minute) while balance alone also has ``Budget("balance", {balance}, 1, 15)``.
+    The core keeps them in the limits store (``smsgate.sending.limits``, shared by processes when
+    it is Redis): a call waits until every budget it belongs to has room.
+    """
+
+    name: str
+    operations: frozenset[Operation] = attrs.field(converter=_ops)
+    calls: int = attrs.field(converter=int)
+    per: float = attrs.field(converter=float)
+
+    @calls.validator
+    def _positive(self, attribute: Any, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"budget {self.name!r}: calls must be at least 1")
+
+    @property
+    def spacing(self) -> float:
+        """Seconds between calls that use this budget evenly (``per / calls``)."""
+        return self.per / self.calls
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "operations": sorted(o.value for o in self.operations),
+                "calls": self.calls, "per": self.per}
+
+
+def _budgets(value: Any) -> tuple[Budget, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class Capabilities:
     """What a provider can do, and the limits the pipeline must respect when cutting work.
 
     ``max_recipients`` gives, per send operation, the most phones one request may carry.
-    ``min_interval`` gives, per operation, the least number of seconds between two calls (the
-    vendor's documented rate limit; the gateway waits rather than breaking it).
+    ``budgets`` are the vendor's documented call budgets (:class:`Budget`), possibly shared by
+    several operations; ``min_interval`` is the shorthand for a budget of one operation and one
+    call: per operation, the least number of seconds between two calls. The gateway waits rather
+    than breaking either. ``poll_interval`` is the pause between pulls the vendor suggests when
+    it had nothing new (None: the poller's own default).
     ``max_text_length`` is the longest free text the vendor takes (None: no documented limit).
     ``rate`` is the vendor's documented request rate for sends ("300/second"; None: none given),
     the default of the provider's ``rate`` key.
@@ -52,9 +91,23 @@ class Capabilities:
     min_interval: dict[Operation, float] = attrs.field(factory=dict, converter=_intervals)
     max_text_length: int | None = None
     rate: str | None = None
+    budgets: tuple[Budget, ...] = attrs.field(default=(), converter=_budgets)
+    poll_interval: float | None = None
 
     def limit(self, operation: Operation) -> int:
         return self.max_recipients.get(operation, 1)
+
+    def budgets_for(self, operation: Operation) -> tuple[Budget, ...]:
+        """Every budget a call of ``operation`` spends from (``min_interval`` included)."""
+        found = tuple(b for b in self.budgets if operation in b.operations)
+        interval = self.min_interval.get(operation)
+        if interval:
+            found += (Budget(name=operation.value, operations={operation}, calls=1, per=interval),)
+        return found
+
+    def spacing(self, operation: Operation) -> float:
+        """The least even pause between calls of ``operation`` that stays within its budgets."""
+        return max((b.spacing for b in self.budgets_for(operation)), default=0.0)
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +122,8 @@ class Capabilities:
             "min_interval": {o.value: s for o, s in sorted(self.min_interval.items())},
             "max_text_length": self.max_text_length,
             "rate": self.rate,
+            "budgets": [b.to_json_dict() for b in self.budgets],
+            "poll_interval": self.poll_interval,
         }
 
 

@@ -47,8 +47,9 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("poll", help="keep pulling reports and inbound SMS into the spool and handlers")
     _common(p)
     p.add_argument("--provider", action="append", default=[], help="only this provider (repeatable)")
-    p.add_argument("--interval", type=float, default=10.0,
-                   help="seconds between pulls when a vendor had nothing (never below its rate limit)")
+    p.add_argument("--interval", type=float, default=None,
+                   help="seconds between pulls when a vendor had nothing (default: the vendor's suggestion, "
+                        "e.g. 60 for opass, else 10; never below its call budget)")
     p.add_argument("--once", action="store_true", help="pull each provider once, run the handlers, exit")
     p.add_argument("--json", action="store_true", help="with --once: print one JSON object per pull")
 

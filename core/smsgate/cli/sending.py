@@ -1,4 +1,4 @@
-"""Commands that talk to a vendor: ``send``, ``reports``, ``inbound``, ``balance``."""
+"""Commands that talk to a vendor: ``send``, ``reports``, ``inbound``, ``balance``, ``stats``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,15 @@ def add_commands(sub: Any) -> None:
             p.add_argument("--since", help="earliest send time of interest, ISO 8601 (2030-01-01, "
                                            "2030-01-01T09:00; China time unless an offset is given). "
                                            "aliyun: the send date to look up (default today)")
+
+    p = sub.add_parser("stats", help="send statistics per day over a date range (vendors with a statistics query)")
+    p.add_argument("--config", help="TOML config file (default: $SMSGATE_CONFIG)")
+    p.add_argument("--provider", help="provider name")
+    p.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD", help="first day (China date)")
+    p.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD", help="last day, included")
+    p.add_argument("--page", type=int, default=1, help="page of days (default 1)")
+    p.add_argument("--page-size", type=int, default=50, help="days a page (default 50, opass's most)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 
@@ -258,4 +267,21 @@ def cmd_balance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"send": cmd_send, "reports": cmd_pull, "inbound": cmd_pull, "balance": cmd_balance}
+def cmd_stats(args: argparse.Namespace) -> int:
+    from ..models import StatisticsQuery
+
+    query = StatisticsQuery(start=args.start, end=args.end, page=args.page, page_size=args.page_size)
+    stats = _gateway(args).statistics(args.provider, query)
+    if args.json:
+        _print_json(stats.to_json_dict())
+        return EXIT_OK
+    show = lambda n: "-" if n is None else str(n)  # noqa: E731
+    print("date\tsent\tdelivered\tfailed\tno_report")
+    for d in stats.days:
+        print(f"{d.date}\t{show(d.sent)}\t{show(d.delivered)}\t{show(d.failed)}\t{show(d.no_report)}")
+    print(f"page {stats.page}: {len(stats.days)} days" + (f" of {stats.total}" if stats.total is not None else ""),
+          file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS = {"send": cmd_send, "reports": cmd_pull, "inbound": cmd_pull, "balance": cmd_balance, "stats": cmd_stats}

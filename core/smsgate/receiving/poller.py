@@ -1,9 +1,9 @@
 """Pulling reports and inbound SMS from vendors that offer pulls, into the same spool as pushes.
 
-cmas offers only pulls (reports and inbound, at most one call per 5 s each); opass offers a report
+cmas offers only pulls (reports and inbound, one call per 5 s for both); opass offers a report
 pull beside its pushes. The :class:`Poller` keeps pulling each configured provider's pull
-operations, never faster than the vendor's ``Capabilities.min_interval`` (the Gateway enforces it
-too), and stores what it gets in the spool with ``source="pull"``. Dedup keys are the same as for
+operations, never faster than the vendor's call budgets allow (``Capabilities.budgets``; the
+Gateway enforces them too), and stores what it gets in the spool with ``source="pull"``. Dedup keys are the same as for
 pushes, so a report that arrives both ways is handled once.
 
 A vendor hands each pulled item out once, so nothing pulled may be dropped: when the spool refuses
@@ -31,6 +31,8 @@ from .store import Spool, event_kind, plain_event
 log = get_logger("smsgate.poller")
 
 PULL_OPERATIONS = (Operation.PULL_REPORTS, Operation.PULL_INBOUND)
+#: the pause after an empty pull when neither the caller nor the vendor chose one
+DEFAULT_INTERVAL = 10.0
 
 
 @attrs.define
@@ -59,14 +61,15 @@ def pull_targets(gateway: Any, providers: Iterable[str] | None = None) -> list[t
 class Poller:
     """Pull every target in turn, forever (:meth:`run`) or once (:meth:`poll_once`).
 
-    ``interval`` is the pause between two pulls of the same target when the vendor had nothing
-    (at least its ``min_interval``); after a full answer the next pull follows as soon as the
-    vendor allows. Errors are logged and backed off (doubling up to ``max_backoff``); they never
+    ``interval`` is the pause between two pulls of the same target when the vendor had nothing:
+    by default the vendor's suggestion (``Capabilities.poll_interval``, e.g. opass's once a
+    minute), else 10 s; never below what its budgets allow. After a full answer the next pull
+    follows as soon as the budgets allow. Errors are logged and backed off (doubling up to ``max_backoff``); they never
     stop the loop.
     """
 
     def __init__(self, gateway: Any, spool: Spool, *, providers: Iterable[str] | None = None,
-                 interval: float = 10.0, max_backoff: float = 300.0,
+                 interval: float | None = None, max_backoff: float = 300.0,
                  query: Callable[[str], PullQuery] | None = None, dead_letter: str | os.PathLike[str] | None = None):
         self.gateway = gateway
         self.spool = spool
@@ -88,8 +91,29 @@ class Poller:
         return self._dead_letter or f"{self.spool.path}.dead-letter.jsonl"
 
     def min_interval(self, name: str, op: Operation) -> float:
-        entry, _ = self.gateway.provider(name)
-        return float(entry.spec.capabilities.min_interval.get(op, 0.0))
+        """The least pause between pulls of one target that keeps within the vendor's budgets,
+        counting this poller's other pulls that spend from the same budget (cmas's two pulls
+        share one call per 5 s, so each comes every 10 s)."""
+        caps = self.gateway.provider(name)[0].spec.capabilities
+        floor = 0.0
+        for budget in caps.budgets_for(op):
+            sharing = sum(1 for n, o in self.targets if n == name and o in budget.operations)
+            floor = max(floor, budget.spacing * max(1, sharing))
+        return floor
+
+    def longest_wait(self, name: str, op: Operation) -> float:
+        """The longest a pull can wait for room in its budgets: the longest window."""
+        caps = self.gateway.provider(name)[0].spec.capabilities
+        return max((b.per for b in caps.budgets_for(op)), default=0.0)
+
+    def idle_interval(self, name: str, op: Operation) -> float:
+        """The pause after a pull that brought nothing (see the class docstring)."""
+        if self.interval is not None:
+            chosen = self.interval
+        else:
+            suggested = self.gateway.provider(name)[0].spec.capabilities.poll_interval
+            chosen = DEFAULT_INTERVAL if suggested is None else suggested
+        return max(self.min_interval(name, op), chosen)
 
     def pull(self, name: str, op: Operation) -> PullOutcome:
         """One pull of one target; events go to the spool before this returns."""
@@ -175,9 +199,9 @@ class Poller:
         if outcome.error:
             n = self._failures[key] = self._failures.get(key, 0) + 1
             return float(min(self.max_backoff,
-                             max(floor, self.interval) * (2 ** (n - 1) if not is_rate_limit else 2 ** n)))
+                             self.idle_interval(*key) * (2 ** (n - 1) if not is_rate_limit else 2 ** n)))
         self._failures.pop(key, None)
-        return floor if outcome.events else max(floor, self.interval)
+        return floor if outcome.events else self.idle_interval(*key)
 
     def run(self, on_pull: Callable[[PullOutcome], None] | None = None) -> None:
         """Poll until :meth:`stop`. Nothing stops the loop: errors are logged and backed off, and
@@ -207,8 +231,8 @@ class Poller:
         self._stop.set()
 
     def shutdown_timeout(self, margin: float = 5.0) -> float:
-        """How long a pull already in flight may still take: the longest wait for a vendor's rate
-        limit plus its connect attempts and read timeout, plus ``margin``."""
+        """How long a pull already in flight may still take: the longest wait for a vendor's
+        budget (a whole window) plus its connect attempts and read timeout, plus ``margin``."""
         longest = 0.0
         for name, op in self.targets:
             try:
@@ -217,7 +241,7 @@ class Poller:
                 read = float(getattr(config, "read_timeout", 15.0))
             except Exception:
                 connect, read = 15.0, 15.0
-            longest = max(longest, self.min_interval(name, op) + connect + read)
+            longest = max(longest, self.longest_wait(name, op) + connect + read)
         return longest + margin
 
     def join(self, timeout: float | None = None) -> bool:

@@ -13,7 +13,7 @@ import attrs
 from ..config import Settings, did_you_mean, load_settings, settings_from_mapping, structure_config
 from ..errors import ConfigError, ValidationError
 from ..models import (Balance, CallbackRequest, CallbackResult, DeliveryReport, InboundMessage, Message, Operation,
-                      PullQuery, SendResult)
+                      PullQuery, SendResult, SendStatistics, StatisticsQuery)
 from ..provider import HookContext, default_nonce
 
 
@@ -328,11 +328,11 @@ class Gateway:
         if operation not in entry.spec.capabilities.operations:
             raise ConfigError(f"provider {name!r} does not support {operation.value}", provider=name)
         hooks = self.plugins.hooks_for(entry.spec.name)
-        interval = entry.spec.capabilities.min_interval.get(operation)
-        budgets = [_Interval(operation.value, interval)] if interval else []
-        # The vendor's documented budget, kept in the limits store (shared by every process on it):
-        # one call at a time, counted from its answer, so the vendor, which counts from the
-        # request's arrival, never sees two inside its window. Other kinds are not held up.
+        # The vendor's documented budgets (Capabilities.budgets, min_interval), kept in the limits
+        # store (shared by every process on it): a call waits until every budget it belongs to has
+        # room, runs alone in them, and is counted from its answer, so the vendor, which counts
+        # from the request's arrival, never sees one call too many. Other budgets are not held up.
+        budgets = entry.spec.capabilities.budgets_for(operation)
         with self.limits.spend(name, budgets, hold=self._hold(name), operation=operation.value):
             return call_vendor(hooks, self._deadlined(name, operation), operation, payload)
 
@@ -354,6 +354,17 @@ class Gateway:
     def balance(self, provider: str | None = None) -> Balance:
         balance: Balance = self._call(provider, Operation.BALANCE, None)
         return balance
+
+    def statistics(self, provider: str | None = None, query: StatisticsQuery | None = None, *,
+                   start: Any = None, end: Any = None, page: int = 1, page_size: int = 50) -> SendStatistics:
+        """One page of the vendor's send statistics per day (vendors with a statistics query):
+        ``statistics("opass", start="2024-09-01", end="2024-09-18")`` or with a
+        :class:`StatisticsQuery`. Dates are China dates, both included."""
+        if query is None:
+            if start is None or end is None:
+                raise ValidationError("statistics need a start and an end date", field="start" if start is None else "end")
+            query = StatisticsQuery(start=start, end=end, page=page, page_size=page_size)
+        return self._call(provider, Operation.STATISTICS, query)
 
     # -- pushes ----------------------------------------------------------------------------
     def handle_callback(self, provider: str, request: CallbackRequest, **extras: Any) -> CallbackResult:
@@ -391,15 +402,6 @@ class Gateway:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-@attrs.frozen
-class _Interval:
-    """A vendor's least interval between two calls of one operation, as a call budget."""
-
-    name: str
-    per: float
-    calls: int = 1
 
 
 __all__ = ["Gateway"]

@@ -170,11 +170,14 @@ def _masked(phones: Sequence[str]) -> list[str]:
     return [mask_phone(p) for p in phones[:_LOG_PHONES]]
 
 
-def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any:
-    """build_request -> sign -> transmit -> parse_response for one vendor call (traced at debug level)."""
+def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, *, invalid_raises: bool = False) -> Any:
+    """build_request -> sign -> transmit -> parse_response for one vendor call (traced at debug level).
+
+    A ValidationError while building becomes a not-sent ProviderError (a send's recipients get
+    an outcome), or with ``invalid_raises`` is raised as it is (a query's bad input)."""
     trace = RequestTrace(ctx, operation)
     try:
-        result = _run_request(hooks, ctx, operation, payload, trace)
+        result = _run_request(hooks, ctx, operation, payload, trace, invalid_raises)
     except (ProviderError, TransportError) as exc:
         trace.emit("not_sent" if exc.not_sent else "unknown", code=getattr(exc, "code", None) or type(exc).__name__,
                    error=str(exc))
@@ -187,7 +190,8 @@ def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any
     return result
 
 
-def _run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, trace: RequestTrace) -> Any:
+def _run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, trace: RequestTrace,
+                 invalid_raises: bool) -> Any:
     unsigned = None
     try:
         request = hooks.build_request(ctx=ctx, operation=operation, payload=payload)
@@ -197,7 +201,7 @@ def _run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, trace
         unsigned = request
         signed = hooks.sign(ctx=ctx, operation=operation, request=request)
     except SmsError as exc:
-        if isinstance(exc, ValidationError):  # nothing left the process
+        if isinstance(exc, ValidationError) and not invalid_raises:  # nothing left the process
             raise ProviderError(str(exc), code="INVALID", not_sent=True, provider=ctx.provider) from None
         raise
     except Exception as exc:  # a plugin bug before sending: nothing left the process
@@ -247,8 +251,10 @@ def call_vendor(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any
 
 @hookimpl(trylast=True)
 def vendor_request(ctx: Any, operation: Operation, payload: Any, hooks: Any) -> Any:
-    """The core's ``vendor_request``: :func:`run_request`."""
-    return run_request(hooks, ctx, operation, payload)
+    """The core's ``vendor_request``: :func:`run_request`. A query's bad input (not a send's,
+    whose recipients each get an outcome) raises its ValidationError as it is."""
+    sending = operation in (Operation.SEND, Operation.SEND_BATCH)
+    return run_request(hooks, ctx, operation, payload, invalid_raises=not sending)
 
 
 def _unknown(batch: Message, provider: str, log: Any, code: str, message: str,

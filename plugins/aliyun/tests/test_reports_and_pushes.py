@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from smsgate import (CallbackRequest, DeliveryReport, InboundMessage, Message, ProviderError, PullQuery, Status,
+from smsgate import (CallbackRequest, DeliveryReport, InboundMessage, Message, PullQuery, Status,
                      ValidationError)
 from smsgate_aliyun.simulator import DEMO_TEMPLATE, SIGN_NAME
 
@@ -63,9 +63,9 @@ def test_since_picks_the_send_date(sim, make_gateway):
     (PullQuery(message_ids=["1^0", "2^0"], phones=[TWO[0]]), "message_ids"),
 ])
 def test_a_pull_the_api_cannot_answer_is_refused_before_sending(sim, make_gateway, query, field):
-    with pytest.raises(ProviderError) as err:
+    with pytest.raises(ValidationError) as err:  # a query's bad input: the error names its field
         make_gateway().pull_reports("aliyun", query)
-    assert err.value.not_sent and field in str(err.value) and not sim.requests
+    assert err.value.field == field and field in str(err.value) and not sim.requests
 
 
 # -- pushes ------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ TMPSUBMIT_MAC_FIELDS = ("ecName", "apId", "secretKey", "templateId", "mobiles", 
 MAX_MOBILES = 5000
 #: many-to-many submits carry *fewer than* 1000 numbers
 MAX_PERSONAL = 999
-#: the document: one report pull and one inbound pull per 5 seconds at most
+#: 注3: pulls at most once per 5 seconds (taken as one budget for both pulls together)
 PULL_INTERVAL = 5.0
 
 

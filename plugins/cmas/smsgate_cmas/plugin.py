@@ -4,7 +4,8 @@
 * template -> ``/sms/tmpsubmit`` (positional params as a JSON array string, ``[""]`` for none)
 * personalised text -> many-to-many ``/sms/submit`` (``mobiles`` empty, ``content`` a JSON object
   phone -> text, fewer than 1000 numbers a request)
-* delivery reports -> ``/sms/report``, inbound SMS -> ``/sms/deliver`` (pulls, one call per 5 s each)
+* delivery reports -> ``/sms/report``, inbound SMS -> ``/sms/deliver`` (pulls, one call per 5 s for
+  both together: the cautious reading of 注3)
 
 Bodies are base64 JSON; sends carry an md5 ``mac`` (see :mod:`smsgate_cmas.dialect`).
 """
@@ -18,6 +19,7 @@ import attrs
 
 from smsgate import (
     AuthError,
+    Budget,
     Capabilities,
     ConfigError,
     DeliveryReport,
@@ -63,7 +65,9 @@ CAPABILITIES = Capabilities(
     positional_params=True,
     scheduling=False,
     callbacks=frozenset(),
-    min_interval={Operation.PULL_REPORTS: dialect.PULL_INTERVAL, Operation.PULL_INBOUND: dialect.PULL_INTERVAL},
+    # 注3 "在获取状态报告和上行短息请求5秒钟内只能请求一次" may mean one call per 5 s for each
+    # pull or for both together: the cautious reading, one budget for both, can never be refused
+    budgets=(Budget("pull", {Operation.PULL_REPORTS, Operation.PULL_INBOUND}, calls=1, per=dialect.PULL_INTERVAL),),
     max_text_length=None,  # the document gives none
 )
 

@@ -58,6 +58,8 @@ class CmasSimulator(SimulatorServer):
         #: the simulator's own clock for the pull window (tests replace it to stay untimed)
         self.clock = clock or time.monotonic
         self.pull_interval = pull_interval
+        #: 注3 read cautiously: one 5 s window for both pulls together (False: one window each)
+        self.shared_pull_window = True
         #: every accepted SMS: dicts with mgsGroup, mobile, content / templateId + params, sign, addSerial
         self.accepted: list[dict[str, Any]] = []
         #: every answer given, in order (beside ``requests``)
@@ -203,11 +205,12 @@ class CmasSimulator(SimulatorServer):
             return self._answer("InvalidUsrOrPwd")
         with self._state:
             now = self.clock()
-            last = self._last_pull.get(path)
+            window = "pull" if self.shared_pull_window else path
+            last = self._last_pull.get(window)
             if last is not None and now - last < self.pull_interval:
                 # undocumented: how the platform refuses; this simulator's choice (see docs)
                 return self._answer("TooFrequent", status=429)
-            self._last_pull[path] = now
+            self._last_pull[window] = now
             queue = self.pending_reports if path == "/sms/report" else self.pending_inbound
             page, queue[:] = queue[:_PAGE], queue[_PAGE:]
         return HttpResponse.of_json(page)

@@ -37,8 +37,12 @@ def clock(sim, monkeypatch):
     return fake
 
 
-def test_capabilities_declare_the_pull_interval():
-    assert CAPABILITIES.min_interval == {Operation.PULL_REPORTS: 5.0, Operation.PULL_INBOUND: 5.0}
+def test_capabilities_declare_one_budget_for_both_pulls():
+    # 注3, the cautious reading: one call per 5 s for the report and the inbound pull together
+    [budget] = CAPABILITIES.budgets
+    assert budget.operations == {Operation.PULL_REPORTS, Operation.PULL_INBOUND}
+    assert (budget.calls, budget.per) == (1, 5.0)
+    assert CAPABILITIES.budgets_for(Operation.PULL_INBOUND) == (budget,)
     assert not CAPABILITIES.callbacks
 
 
@@ -97,12 +101,38 @@ def test_simulator_refuses_a_second_pull_inside_5_seconds(sim, make_gateway, clo
         second.pull_reports("cmas")
     assert err.value.code == "TooFrequent" and err.value.retry_after == 5.0 and err.value.provider == "cmas"
     assert sim.answers[-1].status == 429
-    # the other pull has its own window
-    second.pull_inbound("cmas")
+    # the simulator reads 注3 cautiously: the other pull shares the window
+    with pytest.raises(RateLimited):
+        make_gateway(sim).pull_inbound("cmas")
     # once the window has passed the platform answers again
     clock.now += 0.1
     assert first.pull_reports("cmas") == []
-    assert [a.status for a in sim.answers] == [200, 429, 200, 200]
+    assert [a.status for a in sim.answers] == [200, 429, 429, 200]
+
+
+def test_poll_once_spaces_the_two_pulls_by_5_seconds(sim, make_gateway, clock, tmp_path):
+    # `smsgate poll --once` pulls reports then inbound: the second waits out the shared window
+    from smsgate.receiving import Spool
+    from smsgate.receiving.poller import Poller
+
+    sim.report("13800138000", "G1")
+    sim.add_inbound("13800138000", "Y")
+    with Spool(tmp_path / "spool.sqlite3") as spool:
+        poller = Poller(make_gateway(sim), spool)
+        assert poller.min_interval("cmas", Operation.PULL_INBOUND) == 10.0  # taking turns
+        outcomes = poller.poll_once()
+    assert [(o.operation, o.stored, o.error) for o in outcomes] == [
+        (Operation.PULL_REPORTS, 1, None), (Operation.PULL_INBOUND, 1, None)]
+    assert clock.slept == [pytest.approx(5.0)]
+    assert [a.status for a in sim.answers] == [200, 200]
+
+
+def test_with_one_window_per_pull_the_simulator_takes_both_at_once(sim, make_gateway, clock):
+    sim.shared_pull_window = False  # the other reading of 注3
+    first, second = make_gateway(sim), make_gateway(sim)
+    first.pull_reports("cmas")
+    second.pull_inbound("cmas")
+    assert [a.status for a in sim.answers] == [200, 200]
 
 
 def test_one_gateway_waits_out_the_interval_instead_of_being_refused(sim, make_gateway, clock):

@@ -57,6 +57,16 @@ def java_urldecode(text: str) -> str:
     return buf.decode("utf-8", errors="replace")
 
 
+def java_length(text: str) -> int:
+    """``text.length()`` as Java counts it: UTF-16 code units, so a character beyond the Basic
+    Multilingual Plane (most emoji) counts 2. The 500-character limit is counted so."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+#: the whole sender number (spnumber + account identity + AppendID) is at most this many digits
+MAX_SENDER_DIGITS = 20
+
+
 def send_time(value: _dt.datetime | None) -> str:
     """``SendTime``: ``YYYYMMDDHHMMSS`` (China time, already converted), or empty for "now"."""
     return "" if value is None else value.strftime("%Y%m%d%H%M%S")

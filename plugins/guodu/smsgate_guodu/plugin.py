@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import attrs
 
-from smsgate.config import secret
+from smsgate.config import InvalidValue, secret
 from smsgate.errors import AuthError, ProviderError, PushTooLarge, ValidationError
 from smsgate.hookspecs import hookimpl
 from smsgate.models import (
@@ -56,6 +56,15 @@ def _check_append_id(instance: Any, attribute: Any, value: str) -> None:
         raise ValueError("append_id must be digits only")
 
 
+def _check_sub_port(instance: Any, attribute: Any, value: str) -> None:
+    if value and not value.isdigit():
+        raise ValueError("sub_port must be digits only")
+    total = len(value) + len(instance.append_id)  # checked once the whole config is built
+    if total > dialect.MAX_SENDER_DIGITS:
+        raise InvalidValue("sub_port", f"({len(value)} digits) and append_id ({len(instance.append_id)}) make "
+                           f"{total} digits; the sender number is at most {dialect.MAX_SENDER_DIGITS}")
+
+
 @attrs.frozen(kw_only=True)
 class GuoduConfig(UnsignedPushConfig):
     """``push_allow_ips``, ``push_path_secret`` and ``push_auth`` come from
@@ -67,6 +76,9 @@ class GuoduConfig(UnsignedPushConfig):
     oper_id: str  #: OperID, the account name
     oper_pass: str = secret()  #: OperPass, the account password
     append_id: str = attrs.field(default="", validator=_check_append_id)  #: AppendID for every send
+    #: the sender number before AppendID (spnumber + the account's identity, e.g. "1069001313"),
+    #: as Guodu gave it; with it, AppendID is checked to keep the whole number within 20 digits
+    sub_port: str = attrs.field(default="", validator=_check_sub_port)
     #: phones a request; the document says 500 in its table and 200 in its note
     max_phones: int = attrs.field(default=200, validator=_check_max_phones)
 
@@ -128,28 +140,45 @@ def _with_sign(text: str, sign: str) -> str:
     return sign + text
 
 
+def _check_append_id_fits(ctx: Any, message: Message) -> None:
+    """The document's note 1: spnumber + account identity + AppendID is at most 20 digits."""
+    if message.extend_code is None:
+        return  # the configured append_id was checked with sub_port when the config was loaded
+    append_id = str(message.extend_code)
+    if not _DIGITS.fullmatch(append_id) or not append_id.isascii():
+        raise ValidationError("guodu: extend_code (AppendID) must be digits only", field="extend_code")
+    sub_port = ctx.config.sub_port
+    if len(sub_port) + len(append_id) > dialect.MAX_SENDER_DIGITS:
+        where = f"after the sub-port {sub_port} ({len(sub_port)} digits)" if sub_port else "on its own"
+        raise ValidationError(
+            f"guodu: extend_code (AppendID) has {len(append_id)} digits; {where} the sender number may "
+            f"have at most {dialect.MAX_SENDER_DIGITS - len(sub_port)} more (at most "
+            f"{dialect.MAX_SENDER_DIGITS} in all)", field="extend_code")
+
+
 @hookimpl
 def validate_message(ctx: Any, message: Message) -> Message | None:
-    """Check AppendID; put the signature into the text (smsgate's convention: Guodu has no sign field)."""
-    if message.extend_code is not None and not _DIGITS.fullmatch(str(message.extend_code)):
-        raise ValidationError("guodu: extend_code (AppendID) must be digits only", field="extend_code")
-    if not message.sign_name:
-        return None
-    name = message.sign_name.strip()
-    sign = name if name.startswith("【") else f"【{name}】"
-    if message.personal is not None:
-        personal = {p: _with_sign(t, sign) for p, t in message.personal.items()}
-        texts = list(personal.values())
-        replaced = attrs.evolve(message, personal=personal)
-    else:
-        replaced = attrs.evolve(message, text=_with_sign(message.text or "", sign))
-        texts = [replaced.text or ""]
+    """Check AppendID and the text's length as the vendor counts it; put the signature into the
+    text (smsgate's convention: Guodu has no sign field)."""
+    _check_append_id_fits(ctx, message)
+    replaced, sign = message, None
+    if message.sign_name:
+        name = message.sign_name.strip()
+        sign = name if name.startswith("【") else f"【{name}】"
+        if message.personal is not None:
+            replaced = attrs.evolve(message, personal={p: _with_sign(t, sign) for p, t in message.personal.items()})
+        else:
+            replaced = attrs.evolve(message, text=_with_sign(message.text or "", sign))
+    texts = list(replaced.personal.values()) if replaced.personal is not None else [replaced.text or ""]
     for text in texts:
-        if len(text) > MAX_TEXT_LENGTH:
+        # Java's String.length(): UTF-16 units, so an emoji counts 2 (the core counted code points)
+        length = dialect.java_length(text)
+        if length > MAX_TEXT_LENGTH:
+            what = f"text with its signature {sign}" if sign else "text"
             raise ValidationError(
-                f"text with its signature {sign} is {len(text)} characters; provider {ctx.provider!r} "
-                f"takes at most {MAX_TEXT_LENGTH}", field="text")
-    return replaced
+                f"{what} is {length} characters as the vendor counts them (UTF-16 units: an emoji "
+                f"counts 2); provider {ctx.provider!r} takes at most {MAX_TEXT_LENGTH}", field="text")
+    return None if replaced is message else replaced
 
 
 @hookimpl

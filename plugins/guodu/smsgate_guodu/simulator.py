@@ -103,7 +103,7 @@ class GuoduSimulator(SimulatorServer):
         if not dialect.valid_send_time(send_time):
             return self._answer("07")
         append_id = data.get("AppendID", "")
-        if append_id and (not append_id.isdigit() or len(self.sp_number) + len(append_id) > 20):
+        if append_id and (not append_id.isdigit() or len(self.sp_number) + len(append_id) > dialect.MAX_SENDER_DIGITS):
             return self._answer("10")
         content = data.get("Content", "")
         if content == "":
@@ -123,7 +123,7 @@ class GuoduSimulator(SimulatorServer):
             return self._answer("06")
         if text.strip() == "":
             return self._answer("08")
-        if len(text) > 500:
+        if dialect.java_length(text) > 500:  # the platform is Java: String.length(), UTF-16 units
             return self._answer("06")
         msg_id = self._new_id()
         with self._state:

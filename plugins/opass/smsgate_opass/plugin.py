@@ -1,10 +1,12 @@
-"""smsgate provider ``opass``: 经分助手 / infocloud SMS API (``https://opassapi.infocloud.cc``).
+"""smsgate provider ``opass``: 经分助手 / infocloud SMS API (``https://opassapi.infocloud.com.cn``).
 
 * same content to many -> ``POST /message/send`` (``phones`` comma-joined, at most 1000;
   ``templateParam`` a JSON array text);
 * personalised -> ``POST /message/sendBatch`` (``phonesJson``, ``templateParamJson``);
 * report pull -> ``POST /sms/arriveRes/qry`` (at most 600 a call, each report returned once);
 * balance -> ``POST /sms/residueValue/qry``;
+* send statistics per day -> ``POST /sms/send/statistics`` (``pageSize`` 1-50);
+* the query calls (report pull, balance, statistics) share the FAQ's three calls a minute;
 * report and inbound pushes: ``{"apiKey": ..., "data": [...]}``, unsigned: refused until the config
   sets a protection (``push_allow_ips``, ``push_path_secret`` or ``push_auth = "none"``; see
   :mod:`smsgate.receiving.guard`), and then only when they name our ``apiKey``.
@@ -24,8 +26,10 @@ import attrs
 from smsgate import (
     AuthError,
     Balance,
+    Budget,
     Capabilities,
     CallbackResult,
+    DayStatistics,
     DeliveryReport,
     HttpRequest,
     HttpResponse,
@@ -37,6 +41,7 @@ from smsgate import (
     RateLimited,
     Reason,
     SendReply,
+    SendStatistics,
     Status,
     ValidationError,
     WireError,
@@ -50,18 +55,23 @@ from smsgate.receiving.guard import UnsignedPushConfig, push_allowed
 from . import dialect, wire
 
 NAME = "opass"
-DEFAULT_BASE_URL = "https://opassapi.infocloud.cc"
+#: the domain the document recommends ("推荐使用"); ``https://opassapi.infocloud.cc`` also serves
+DEFAULT_BASE_URL = "https://opassapi.infocloud.com.cn"
 
 PATHS = {
     Operation.SEND: "/message/send",
     Operation.SEND_BATCH: "/message/sendBatch",
     Operation.PULL_REPORTS: "/sms/arriveRes/qry",
     Operation.BALANCE: "/sms/residueValue/qry",
+    Operation.STATISTICS: "/sms/send/statistics",
 }
 
 MAX_PHONES = 1000  #: /message/send and /message/sendBatch: "最多可以向1000个手机号码"
 MAX_BID_LENGTH = 64  #: bid: "长度不超过64字符"
 MAX_PULL_IDS = 600  #: report query: "任务号，最多不超过600" (the vendor SDK's msgId limit)
+MAX_STATISTICS_PAGE_SIZE = 50  #: statistics: "pageSize 每页显示条数。取值1~50"
+#: the query interfaces the FAQ's three calls a minute cover
+QUERY_OPERATIONS = frozenset({Operation.PULL_REPORTS, Operation.BALANCE, Operation.STATISTICS})
 
 
 def _sign_method(value: Any) -> str:
@@ -73,8 +83,9 @@ class OpassConfig(UnsignedPushConfig):
     """``api_key`` and ``access_key`` come from the vendor console (接口配置 -> 接口信息).
     ``api_key`` is kept out of reprs and logs too: it is what a forged push would need.
 
-    ``base_url`` may be ``https://opassapi.infocloud.com.cn`` (the document recommends it) or the
-    IP:port a customer behind a firewall was given.
+    ``base_url`` defaults to ``https://opassapi.infocloud.com.cn`` (the document recommends it);
+    ``https://opassapi.infocloud.cc`` also serves, and a customer behind a firewall uses the IP:port
+    it was given.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -84,7 +95,8 @@ class OpassConfig(UnsignedPushConfig):
 
 
 CAPABILITIES = Capabilities(
-    operations={Operation.SEND, Operation.SEND_BATCH, Operation.PULL_REPORTS, Operation.BALANCE},
+    operations={Operation.SEND, Operation.SEND_BATCH, Operation.PULL_REPORTS, Operation.BALANCE,
+                Operation.STATISTICS},
     max_recipients={Operation.SEND: MAX_PHONES, Operation.SEND_BATCH: MAX_PHONES},
     templates=True,
     text=False,  # template only; free text needs a one-variable template (the document's "大变量")
@@ -92,9 +104,14 @@ CAPABILITIES = Capabilities(
     positional_params=True,
     scheduling=False,  # FAQ: "接口短信是否支持定时发送？不支持"
     callbacks={"report", "inbound"},
-    # Query interfaces: "每个企业每分钟只允许请求三次" (FAQ) -> one report pull per 20 s;
-    # balance: "默认限制15秒一次".
-    min_interval={Operation.PULL_REPORTS: 20.0, Operation.BALANCE: 15.0},
+    budgets=(
+        # FAQ: "查询类接口默认每个企业每分钟只允许请求三次": every query call counts together
+        Budget("query", QUERY_OPERATIONS, calls=3, per=60.0),
+        Budget("balance", {Operation.BALANCE}, calls=1, per=15.0),  # "默认限制15秒一次"
+        Budget("statistics", {Operation.STATISTICS}, calls=4, per=60.0),  # "单用户QPS限制4次/分钟"
+    ),
+    # the report pull section: "建议查询频次1分钟"; it also leaves room in the query budget
+    poll_interval=60.0,
     rate="300/second",  # FAQ: "当前短信API接口吞吐量约300/TPS"
 )
 
@@ -105,7 +122,7 @@ def smsgate_provider() -> Provider:
         name=NAME,
         config_class=OpassConfig,
         capabilities=CAPABILITIES,
-        description="经分助手 / infocloud (opassapi.infocloud.cc): HMAC-signed template SMS, report pull and pushes",
+        description="经分助手 / infocloud (opassapi.infocloud.com.cn): HMAC-signed template SMS, report pull and pushes",
         simulator="smsgate_opass.simulator:OpassSimulator",
     )
 
@@ -171,11 +188,22 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest |
             raise ValidationError(f"opass takes at most {MAX_PULL_IDS} msgIds a report query; got {len(ids)}: "
                                   "query them in parts", field="message_ids")
         body = wire.ArriveResQuery(msgId=",".join(ids) or None, bid=getattr(payload, "biz_id", None) or None)
+    elif operation is Operation.STATISTICS:
+        body = statistics_body(payload)
     else:
         body = wire.ResidueValueQuery()
     return HttpRequest(method="POST", url=ctx.url(path),
                        headers={"Content-Type": "application/json;charset=UTF-8"},
                        body=dialect.body_bytes(wire.WIRE.write(body)))
+
+
+def statistics_body(query: Any) -> wire.StatisticsQuery:
+    """The body of ``/sms/send/statistics`` for a :class:`smsgate.StatisticsQuery`."""
+    if not 1 <= query.page_size <= MAX_STATISTICS_PAGE_SIZE:
+        raise ValidationError(f"opass statistics take a page size from 1 to {MAX_STATISTICS_PAGE_SIZE}, "
+                              f"not {query.page_size}", field="page_size")
+    return wire.StatisticsQuery(startDate=query.start.isoformat(), endDate=query.end.isoformat(),
+                                page=query.page, pageSize=query.page_size)
 
 
 def signed_headers(config: Any, timestamp_ms: int, nonce: str) -> dict[str, str]:
@@ -354,6 +382,28 @@ def balance_of(answer: wire.SmsResponse) -> Balance:
                    raw={"items": values, "requestId": answer.requestId})
 
 
+def statistics_of(answer: wire.SmsResponse, request: HttpRequest) -> SendStatistics:
+    """One page of ``/sms/send/statistics``: a day per item of ``data``; ``totalSize`` beside
+    ``data`` or, failing that, in its items."""
+    raws = _objects(answer.data)
+    items = wire.read_data(raws, Tuple[wire.SendStatisticsVo, ...])
+    asked = json.loads(request.body.decode("utf-8"))
+    total = None
+    if answer.totalSize is not None:
+        try:
+            total = wire.WIRE.read({"totalSize": answer.totalSize}, wire.StatisticsTotal).totalSize
+        except WireError as exc:
+            raise ProviderError(f"opass answered 200 with unreadable statistics ({exc})", code="200",
+                                not_sent=True, request_id=_clean(answer.requestId), provider=NAME) from None
+    if total is None:
+        total = next((i.totalSize for i in items if i.totalSize is not None), None)
+    days = [DayStatistics(date=_clean(i.sendDate) or "", sent=i.totalCount, delivered=i.successCount,
+                          failed=i.failCount, no_report=i.noReceiptCount, raw=dict(raw))
+            for i, raw in zip(items, raws)]
+    return SendStatistics(provider=NAME, days=days, page=int(asked["page"]), page_size=int(asked["pageSize"]),
+                          total=total, raw={"requestId": answer.requestId})
+
+
 @hookimpl
 def parse_response(ctx: Any, operation: Operation, request: HttpRequest, response: HttpResponse) -> Any:
     answer = _answer(response)
@@ -369,6 +419,8 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
         return [report_of(item, raw) for item, raw in zip(items, raws)]
     if operation is Operation.BALANCE:
         return balance_of(answer)
+    if operation is Operation.STATISTICS:
+        return statistics_of(answer, request)
     return None
 
 

@@ -9,9 +9,13 @@ What it enforces, from the document:
   (60003), variable length (60004), variable format (60006), extension code (40006), bid length
   (40004), balance (40002); malformed numbers and blocked numbers come back in ``failPhones``;
 * ``/message/sendBatch``: the same, plus phones/params count (60002) and phone JSON (60007);
-* ``/sms/arriveRes/qry``: each report returned once, at most 600 a call, last 6 hours, at most
-  ``report_calls_per_minute`` calls a minute (6000 beyond);
-* ``/sms/residueValue/qry``: one call per ``balance_interval`` seconds (6000 beyond).
+* the query calls (``/sms/arriveRes/qry``, ``/sms/residueValue/qry``, ``/sms/send/statistics``)
+  share ``query_calls_per_minute`` calls a minute (the FAQ's three; 6000 beyond);
+* ``/sms/arriveRes/qry``: each report returned once, at most 600 a call, last 6 hours;
+* ``/sms/residueValue/qry``: besides, one call per ``balance_interval`` seconds (6000 beyond);
+* ``/sms/send/statistics``: ``startDate``/``endDate`` yyyy-MM-dd, ``page`` from 1, ``pageSize``
+  1-50 (40004 otherwise); besides, ``statistics_calls_per_minute`` calls a minute (four; 6000
+  beyond). Days are counted from what it accepted and the reports it made (China dates).
 
 Pushes: :meth:`push_pending` (reports) and :meth:`push_inbound`, unsigned, as the vendor does.
 """
@@ -88,16 +92,20 @@ class OpassSimulator(SimulatorServer):
         self.blocked_phones: set[str] = set()  #: numbers answered in failPhones (e.g. a blacklist)
         self.ip_allowed = True  #: False: every call is answered 2000 (IP whitelist)
         self.forced_codes: collections.deque[tuple[int, str]] = collections.deque()
-        self.report_calls_per_minute = 3  #: FAQ: query interfaces, three calls a minute
+        self.query_calls_per_minute = 3  #: FAQ: the query interfaces together, three calls a minute
         self.balance_interval = 15.0  #: "默认限制15秒一次"
+        self.statistics_calls_per_minute = 4  #: "单用户QPS限制4次/分钟"
         self.clock = time.time  #: the vendor's clock, for the 60 s timestamp window
         self.sent: list[Sent] = []
         self.pending_reports: list[dict[str, Any]] = []
         self.verified: list[dict[str, Any]] = []  #: headers and fields of every verified request
         self._reported: set[tuple[str, str]] = set()
         self._nonces: dict[str, float] = {}
-        self._report_calls: collections.deque[float] = collections.deque()
+        self._query_calls: collections.deque[float] = collections.deque()
+        self._statistics_calls: collections.deque[float] = collections.deque()
         self._last_balance: float | None = None
+        #: (msg_id, phone) -> the status word of the report made for it
+        self.report_words: dict[tuple[str, str], str] = {}
         self._ids = itertools.count(574730770464800768)
         self._state = threading.Lock()
 
@@ -129,6 +137,7 @@ class OpassSimulator(SimulatorServer):
                 if key in self._reported:
                     continue
                 self._reported.add(key)
+                self.report_words[key] = (statuses or {}).get(s.phone, status)
                 self.pending_reports.append({
                     "msgId": s.msg_id, "tel": s.phone, "arrive": (statuses or {}).get(s.phone, status),
                     "arriveTime": arrive, "bid": s.bid, "_at": now,
@@ -169,7 +178,8 @@ class OpassSimulator(SimulatorServer):
     def handle(self, request: SimRequest) -> HttpResponse:
         path = request.path.split("?")[0].rstrip("/")
         routes = {"/message/send": self._send, "/message/sendBatch": self._send_batch,
-                  "/sms/arriveRes/qry": self._reports, "/sms/residueValue/qry": self._balance}
+                  "/sms/arriveRes/qry": self._reports, "/sms/residueValue/qry": self._balance,
+                  "/sms/send/statistics": self._statistics}
         if not self.ip_allowed:
             return self._answer(2000, "IP白名单限制")
         try:
@@ -328,14 +338,27 @@ class OpassSimulator(SimulatorServer):
         return self._answer(200, "OK", data)
 
     # -- queries ---------------------------------------------------------------------------
+    def _within(self, calls: collections.deque[float], per_minute: int, now: float) -> bool:
+        """True when one more call fits ``per_minute`` (the caller holds ``_state``)."""
+        while calls and now - calls[0] >= 60:
+            calls.popleft()
+        return not per_minute or len(calls) < per_minute
+
+    def _query_allowed(self, now: float, *own: tuple[collections.deque[float], int]) -> bool:
+        """Count a query call against the shared budget and ``own`` ones, if all have room
+        (the caller holds ``_state``); a refused call is not counted."""
+        budgets = [(self._query_calls, self.query_calls_per_minute), *own]
+        if not all(self._within(calls, limit, now) for calls, limit in budgets):
+            return False
+        for calls, _ in budgets:
+            calls.append(now)
+        return True
+
     def _reports(self, fields: dict[str, Any]) -> HttpResponse:
         now = self.clock()
         with self._state:
-            while self._report_calls and now - self._report_calls[0] >= 60:
-                self._report_calls.popleft()
-            if self.report_calls_per_minute and len(self._report_calls) >= self.report_calls_per_minute:
+            if not self._query_allowed(now):
                 return self._answer(6000, "访问频繁,请稍后再试")
-            self._report_calls.append(now)
             ids = {i.strip() for i in str(fields.get("msgId") or "").split(",") if i.strip()}
             bid = fields.get("bid") or None
             out: list[dict[str, Any]] = []
@@ -356,9 +379,48 @@ class OpassSimulator(SimulatorServer):
             if self.balance_interval and self._last_balance is not None and \
                     now - self._last_balance < self.balance_interval:
                 return self._answer(6000, "访问频繁,请稍后再试")
+            if not self._query_allowed(now):
+                return self._answer(6000, "访问频繁,请稍后再试")
             self._last_balance = now
             data = [{"itemName": k, "residueValue": v} for k, v in self.balances.items()]
         return self._answer(200, "OK", data)
+
+    def _statistics(self, fields: dict[str, Any]) -> HttpResponse:
+        import datetime as dt
+
+        dates = []
+        for name in ("startDate", "endDate"):
+            value = fields.get(name)
+            try:
+                if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                    raise ValueError
+                dates.append(dt.date.fromisoformat(value))
+            except ValueError:
+                return self._answer(40004, f"参数错误: {name}格式为yyyy-MM-dd")
+        page, size = fields.get("page"), fields.get("pageSize")
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            return self._answer(40004, "参数错误: page")
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 50:
+            return self._answer(40004, "参数错误: pageSize取值1~50")
+        if dates[1] < dates[0]:
+            return self._answer(40004, "参数错误: endDate早于startDate")
+        now = self.clock()
+        with self._state:
+            if not self._query_allowed(now, (self._statistics_calls, self.statistics_calls_per_minute)):
+                return self._answer(6000, "访问频繁,请稍后再试")
+            days: dict[str, dict[str, int]] = {}
+            for sent in self.sent:
+                day = time.strftime("%Y-%m-%d", time.gmtime(sent.accepted_at + 8 * 3600))
+                if not dates[0].isoformat() <= day <= dates[1].isoformat():
+                    continue
+                row = days.setdefault(day, {"totalCount": 0, "successCount": 0, "failCount": 0, "noReceiptCount": 0})
+                word = self.report_words.get((sent.msg_id, sent.phone))
+                row["totalCount"] += 1
+                row["successCount" if word == "DELIVRD" else "failCount" if word else "noReceiptCount"] += 1
+        rows = [{**row, "sendDate": day} for day, row in sorted(days.items())]
+        body: dict[str, Any] = {"code": 200, "message": "OK", "data": rows[(page - 1) * size:page * size],
+                                "totalSize": len(rows), "requestId": str(uuid.uuid4())}
+        return HttpResponse.of_json(body)
 
 
 def _text(value: Any) -> str:

@@ -26,6 +26,8 @@ from smsgate.wire import Wire, WireError, kind
 
 #: JSON text and nothing else (a number or null is an error)
 Text = NewType("Text", str)
+#: a whole number, or its digits as text
+Count = NewType("Count", int)
 T = TypeVar("T")
 
 
@@ -40,6 +42,9 @@ class SmsResponse:
     message: Optional[str] = None
     data: Any = None
     requestId: Optional[str] = None
+    #: the statistics query's count of every row over all pages (its table lists it after the
+    #: rows' fields without saying where it sits; read here and, failing that, in the rows)
+    totalSize: Any = None
 
 
 @attrs.frozen
@@ -84,6 +89,25 @@ class ResidueValueResVo:
 
     itemName: Optional[str] = None
     residueValue: Any = None  #: a number (int in the document), kept as sent
+
+
+@attrs.frozen(kw_only=True)
+class SendStatisticsVo:
+    """One day of ``/sms/send/statistics``'s ``data`` (counts are ``long`` in the document)."""
+
+    sendDate: Optional[str] = None  #: yyyy-MM-dd
+    totalCount: Optional[Count] = None  #: 发送成功的短信条数
+    successCount: Optional[Count] = None  #: 接收到回执成功的短信条数
+    failCount: Optional[Count] = None  #: 接收到回执失败的短信条数
+    noReceiptCount: Optional[Count] = None  #: 未回执的短信数
+    totalSize: Optional[Count] = None  #: see :attr:`SmsResponse.totalSize`
+
+
+@attrs.frozen(kw_only=True)
+class StatisticsTotal:
+    """The statistics answer's ``totalSize`` beside ``data``."""
+
+    totalSize: Optional[Count] = None
 
 
 # -- pushes -------------------------------------------------------------------------------------
@@ -154,12 +178,29 @@ class ResidueValueQuery:
     """``POST /sms/residueValue/qry``: an empty object."""
 
 
+@attrs.frozen(kw_only=True)
+class StatisticsQuery:
+    """``POST /sms/send/statistics``: every field required; ``pageSize`` 1-50."""
+
+    startDate: str  #: yyyy-MM-dd
+    endDate: str  #: yyyy-MM-dd
+    page: int
+    pageSize: int
+
+
 # -- reading and writing ------------------------------------------------------------------------
 
 def _text(value: Any, _: Any) -> str:
     if not isinstance(value, str):
         raise WireError(f"expected text, got {kind(value)}")
     return value
+
+
+def _count(value: Any, _: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or \
+            (isinstance(value, str) and not (value.strip().isascii() and value.strip().isdigit())):
+        raise WireError(f"expected a whole number, got {kind(value)}")
+    return int(value)
 
 
 def _push_item(value: Any, _: Any) -> Any:
@@ -173,7 +214,7 @@ def _push_item(value: Any, _: Any) -> Any:
 
 
 #: opass's JSON: attribute names are the keys; plain ``str`` fields are lenient, :data:`Text` is not
-WIRE = Wire(strict_str=False, hooks={Text: _text, PushItem: _push_item})
+WIRE = Wire(strict_str=False, hooks={Text: _text, Count: _count, PushItem: _push_item})
 
 
 def read_data(data: Any, cl: Any) -> Any:

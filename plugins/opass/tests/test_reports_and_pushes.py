@@ -24,8 +24,10 @@ def send(gw, phones, **kwargs):
 def test_capabilities_declare_the_documented_limits():
     caps = plugin.CAPABILITIES
     assert caps.max_recipients == {Operation.SEND: 1000, Operation.SEND_BATCH: 1000}
-    assert caps.min_interval[Operation.PULL_REPORTS] >= 20.0  # three query calls a minute
-    assert caps.min_interval[Operation.BALANCE] >= 15.0  # "默认限制15秒一次"
+    assert caps.spacing(Operation.PULL_REPORTS) == 20.0  # three query calls a minute
+    assert caps.spacing(Operation.BALANCE) == 20.0  # the same three, and "默认限制15秒一次"
+    assert {b.name for b in caps.budgets_for(Operation.BALANCE)} == {"query", "balance"}
+    assert caps.poll_interval == 60.0  # "建议查询频次1分钟"
     assert caps.callbacks == {"report", "inbound"}
     assert Operation.PULL_INBOUND not in caps.operations  # inbound only by push
 
@@ -61,11 +63,9 @@ def test_pull_filters_by_msg_id_and_bid(sim, make_gateway):
 
 
 def test_more_than_600_msg_ids_are_refused_before_sending(sim, make_gateway):
-    from smsgate import ProviderError
-
-    with pytest.raises(ProviderError) as err:
+    with pytest.raises(ValidationError) as err:  # bad input to a query names its field
         make_gateway(sim).pull_reports("opass", PullQuery(message_ids=[str(i) for i in range(601)]))
-    assert err.value.not_sent and "600" in str(err.value)
+    assert err.value.field == "message_ids" and "600" in str(err.value)
     assert not sim.requests
 
 
