@@ -36,12 +36,13 @@ _EXPORTS = {
 
 # Written out (not computed) so type checkers see what is exported; a test keeps it equal to _EXPORTS.
 __all__ = [
-    "AsyncGateway", "AuthError", "Balance", "CHINA_TZ", "CallbackRequest", "CallbackResult", "Capabilities",
-    "ConfigError", "DeliveryReport", "Gateway", "HookContext", "HttpRequest", "HttpResponse", "InboundMessage",
+    "AsyncGateway", "AuthError", "Balance", "Budget", "CHINA_TZ", "CallbackRequest", "CallbackResult",
+    "Capabilities", "ConfigError", "DayStatistics", "DeliveryReport", "Gateway", "HookContext", "HttpRequest", "HttpResponse", "InboundMessage",
     "InsufficientBalance", "LimitsUnavailable", "Message", "Operation", "Outcome", "PluginManager", "Provider",
-    "ProviderConfig", "ProviderError", "PullQuery", "PushTooLarge", "RateLimited", "Reason", "Receiver", "RecipientResult",
-    "SendReply", "SendResult", "SmsError", "Status", "TaskSummary", "TransportError", "ValidationError",
-    "Wire", "WireError", "converter", "hookimpl", "hookspec", "mask_phone", "mask_phones_in", "normalise_phone", "secret",
+    "ProviderConfig", "ProviderError", "PullQuery", "PushTooLarge", "RateLimited", "Reason", "Receiver",
+    "RecipientResult", "SendReply", "SendResult", "SendStatistics", "SmsError", "StatisticsQuery", "Status",
+    "TaskSummary", "TransportError", "ValidationError", "Wire", "WireError", "converter", "hookimpl", "hookspec",
+    "mask_phone", "mask_phones_in", "normalise_phone", "secret",
     "segments", "text_params", "to_jsonable", "__version__",
 ]
 

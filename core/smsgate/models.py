@@ -308,22 +308,28 @@ class PullQuery:
     since: _dt.datetime | None = None
 
 
-def _date_of(field: str) -> Any:
-    def convert(value: Any) -> _dt.date:
-        if isinstance(value, _dt.datetime):
-            return value.date()
-        if isinstance(value, _dt.date):
-            return value
-        try:
-            text = str(value)
-            if len(text) != 10 or text[4] != "-" or text[7] != "-":  # 3.11 also takes 20240918
-                raise ValueError(text)
-            return _dt.date.fromisoformat(text)
-        except ValueError:
-            from .errors import ValidationError
+def _as_date(value: Any, field: str) -> _dt.date:
+    if isinstance(value, _dt.datetime):
+        return value.date()
+    if isinstance(value, _dt.date):
+        return value
+    try:
+        text = str(value)
+        if len(text) != 10 or text[4] != "-" or text[7] != "-":  # 3.11 also takes 20240918
+            raise ValueError(text)
+        return _dt.date.fromisoformat(text)
+    except ValueError:
+        from .errors import ValidationError
 
-            raise ValidationError(f"{field} is not a date (YYYY-MM-DD): {value!r}", field=field) from None
-    return convert
+        raise ValidationError(f"{field} is not a date (YYYY-MM-DD): {value!r}", field=field) from None
+
+
+def _start_date(value: Any) -> _dt.date:
+    return _as_date(value, "start")
+
+
+def _end_date(value: Any) -> _dt.date:
+    return _as_date(value, "end")
 
 
 @attrs.frozen(kw_only=True)
@@ -331,8 +337,8 @@ class StatisticsQuery:
     """What a statistics query asks for: the days from ``start`` to ``end`` (both included, China
     dates), one page of ``page_size`` days. Vendors check their own page limits."""
 
-    start: _dt.date = attrs.field(converter=_date_of("start"))
-    end: _dt.date = attrs.field(converter=_date_of("end"))
+    start: _dt.date = attrs.field(converter=_start_date)
+    end: _dt.date = attrs.field(converter=_end_date)
     page: int = 1
     page_size: int = 50
 
@@ -360,13 +366,17 @@ class DayStatistics:
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False)
 
 
+def _days(value: Any) -> tuple[DayStatistics, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class SendStatistics:
     """One page of a vendor's send statistics: ``days`` in the vendor's order; ``total`` is how
     many days the whole answer has over every page (None when the vendor did not say)."""
 
     provider: str
-    days: tuple[DayStatistics, ...] = attrs.field(converter=tuple)
+    days: tuple[DayStatistics, ...] = attrs.field(converter=_days)
     page: int = 1
     page_size: int = 50
     total: int | None = None

@@ -275,7 +275,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(stats.to_json_dict())
         return EXIT_OK
-    show = lambda n: "-" if n is None else str(n)  # noqa: E731
+    def show(n: int | None) -> str:
+        return "-" if n is None else str(n)
+
     print("date\tsent\tdelivered\tfailed\tno_report")
     for d in stats.days:
         print(f"{d.date}\t{show(d.sent)}\t{show(d.delivered)}\t{show(d.failed)}\t{show(d.no_report)}")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..models import Balance, Message, PullQuery, SendResult
+from ..models import Balance, Message, PullQuery, SendResult, SendStatistics, StatisticsQuery
 
 T = TypeVar("T")
 
@@ -71,6 +71,11 @@ class AsyncGateway:
 
     async def balance(self, provider: str | None = None) -> Balance:
         return await self._run(self.gateway.balance, provider)
+
+    async def statistics(self, provider: str | None = None, query: StatisticsQuery | None = None,
+                         **dates: Any) -> SendStatistics:
+        """One page of send statistics; the same arguments as :meth:`smsgate.Gateway.statistics`."""
+        return await self._run(self.gateway.statistics, provider, query, **dates)
 
     async def status(self, key: str) -> Any:
         """What the send ledger knows of ``key`` (needs a ``[ledger]``)."""

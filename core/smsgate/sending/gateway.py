@@ -364,7 +364,8 @@ class Gateway:
             if start is None or end is None:
                 raise ValidationError("statistics need a start and an end date", field="start" if start is None else "end")
             query = StatisticsQuery(start=start, end=end, page=page, page_size=page_size)
-        return self._call(provider, Operation.STATISTICS, query)
+        stats: SendStatistics = self._call(provider, Operation.STATISTICS, query)
+        return stats
 
     # -- pushes ----------------------------------------------------------------------------
     def handle_callback(self, provider: str, request: CallbackRequest, **extras: Any) -> CallbackResult:

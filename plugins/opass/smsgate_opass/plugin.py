@@ -397,9 +397,9 @@ def statistics_of(answer: wire.SmsResponse, request: HttpRequest) -> SendStatist
                                 not_sent=True, request_id=_clean(answer.requestId), provider=NAME) from None
     if total is None:
         total = next((i.totalSize for i in items if i.totalSize is not None), None)
-    days = [DayStatistics(date=_clean(i.sendDate) or "", sent=i.totalCount, delivered=i.successCount,
+    days = tuple(DayStatistics(date=_clean(i.sendDate) or "", sent=i.totalCount, delivered=i.successCount,
                           failed=i.failCount, no_report=i.noReceiptCount, raw=dict(raw))
-            for i, raw in zip(items, raws)]
+            for i, raw in zip(items, raws))
     return SendStatistics(provider=NAME, days=days, page=int(asked["page"]), page_size=int(asked["pageSize"]),
                           total=total, raw={"requestId": answer.requestId})
 

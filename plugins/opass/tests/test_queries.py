@@ -170,6 +170,21 @@ def test_statistics_is_an_offered_operation_with_a_date_range():
     assert (q.start, q.end, q.page, q.page_size) == (dt.date(2024, 9, 1), dt.date(2024, 9, 2), 1, 50)
 
 
+def test_async_gateway_statistics(sim, clock):
+    import asyncio
+
+    from smsgate import AsyncGateway
+
+    async def main():
+        agw = AsyncGateway(gateway=paced(sim, clock))
+        try:
+            return await agw.statistics("opass", start="2024-09-18", end="2024-09-18")
+        finally:
+            await agw.aclose()
+
+    assert asyncio.run(main()).days == ()
+
+
 # -- the CLI -----------------------------------------------------------------------------------------
 
 def smsgate(*args: str) -> subprocess.CompletedProcess:
