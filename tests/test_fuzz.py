@@ -26,7 +26,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from smsgate import CallbackRequest, Gateway, HttpResponse, Message, Operation, PullQuery, SmsError  # noqa: E402
+from smsgate import CallbackRequest, Gateway, HttpResponse, Message, Operation, PullQuery, SmsError, StatisticsQuery  # noqa: E402
 from smsgate.plugins import PluginManager  # noqa: E402
 from smsgate.receiving import Receiver  # noqa: E402
 from smsgate.testing.simulator import load_simulator  # noqa: E402
@@ -132,6 +132,8 @@ class Vendor:
                                                          personal={payload.to[0]: payload.personal[payload.to[0]]})
         elif op is Operation.PULL_REPORTS:
             payload = PullQuery()
+        elif op is Operation.STATISTICS:
+            payload = StatisticsQuery(start="2024-09-18", end="2024-09-18")
         else:
             payload = None
         try:
