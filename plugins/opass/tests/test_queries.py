@@ -193,7 +193,7 @@ def smsgate(*args: str) -> subprocess.CompletedProcess:
 
 
 def write_config(path, sim):
-    path.write_text("[providers.opass]\n" + "".join(f'{k} = "{v}"\n' for k, v in sim.demo_config().items()),
+    path.write_text("[providers.opass]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in sim.demo_config().items()),
                     encoding="utf-8")
     return str(path)
 
