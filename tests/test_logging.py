@@ -175,3 +175,13 @@ def test_cli_vv_prints_the_request_trace_to_stderr_without_secrets(tmp_path):
         assert secret not in out.stderr
     assert "smsgate" not in out.stdout.replace(PHONES[0], "")  # stdout has the result only
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_structlog_filtering_level_is_respected_before_building_the_trace():
+    import structlog
+
+    from smsgate.log import get_logger
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    log = get_logger("smsgate.request")
+    assert not log.is_enabled(logging.DEBUG) and log.is_enabled(logging.INFO)

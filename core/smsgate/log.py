@@ -46,6 +46,20 @@ def _structlog_configured() -> bool:
     return structlog is not None and bool(structlog.is_configured())
 
 
+def _structlog_enabled(level: int) -> bool:
+    """Whether the app's structlog wrapper lets ``level`` through (its filtering bound loggers
+    say so; any other wrapper class is assumed to)."""
+    import structlog
+
+    check = getattr(structlog.get_config().get("wrapper_class"), "is_enabled_for", None)
+    if check is None:
+        return True
+    try:
+        return bool(check(None, level))
+    except Exception:  # another wrapper's method of that name: do not guess
+        return True
+
+
 def use_stdlib_only() -> None:
     """Send events to stdlib logging even when structlog is configured (the CLI's choice)."""
     global _stdlib_only
@@ -109,7 +123,11 @@ class Logger:
 
     def is_enabled(self, level: int) -> bool:
         """True when an event at ``level`` would go anywhere (skip building costly fields otherwise)."""
-        return bool(_captures) or _structlog_configured() or self._stdlib.isEnabledFor(level)
+        if _captures:
+            return True
+        if _structlog_configured():
+            return _structlog_enabled(level)
+        return self._stdlib.isEnabledFor(level)
 
 
 def get_logger(name: str) -> Logger:
