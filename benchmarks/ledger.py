@@ -5,6 +5,7 @@ last, ``ledger/plain sqlite c1=<r> c16=<r> postgres c1=<r> c16=<r>``.
 
     python benchmarks/ledger.py [--n 2000] [--rounds 3] [--postgres URL]
     python benchmarks/ledger.py --million      # one send of 1,000,000 recipients: CPU s, peak memory
+    python benchmarks/ledger.py --postgres-synchronous off   # without waiting for PostgreSQL's flush
 
 PostgreSQL defaults to $SMSGATE_TEST_POSTGRES or postgresql://postgres@127.0.0.1:5432/test; the
 tables go in a fresh schema, dropped at the end.
@@ -46,7 +47,7 @@ def rates(args: argparse.Namespace) -> None:
     tmp = tempfile.mkdtemp(prefix="smsgate-ledger-bench-")
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     ledgers = {"sqlite": open_ledger(f"sqlite:///{tmp}/ledger.sqlite3"),
-               "postgres": open_ledger(args.postgres, schema=schema)}
+               "postgres": open_ledger(args.postgres, schema=schema, synchronous=args.postgres_synchronous)}
     try:
         config = {"base_url": url, "api_key": "demo-key", "api_secret": "demo-secret", "max_concurrency": 1}
         gateways = {"plain": Gateway({"providers": {"loopback": config}}, transport=Transport(pool_maxsize=POOL))}
@@ -67,13 +68,19 @@ def rates(args: argparse.Namespace) -> None:
         for fn in fns.values():  # warm up: connections, imports, tables
             run_threads(16, 200, fn)
         best: dict[tuple[str, int], float] = {}
+        cpu: dict[str, float] = {}  # this process's CPU per send at c1, the best round (load moves it least)
         for _ in range(args.rounds):
             for conc in (1, 16):
                 for name, fn in fns.items():  # alternating, so drift hits every variant alike
+                    started = time.process_time()
                     rate = run_threads(conc, args.n, fn)
                     best[(name, conc)] = max(best.get((name, conc), 0.0), rate)
+                    if conc == 1:
+                        used = (time.process_time() - started) / args.n
+                        cpu[name] = min(cpu.get(name, used), used)
         for conc in (1, 16):
             print(f"c{conc}: " + "   ".join(f"{name} {best[(name, conc)]:7.0f} sends/s" for name in fns))
+        print("client CPU per send (c1): " + "   ".join(f"{name} {cpu[name] * 1e6:5.0f} us" for name in fns))
         ratio = {(name, conc): best[(name, conc)] / best[("plain", conc)] for name in ledgers for conc in (1, 16)}
         print(f"ledger/plain sqlite c1={ratio[('sqlite', 1)]:.2f} c16={ratio[('sqlite', 16)]:.2f} "
               f"postgres c1={ratio[('postgres', 1)]:.2f} c16={ratio[('postgres', 16)]:.2f}")
@@ -134,6 +141,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="sends per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
     parser.add_argument("--postgres", default=DEFAULT_PG, help="PostgreSQL URL")
+    parser.add_argument("--postgres-synchronous", help="the ledger's synchronous_commit (default: the server's)")
     parser.add_argument("--million", action="store_true", help="one send of --count recipients instead")
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--child", help=argparse.SUPPRESS)
