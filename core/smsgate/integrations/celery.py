@@ -37,15 +37,14 @@ SEND_TASK = "smsgate.send"
 EVENT_TASK = "smsgate.event"
 
 #: the settings docs/deploying.md explains, one reason each
-RECOMMENDED = {
+RECOMMENDED: dict[str, Any] = {
     "task_acks_late": True,  # ack after the task ran: a worker lost mid-task gets it redelivered
     "task_reject_on_worker_lost": True,  # ...also when the pool child dies (prefork)
     "worker_prefetch_multiplier": 1,  # a worker holds one unacked message, so a crash strands one
     "task_serializer": "json",
     "result_serializer": "json",
     "accept_content": ["json"],
-    # RabbitMQ: publish() returns only after the broker confirmed the message (publisher confirms);
-    # for publishers only: configure() leaves it off inside a worker (see there)
+    # RabbitMQ: publish() returns only after the broker confirmed the message (publisher confirms)
     "broker_transport_options": {"confirm_publish": True},
 }
 
@@ -64,23 +63,13 @@ def configure(app: Any, *, visibility_timeout: float | None = None) -> None:
             app.conf.broker_transport_options = merged
         elif key not in app.conf.changes:
             app.conf[key] = value
-    from celery import signals
-
-    def worker_without_confirms(sender: Any = None, **_: Any) -> None:
-        # A worker's own publishes (results) need no confirm, and waiting for one inside its event
-        # loop stalls it until the loop's next tick: about one task a second was measured.
-        if getattr(sender, "app", None) is app:
-            options = dict(app.conf.broker_transport_options or {})
-            options.pop("confirm_publish", None)
-            app.conf.broker_transport_options = options
-
-    signals.worker_init.connect(worker_without_confirms, weak=False)
 
 
 def message_to_json(message: Message) -> dict[str, Any]:
     from ..models import converter
 
-    return converter().unstructure(message)
+    data: dict[str, Any] = converter().unstructure(message)
+    return data
 
 
 def message_from_json(data: Mapping[str, Any]) -> Message:
@@ -127,15 +116,16 @@ def register_send_task(app: Any, settings: Any = None, *, name: str = SEND_TASK,
     gateways = _Gateways(gateway_factory)
     options = {"acks_late": True, "reject_on_worker_lost": True, **task_options}
 
-    @app.task(name=name, **options)
     def send(message: Mapping[str, Any], provider: str | None = None, **send_options: Any) -> dict[str, Any]:
         msg = message_from_json(message)
         if msg.key is None:  # enqueue() always sets one; a hand-made call without is refused
             raise ConfigError("the Celery send task needs Message.key (use smsgate.integrations.celery.enqueue)")
-        return gateways.get().send(msg, provider, **send_options).to_json_dict()
+        result: dict[str, Any] = gateways.get().send(msg, provider, **send_options).to_json_dict()
+        return result
 
-    send.smsgate_gateways = gateways
-    return send
+    task = app.task(name=name, **options)(send)
+    task.smsgate_gateways = gateways
+    return task
 
 
 def enqueue(task: Any, message: Message, provider: str | None = None, *, eta: _dt.datetime | None = None,
@@ -191,11 +181,10 @@ def register_event_task(app: Any, handler: Callable[[dict[str, Any]], Any], *, n
     ``smsgate serve --events-jsonl``, plus ``origin``: the receiving host)."""
     options = {"acks_late": True, "reject_on_worker_lost": True, **task_options}
 
-    @app.task(name=name, **options)
     def event(body: dict[str, Any]) -> None:
         handler(body)
 
-    return event
+    return app.task(name=name, **options)(event)
 
 
 __all__ = ["CeleryForwarder", "EVENT_TASK", "RECOMMENDED", "SEND_TASK", "configure", "enqueue",
