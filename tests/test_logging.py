@@ -185,3 +185,14 @@ def test_structlog_filtering_level_is_respected_before_building_the_trace():
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     log = get_logger("smsgate.request")
     assert not log.is_enabled(logging.DEBUG) and log.is_enabled(logging.INFO)
+
+
+def test_cli_main_puts_logging_back_as_it_found_it(capsys):
+    import smsgate.log
+    from smsgate.cli import main
+
+    logger = logging.getLogger("smsgate")
+    before = (list(logger.handlers), logger.level, logger.propagate, smsgate.log._stdlib_only)
+    assert main(["-vv", "send", "--to", "13800138000", "--content", "x", "--config", "/nonexistent.toml"]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    assert (list(logger.handlers), logger.level, logger.propagate, smsgate.log._stdlib_only) == before

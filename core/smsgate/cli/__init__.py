@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn, Sequence
 
 from .common import EXIT_FAILED, EXIT_USAGE
@@ -24,21 +25,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"smsgate: error: {message}\n")
 
 
-def _configure_logging(verbose: int) -> None:
+def _configure_logging(verbose: int) -> Callable[[], None]:
     """The CLI is an application, so it (and only it) configures logging: smsgate's loggers to
-    stderr; warnings by default, ``-v`` info, ``-vv`` debug (with the per-request trace)."""
-    from ..log import use_stdlib_only
+    stderr; warnings by default, ``-v`` info, ``-vv`` debug (with the per-request trace).
+    Returns what puts logging back as it was (main() may run inside another program or a test)."""
+    from .. import log
 
-    use_stdlib_only()
+    saved = (log._stdlib_only, logging.getLogger("smsgate").level, logging.getLogger("smsgate").propagate)
+    log.use_stdlib_only()
     level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
     logger = logging.getLogger("smsgate")
-    for old in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
-        logger.removeHandler(old)  # main() may run more than once in a process (tests)
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)-7s] %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False  # an embedding app's root handlers would print the same line twice
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        log._stdlib_only, _, logger.propagate = saved
+        logger.setLevel(saved[1])
+
+    return restore
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -72,14 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..errors import ConfigError, ProviderError, SmsError, TransportError, ValidationError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    _configure_logging(args.verbose)
+    restore_logging = _configure_logging(args.verbose)
+    try:
+        return _run(args)
+    finally:
+        restore_logging()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError, ProviderError, SmsError, TransportError, ValidationError
+
     handler = next(g.COMMANDS[args.command] for g in _groups() if args.command in g.COMMANDS)
     try:
         code: int = handler(args)
