@@ -20,14 +20,15 @@ import pluggy
 
 if TYPE_CHECKING:  # the hooks' real types; importing them here at run time would cost every import
     from .models import (Balance, CallbackRequest, CallbackResult, DeliveryReport, HttpRequest, HttpResponse,
-                         InboundMessage, Message, Operation, PullQuery, SendReply, SendResult, TaskSummary)
+                         InboundMessage, Message, Operation, PullQuery, SendReply, SendResult, SendStatistics,
+                         StatisticsQuery, TaskSummary)
     from .provider import HookContext, Provider
     from .sending.flow import Target
 
     #: what ``build_request`` gets as ``payload``, by operation
-    Payload = Union[Message, PullQuery, None]
+    Payload = Union[Message, PullQuery, StatisticsQuery, None]
     #: what ``parse_response`` returns, by operation
-    VendorResult = Union[SendReply, list[DeliveryReport], list[InboundMessage], Balance]
+    VendorResult = Union[SendReply, list[DeliveryReport], list[InboundMessage], Balance, SendStatistics]
 
 hookspec = pluggy.HookspecMarker("smsgate")
 hookimpl = pluggy.HookimplMarker("smsgate")
@@ -158,6 +159,15 @@ def parse_callback(ctx: HookContext, request: CallbackRequest) -> CallbackResult
     and the HTTP answer the vendor's document asks for.
 
     Raise :class:`smsgate.ValidationError` for a malformed body. First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def callback_refusal(ctx: HookContext, status: int, reason: str) -> HttpResponse | None:
+    """The answer to a push the receiver refuses (``status`` 4xx or 5xx; ``reason`` its one-line
+    text), in the vendor's own answer shape, so the vendor's logs show why. Called for configured
+    providers only. The answer keeps ``status`` as its HTTP status. None (or no implementation):
+    the core's ``{"error": reason}``. First non-None result wins.
     """
 
 

@@ -29,6 +29,7 @@ PROVIDER_HOOKS = (
     "parse_response",
     "verify_callback",
     "parse_callback",
+    "callback_refusal",
     "send_message",
     "vendor_request",
 )

@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ..errors import AuthError, ConfigError, PushTooLarge, ValidationError
 from ..log import get_logger
 from ..models import CallbackRequest, HttpResponse
@@ -378,18 +380,18 @@ class Receiver:
                 # the nonce is reserved by a push still being stored, or by a process that died
                 # before it could store it: the retry is welcome once the reservation ends
                 log.warning("smsgate.callback.nonce_held", provider=provider)
-                return _error(503, "a push with this nonce is being stored; push again later")
+                return self._refusal(provider, 503, "a push with this nonce is being stored; push again later")
             log.warning("smsgate.callback.refused", provider=provider, remote=request.remote_addr)
-            return _error(401, "verification failed")
+            return self._refusal(provider, 401, "verification failed")
         except PushTooLarge as exc:
             store.give_back()
             log.warning("smsgate.callback.too_large", provider=provider, error=str(exc))
-            return _error(413, str(exc))
+            return self._refusal(provider, 413, str(exc))
         except ConfigError as exc:
             # configured (known() said so) but not usable: 503, so the vendor pushes again once fixed
             store.give_back()
             log.error("smsgate.callback.misconfigured", provider=provider, error=str(exc))
-            return _error(503, f"provider {provider!r} is misconfigured; push again later")
+            return self._refusal(provider, 503, f"provider {provider!r} is misconfigured; push again later")
         except (ValidationError, ValueError, KeyError, TypeError, AttributeError, IndexError, UnicodeError,
                 RecursionError, OverflowError) as exc:
             # RecursionError: JSON nested thousands deep; OverflowError: numbers or times out of range
@@ -397,21 +399,35 @@ class Receiver:
             store.give_back()
             log.warning("smsgate.callback.malformed", provider=provider,
                         error=mask_phones_in(f"{type(exc).__name__}: {exc}"[:300]))
-            return _error(400, f"malformed push: {exc}" if isinstance(exc, ValidationError) else "malformed push")
+            return self._refusal(provider, 400,
+                                 f"malformed push: {exc}" if isinstance(exc, ValidationError) else "malformed push")
         except Exception as exc:  # a plugin bug: 503 so the vendor pushes again later, and a log line
             store.give_back()
             log.error("smsgate.callback.error", provider=provider,
                       error=mask_phones_in(f"{type(exc).__name__}: {exc}"[:300]))
-            return _error(503, "internal error; push again later")
+            return self._refusal(provider, 503, "internal error; push again later")
         try:
             put = self.spool.put(events, source="push")
         except Exception:  # SpoolError, or anything else: nothing was stored
             store.give_back()  # the vendor's retry carries the same nonce; let it in
-            return _error(503, "could not store the events; push again later")
+            return self._refusal(provider, 503, "could not store the events; push again later")
         store.confirm()
         log.info("smsgate.callback.accepted", provider=provider, events=len(events), stored=put.stored,
                  duplicates=put.duplicates, ms=round((time.perf_counter() - started) * 1000, 2))
         return result.response
+
+    def _refusal(self, provider: str, status: int, reason: str) -> HttpResponse:
+        """A refused push's answer, in the vendor's own shape when its plugin gives one
+        (``callback_refusal``); the HTTP status is ``status`` whatever the plugin answers."""
+        try:
+            answer = self.gateway.hooks(provider).callback_refusal(
+                ctx=self.gateway.context(provider), status=status, reason=reason)
+        except Exception as exc:  # the refusal itself must not fail: the core's answer then
+            log.error("smsgate.callback.refusal_failed", provider=provider, error=f"{type(exc).__name__}: {exc}")
+            answer = None
+        if not isinstance(answer, HttpResponse):
+            return _error(status, reason)
+        return answer if answer.status == status else attrs.evolve(answer, status=status)
 
     def _stored_retry(self, provider: str, request: CallbackRequest) -> HttpResponse | None:
         """A push refused only because its nonce was used: the vendor's retry after our 2xx was lost

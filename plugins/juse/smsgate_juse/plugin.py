@@ -423,31 +423,41 @@ ACK = {"code": 200, "mes": "success", "data": None, "requestId": None}
 
 
 @hookimpl
+def callback_refusal(ctx: Any, status: int, reason: str) -> HttpResponse:
+    """A refused push answered as the document's answers are shaped (its example:
+    ``{"code": 400, "mes": "参数错误:…", "requestId": null}``): ``code`` is the HTTP status, never
+    200, so the vendor sees a failure whichever of the two it reads."""
+    return HttpResponse.of_json({"code": status, "mes": reason, "data": None, "requestId": None}, status=status)
+
+
+@hookimpl
 def parse_callback(ctx: Any, request: Any) -> CallbackResult:
+    """Every list the push carries, read by its name whatever ``type`` says (see
+    :class:`wire.JusePushBody`). A push carrying a list or object smsgate cannot read is refused
+    (400), never acknowledged with that data dropped: the vendor keeps it and pushes again."""
     try:
         body = request.json()
     except ValueError:
         raise ValidationError("juse push is malformed: body: not JSON", field="body") from None
-    kind = body.get("type") if isinstance(body, dict) else None
-    # the lists are read by their names (the document's table pairs two of them with the wrong type)
-    cls = wire.PUSH_TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None and isinstance(body, dict):
-        # a type added later: acknowledge it so the vendor does not retry, but carry nothing
-        _log().warning("smsgate.callback.unknown_type", provider=ctx.provider, type=str(kind)[:40])
-        return CallbackResult(events=[], response=HttpResponse.of_json(ACK))
+    if isinstance(body, dict):
+        unread = sorted(str(k)[:40] for k, v in body.items()
+                        if k not in wire.PUSH_FIELDS and isinstance(v, (list, dict)) and v)
+        if unread:
+            raise ValidationError(f"juse push carries {', '.join(unread)}, which smsgate cannot read: not "
+                                  "acknowledged, so the vendor keeps it", field="body")
     try:
-        push = wire.WIRE.read(body, cls or wire.JusePush)
+        push = wire.WIRE.read(body, wire.JusePushBody)
     except WireError as exc:
         raise ValidationError(f"juse push is malformed: {exc}", field="body") from None
-    events: list[Any]
-    if isinstance(push, wire.SmsReportPush):
-        raws = body.get("sendSmsRecordDtoList") or []
-        events = [_report(r, raw) for r, raw in zip(push.sendSmsRecordDtoList or (), raws)]
-    elif isinstance(push, wire.SmsTaskReportPush):
-        events = [_task(push.sendSmsTaskDto, body["sendSmsTaskDto"])]
-    elif isinstance(push, wire.SmsDeliverPush):
-        raws = body.get("smsDeliverDtoList") or []
-        events = [_inbound(ctx.config, i, raw) for i, raw in zip(push.smsDeliverDtoList or (), raws)]
-    else:  # pragma: no cover - a body that is not an object never structures
-        events = []
+    events: list[Any] = []
+    raws = body.get("sendSmsRecordDtoList") or []
+    events += [_report(r, raw) for r, raw in zip(push.sendSmsRecordDtoList or (), raws)]
+    if push.sendSmsTaskDto is not None:
+        events.append(_task(push.sendSmsTaskDto, body["sendSmsTaskDto"]))
+    raws = body.get("smsDeliverDtoList") or []
+    events += [_inbound(ctx.config, i, raw) for i, raw in zip(push.smsDeliverDtoList or (), raws)]
+    if push.type not in wire.PUSH_TYPES:
+        # a type added later: what it carries in the known lists is kept; it carries nothing else
+        _log().warning("smsgate.callback.unknown_type", provider=ctx.provider, type=push.type[:40],
+                       events=len(events))
     return CallbackResult(events=events, response=HttpResponse.of_json(ACK))

@@ -119,27 +119,23 @@ class JusePush:
 
 
 @attrs.frozen(kw_only=True)
-class SmsReportPush(JusePush):
+class JusePushBody(JusePush):
+    """A push as it arrives, with whichever of the three lists it carries. They are read by their
+    names whatever ``type`` says: the document's table pairs ``smsDeliverDtoList`` with
+    ``sms_task_report`` and ``sendSmsTaskDto`` with ``sms_deliver``, and its own example push sends
+    ``sms_report`` with a ``sendSmsTaskDto``."""
+
     sendSmsRecordDtoList: Optional[Tuple[SendSmsRecordDto, ...]] = None
-
-
-@attrs.frozen(kw_only=True)
-class SmsTaskReportPush(JusePush):
-    sendSmsTaskDto: SendSmsTaskDto
-
-
-@attrs.frozen(kw_only=True)
-class SmsDeliverPush(JusePush):
+    sendSmsTaskDto: Optional[SendSmsTaskDto] = None
     smsDeliverDtoList: Optional[Tuple[SmsDeliverDto, ...]] = None
 
 
-#: push ``type`` -> its class. The lists are read by their names: the document's table pairs two
-#: of them with the wrong type.
-PUSH_TYPES: dict[str, type] = {
-    "sms_report": SmsReportPush,
-    "sms_task_report": SmsTaskReportPush,
-    "sms_deliver": SmsDeliverPush,
-}
+#: the lists (and the one object) a push may carry, by name
+PUSH_LISTS = ("sendSmsRecordDtoList", "sendSmsTaskDto", "smsDeliverDtoList")
+#: every field of a push smsgate reads; any other list or object in a push is data it would drop
+PUSH_FIELDS = frozenset({"appId", "type", "extensions", *PUSH_LISTS})
+#: the push types the document names
+PUSH_TYPES = frozenset({"sms_report", "sms_task_report", "sms_deliver"})
 
 
 # -- reading and writing ------------------------------------------------------------------------

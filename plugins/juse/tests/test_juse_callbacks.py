@@ -195,12 +195,14 @@ def test_send_status_mapping(make_gateway, status, expected):
     assert report.status is expected and report.description == "r" and report.phone is None
 
 
-def test_documents_example_body_gives_no_events(make_gateway):
+def test_documents_example_body_gives_its_task_summary(make_gateway):
     # the document's example: type sms_report with an empty record list and a task dto beside it
     body = {"appId": "adrm", "type": "sms_report", "extensions": {}, "sendSmsRecordDtoList": [],
             "sendSmsTaskDto": {"sendTaskId": 1, "totalCount": 5, "sendCount": 3, "failCount": 2}}
     result = make_gateway(clock=lambda: NOW).handle_callback("juse", _request(body))
-    assert result.events == () and result.response.json()["code"] == 200
+    [summary] = result.events
+    assert isinstance(summary, TaskSummary) and (summary.task_id, summary.failed) == ("1", 2)
+    assert result.response.json()["code"] == 200
 
 
 def test_task_report_example_dto(make_gateway):
@@ -226,7 +228,6 @@ def test_unknown_type_is_acknowledged_without_events(make_gateway):
 @pytest.mark.parametrize("body", [
     {"appId": "adrm", "type": "sms_report", "sendSmsRecordDtoList": {"not": "a list"}},
     {"appId": "adrm", "type": "sms_report", "sendSmsRecordDtoList": [1]},
-    {"appId": "adrm", "type": "sms_task_report"},
     {"appId": "adrm", "type": "sms_task_report", "sendSmsTaskDto": {"totalCount": 1}},
     {"appId": "adrm", "type": "sms_task_report", "sendSmsTaskDto": {"sendTaskId": 1, "totalCount": "many"}},
     {"appId": "adrm", "type": "sms_deliver", "smsDeliverDtoList": [{"content": "x"}]},

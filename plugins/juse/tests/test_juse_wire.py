@@ -28,7 +28,6 @@ def _push(body) -> CallbackRequest:
      "sendSmsRecordDtoList: expected a JSON array, got an object"),
     ({"type": "sms_report", "sendSmsRecordDtoList": [{"sendRecordId": 1}, 1]},
      "sendSmsRecordDtoList[1]: expected a JSON object, got int 1"),
-    ({"type": "sms_task_report"}, "sendSmsTaskDto: missing"),
     ({"type": "sms_task_report", "sendSmsTaskDto": "x"}, "sendSmsTaskDto: expected a JSON object"),
     ({"type": "sms_task_report", "sendSmsTaskDto": {"totalCount": 1}}, "sendSmsTaskDto.sendTaskId: missing"),
     ({"type": "sms_task_report", "sendSmsTaskDto": {"sendTaskId": ""}},
@@ -68,12 +67,13 @@ def test_parse_callback_names_a_non_object_body(make_gateway):
 def test_pushes_are_read_into_the_documents_dtos():
     push = wire.WIRE.read({"appId": "adrm", "type": "sms_task_report", "extensions": {},
                           "sendSmsTaskDto": {"sendTaskId": 1, "totalCount": "5", "sendCount": 3, "failCount": None}},
-                         wire.SmsTaskReportPush)
+                         wire.JusePushBody)
     assert push.sendSmsTaskDto == wire.SendSmsTaskDto(sendTaskId="1", totalCount=5, sendCount=3, failCount=0)
     push = wire.WIRE.read({"appId": "adrm", "type": "sms_report",
                           "sendSmsRecordDtoList": [{"sendRecordId": 9, "sendStatus": 1, "reportDate": "d"}]},
-                         wire.SmsReportPush)
+                         wire.JusePushBody)
     assert push.sendSmsRecordDtoList == (wire.SendSmsRecordDto(sendRecordId="9", sendStatus=1, reportDate="d"),)
+    assert push.sendSmsTaskDto is None and push.smsDeliverDtoList is None
 
 
 @pytest.mark.parametrize("response, words", [
