@@ -354,6 +354,8 @@ class ProviderSettings:
 
 
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+#: how the spool takes an inbound SMS identical to a stored one ([receiver] inbound_dedup)
+INBOUND_DEDUP = ("retries", "none")
 
 
 def _synchronous(value: Any) -> str:
@@ -368,6 +370,9 @@ class ReceiverSettings:
     #: SQLite's synchronous setting for the spool: FULL survives a power cut, NORMAL a crash
     synchronous: str = attrs.field(default="FULL", converter=_synchronous,
                                    validator=attrs.validators.in_(SYNCHRONOUS))
+    #: an inbound SMS identical to a stored one (phone, time, service code, text, and its place
+    #: among identical ones in its push): "retries" stores it once, "none" always anew
+    inbound_dedup: str = attrs.field(default="retries", validator=attrs.validators.in_(INBOUND_DEDUP))
     events_jsonl: str | None = None  #: append every event to this file as one JSON line
     replay_store: str | None = None  #: "memory" or "sqlite:PATH"
     # bounds of a push and of what `smsgate serve` lets a client hold (None: the receiver's default;

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ..config import INBOUND_DEDUP
 from ..errors import AuthError, ConfigError, PushTooLarge, ValidationError
 from ..log import get_logger
 from ..models import CallbackRequest, HttpResponse
@@ -116,6 +117,8 @@ class Receiver:
     every event to that file as one JSON line, once. ``plugin_hooks`` feeds the ``on_report`` /
     ``on_inbound`` / ``on_task_summary`` hooks of registered plugins, including plugins registered
     after the Receiver was built (they get the events stored from the next push or :meth:`start` on).
+    ``inbound_dedup`` (default ``[receiver] inbound_dedup``, else ``"retries"``) is how an inbound
+    SMS identical to a stored one is taken (:func:`smsgate.receiving.store.push_keys`).
 
     Register handlers with the decorators before the first push::
 
@@ -129,7 +132,7 @@ class Receiver:
                  replay_store: Any = None, prefix: str = "/callbacks", events_jsonl: str | os.PathLike[str] | None = None,
                  max_body: int | None = None, plugin_hooks: bool = True, poll_interval: float = 1.0,
                  lease_seconds: float = 300.0, synchronous: str = "FULL", max_events: int | None = None,
-                 nonce_hold: float = DEFAULT_HOLD):
+                 nonce_hold: float = DEFAULT_HOLD, inbound_dedup: str | None = None):
         from ..sending.gateway import Gateway
 
         self.gateway = gateway if isinstance(gateway, Gateway) else Gateway(gateway)
@@ -154,6 +157,9 @@ class Receiver:
         sync = _setting(conf, "synchronous", None, str) or synchronous
         if str(sync).upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ConfigError(f"[receiver] synchronous must be FULL, NORMAL or EXTRA, not {sync!r}")
+        dedup = inbound_dedup or _setting(conf, "inbound_dedup", None, str) or "retries"
+        if dedup not in INBOUND_DEDUP:
+            raise ConfigError(f"[receiver] inbound_dedup must be {' or '.join(INBOUND_DEDUP)}, not {dedup!r}")
         if events_jsonl is None:
             events_jsonl = _setting(conf, "events_jsonl", "--events-jsonl", (str, os.PathLike))
         if replay_store is None:
@@ -164,7 +170,7 @@ class Receiver:
             self.spool = spool
         else:
             try:
-                self.spool = Spool(spool, synchronous=sync)
+                self.spool = Spool(spool, synchronous=sync, inbound_dedup=dedup)
             except SpoolError as exc:  # a path that cannot be used is a configuration error
                 raise ConfigError(f"spool (--spool, [receiver] spool): {exc}") from None
         self._own_spool = not isinstance(spool, Spool)

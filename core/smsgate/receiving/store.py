@@ -7,7 +7,10 @@ through a :class:`Dispatcher`. Guarantees:
   it survives a power cut too, not only a killed process). If it cannot commit it raises
   :class:`SpoolError` and the receiver answers 5xx, so the vendor pushes again.
 * One event per dedup key (provider, kind, message id, phone, status for reports): a pushed and a
-  pulled copy of the same report, or a vendor's retry, is stored and handled once.
+  pulled copy of the same report, or a vendor's retry, is stored and handled once. Identical
+  inbound SMS within one push or pull stay separate events (two "Y" replies in one minute are two
+  replies); across pushes, ``inbound_dedup`` says how an identical one is taken (see
+  :func:`push_keys`).
 * Each handler registered in the spool gets one delivery row per event. A handler that raises
   leaves its row for a retry with exponential backoff; other handlers are unaffected.
 * A process killed at any moment loses nothing committed. Rows it had leased are released when
@@ -35,6 +38,7 @@ import contextlib
 
 import attrs
 
+from ..config import INBOUND_DEDUP
 from ..errors import SmsError
 from ..log import get_logger
 from ..wire import json_text
@@ -170,6 +174,31 @@ def dedup_key(event: Any, kind: str | None = None) -> str:
     return utf8_safe(key)
 
 
+def push_keys(events: Sequence[Any], inbound_dedup: str = "retries") -> list[str]:
+    """The dedup key of each event of one push (or pull).
+
+    Identical inbound SMS within it are separate events: the second copy's key ends ``|#2``, the
+    third ``|#3``. Across pushes, ``inbound_dedup`` decides: ``"retries"`` (default) takes an
+    inbound SMS whose key is already stored as the vendor resending it (a push whose 2xx was lost
+    comes back with the same items, so each is matched by its place among its copies) and stores it
+    once; ``"none"`` stores every inbound SMS of every push as a new event (nothing merged, and a
+    vendor's resent push is handled again)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for event in events:
+        kind = event_kind(event)
+        key = dedup_key(event, kind)
+        if kind == "inbound":
+            if inbound_dedup == "none":
+                key += "|" + uuid.uuid4().hex
+            else:
+                n = seen[key] = seen.get(key, 0) + 1
+                if n > 1:
+                    key += f"|#{n}"
+        keys.append(key)
+    return keys
+
+
 def utf8_safe(text: str) -> str:
     """``text`` unchanged, or with each lone surrogate written as its ``\\udxxx`` escape: the one
     rule for text that SQLite must store as UTF-8 but that does not encode (keys, not payloads,
@@ -242,13 +271,17 @@ class Spool:
     ``synchronous`` is SQLite's setting for the writes that acknowledge events: ``FULL`` (default)
     survives a power cut; ``NORMAL`` survives a killed process but may lose the last commits on
     a power cut. Handler bookkeeping always uses ``NORMAL`` (a lost mark only means a handler
-    runs again).
+    runs again). ``inbound_dedup`` (``"retries"`` or ``"none"``) is how an inbound SMS identical
+    to a stored one is taken (:func:`push_keys`); every process sharing a spool should use the same.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 10.0,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, inbound_dedup: str = "retries"):
         if str(synchronous).upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
+        if inbound_dedup not in INBOUND_DEDUP:
+            raise ValueError(f"inbound_dedup must be one of {', '.join(INBOUND_DEDUP)}")
+        self.inbound_dedup = inbound_dedup
         self.path = os.fspath(path)
         self.synchronous = str(synchronous).upper()
         self.busy_timeout = busy_timeout
@@ -340,10 +373,9 @@ class Spool:
             return PutResult(0, 0)
         self._after_fork()
         prepared: dict[str, tuple[str, str, str]] = {}
-        for e in events:
+        for e, key in zip(events, push_keys(events, self.inbound_dedup)):
             kind = event_kind(e)
-            key = dedup_key(e, kind)
-            if key not in prepared:  # the same event twice in one push
+            if key not in prepared:  # the same report (or task summary) twice in one push
                 prepared[key] = (e.provider, kind, encode_event(e, kind))
         now = self.clock()
         with self._write_lock:
@@ -381,7 +413,7 @@ class Spool:
 
     def contains_all(self, events: Sequence[Any]) -> bool:
         """True when every one of ``events`` is already stored (by its dedup key)."""
-        keys = list({dedup_key(e) for e in events})
+        keys = list(set(push_keys(events, self.inbound_dedup)))
         self._after_fork()
         with self._book_lock:
             found = 0

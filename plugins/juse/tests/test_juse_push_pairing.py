@@ -118,3 +118,12 @@ def test_the_simulator_keeps_reports_whose_push_was_refused(sim, tmp_path):
     finally:
         wrong.close()
         other.stop()
+
+
+def test_two_identical_replies_in_one_push_are_two_inbound_events_and_a_resend_adds_none(sim, endpoint):
+    # two genuine "Y" replies from one phone in the same minute: both reach the handlers
+    assert sim.push_callback(endpoint.url, "sms_deliver", smsDeliverDtoList=[INBOUND, INBOUND]).status == 200
+    assert [e.content for e in endpoint.received()] == ["Y", "Y"]
+    # the vendor resending the same push (our answer lost; a new nonce) stores nothing again
+    assert sim.push_callback(endpoint.url, "sms_deliver", smsDeliverDtoList=[INBOUND, INBOUND]).status == 200
+    assert len(endpoint.received()) == 2
