@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextvars
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from .trace import RequestTrace
 from .transport import deadline_passed
 
 _LOG_PHONES = 10  # masked phones listed per log line at most
+_NORMAL = re.compile(r"1[3-9][0-9]{9}")  # an already-normal number (what normalise_phone returns)
 
 
 def normalise_recipients(message: Message) -> Message:
@@ -34,9 +36,17 @@ def normalise_recipients(message: Message) -> Message:
     with one ValidationError naming every bad number."""
     if not message.to:
         raise ValidationError("no recipients: give at least one phone number", field="to")
+    given = message.personal
+    if given is None:
+        # the usual bulk input: already-normal ASCII numbers, taken as they are (one C regex call
+        # each); anything else goes through normalise_phone below, in order
+        fast = _NORMAL.fullmatch
+        to = message.to
+        if all(type(raw) is str and fast(raw) for raw in to):
+            unique = tuple(dict.fromkeys(to))
+            return message if len(unique) == len(to) else attrs.evolve(message, to=unique)
     bad: list[str] = []
     seen: dict[str, None] = {}
-    given = message.personal
     personal: dict[str, Any] | None = None if given is None else {}
     for raw in message.to:
         phone = normalise_phone(raw)
@@ -340,6 +350,15 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
     if not isinstance(reply, SendReply):
         return _unknown(batch, provider, log, "PLUGIN",
                         f"provider {provider!r}: parse_response returned {type(reply).__name__}, not SendReply")
+    if not reply.rejected:  # the usual answer: every recipient accepted, no per-phone lookups
+        message_id, request_id, ids = reply.message_id, reply.request_id, reply.message_ids
+        accepted_all = [RecipientResult(phone=p, outcome=Outcome.ACCEPTED, message_id=ids.get(p, message_id),
+                                        request_id=request_id) for p in batch.to] if ids else \
+            [RecipientResult(phone=p, outcome=Outcome.ACCEPTED, message_id=message_id, request_id=request_id)
+             for p in batch.to]
+        log.info("smsgate.send.accepted", provider=provider, recipients=len(batch.to),
+                 phones=_masked(batch.to), message_id=message_id, request_id=request_id)
+        return accepted_all
     results: list[RecipientResult] = []
     accepted: list[str] = []
     for phone in batch.to:
@@ -392,8 +411,11 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
 
 
 def merge(provider: str, message: Message, results: list[RecipientResult], key: str | None = None) -> SendResult:
+    to = message.to
+    if len(results) == len(to) and [r.phone for r in results] == list(to):  # the usual case: in order, all there
+        return SendResult(provider=provider, recipients=tuple(results), segments=message_segments(message), key=key)
     by_phone = {r.phone: r for r in results}
-    missing = [p for p in message.to if p not in by_phone]
+    missing = [p for p in to if p not in by_phone]
     if missing:  # a provider bug must never lose a recipient silently
         raise ProviderError(f"provider {provider!r} returned no outcome for {len(missing)} recipient(s)",
                             not_sent=False, provider=provider)
