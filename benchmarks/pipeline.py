@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import subprocess
 import sys
 import threading
@@ -55,7 +56,7 @@ def run_threads(concurrency: int, n: int, work) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000, help="sends per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds: the best rate of each and the median of the per-round ratios")
     args = parser.parse_args()
     # an application configures logging: this one keeps warnings only and caches its loggers,
     # as structlog recommends for production
@@ -92,16 +93,28 @@ def main() -> None:
         run_threads(16, 200, raw)
         run_threads(16, 200, piped)
         best: dict[tuple[str, int], float] = {}
+        ratios: dict[int, list[float]] = {1: [], 16: []}  # pipeline/raw measured back to back, per round
+        cpu: dict[tuple[str, int], list[float]] = {}  # this process's CPU per request, per round
         for _ in range(args.rounds):
             for conc in (1, 16):
+                got = {}
                 for name, fn in (("raw", raw), ("pipeline", piped)):
-                    rate = run_threads(conc, args.n, fn)
+                    before = time.process_time()
+                    rate = got[name] = run_threads(conc, args.n, fn)
+                    cpu.setdefault((name, conc), []).append((time.process_time() - before) / args.n * 1e6)
                     best[(name, conc)] = max(best.get((name, conc), 0.0), rate)
+                ratios[conc].append(got["pipeline"] / got["raw"])
         for conc in (1, 16):
-            print(f"c{conc}: raw {best[('raw', conc)]:8.0f} req/s   pipeline {best[('pipeline', conc)]:8.0f} req/s")
+            print(f"c{conc}: raw {best[('raw', conc)]:8.0f} req/s   pipeline {best[('pipeline', conc)]:8.0f} req/s   "
+                  f"CPU per request raw {statistics.median(cpu[('raw', conc)]):.0f} µs, pipeline "
+                  f"{statistics.median(cpu[('pipeline', conc)]):.0f} µs (medians over rounds)")
         r1 = best[("pipeline", 1)] / best[("raw", 1)]
         r16 = best[("pipeline", 16)] / best[("raw", 16)]
-        print(f"pipeline/raw c1={r1:.2f} c16={r16:.2f}")
+        own = {c: statistics.median(cpu[("pipeline", c)]) - statistics.median(cpu[("raw", c)]) for c in (1, 16)}
+        # best-rate ratios (as before), then the median of the per-round ratios (steadier on a busy
+        # machine) and the pipeline's own CPU per request beyond what urllib3 spends
+        print(f"pipeline/raw c1={r1:.2f} c16={r16:.2f} med_c1={statistics.median(ratios[1]):.2f} "
+              f"med_c16={statistics.median(ratios[16]):.2f} own_cpu_us_c1={own[1]:.0f} own_cpu_us_c16={own[16]:.0f}")
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)
