@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import statistics
 import sys
 import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from pipeline import start_simulator  # noqa: E402
+from pipeline import app_logging, start_simulator  # noqa: E402
 
 from smsgate import AsyncGateway, Message  # noqa: E402
 
@@ -61,11 +60,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--workers", type=int, default=16)
     args = ap.parse_args()
-    # an application configures logging: this one keeps warnings only (as benchmarks/pipeline.py)
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-                        cache_logger_on_first_use=True)
+    app_logging()
     proc, url = start_simulator()
     try:
         idle, busy, rate = asyncio.run(measure(url, args.n, args.workers))

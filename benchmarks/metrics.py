@@ -15,12 +15,10 @@ ratio measured back to back in one round).
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import time
 
-import structlog
-from pipeline import POOL, run_threads, start_simulator
+from pipeline import POOL, app_logging, run_threads, start_simulator
 from prometheus_client import CollectorRegistry
 
 from smsgate import Gateway, Message, PluginManager
@@ -34,8 +32,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="sends per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-                        cache_logger_on_first_use=True)
+    app_logging()
 
     proc, url = start_simulator()
     try:
