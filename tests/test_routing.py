@@ -5,6 +5,7 @@ param shape; a replayed key sends nothing anywhere; the config is checked when t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -227,13 +228,23 @@ def test_breaker_state_machine_one_trial_at_a_time():
     assert state.allow("p", 13, 5) == CLOSED
 
 
-def test_breaker_shared_through_redis(opass, juse, redis_url, service_run_id):
+@contextlib.contextmanager
+def two_gateways_on_redis(opass, juse, redis_url, service_run_id):
+    """Two Gateways sharing breakers (two breaker_failures, 30 s) through Redis; opass refuses."""
     prefix = f"{service_run_id}:{uuid.uuid4().hex[:8]}:"
     data = config(opass, juse, route={"breaker_failures": 2, "breaker_cooldown": 30})
     data["limits"] = {"store": redis_url, "prefix": prefix}
     opass.ip_allowed = False
     with Gateway(data) as a, Gateway(data) as b:
         a.breakers.clock = b.breakers.clock = Clock()
+        try:
+            yield a, b
+        finally:
+            a.limits.store.client.delete(f"{prefix}breaker:opass", f"{prefix}breaker:juse")
+
+
+def test_breaker_shared_through_redis(opass, juse, redis_url, service_run_id):
+    with two_gateways_on_redis(opass, juse, redis_url, service_run_id) as (a, b):
         a.send(one(0), route="otp")
         a.send(one(1), route="otp")  # opened, in Redis
         assert len(opass.requests) == 2
@@ -243,7 +254,84 @@ def test_breaker_shared_through_redis(opass, juse, redis_url, service_run_id):
         opass.ip_allowed = True
         assert b.send(one(3), route="otp").recipients[0].provider is None  # b's trial closes it for both
         assert a.send(one(4), route="otp").recipients[0].provider is None
-        a.limits.store.client.delete(f"{prefix}breaker:opass")
+
+
+def breaker_gauge(registry, provider="opass"):
+    """The provider's breaker as the metrics show it: its state and its failure count."""
+    states = {state: registry.get_sample_value("smsgate_circuit_breaker_state",
+                                               {"provider": provider, "state": state})
+              for state in ("closed", "open", "half_open")}
+    on = [state for state, value in states.items() if value == 1]
+    assert sorted(states.values()) == [0, 0, 1], states
+    return on[0], registry.get_sample_value("smsgate_circuit_breaker_failures", {"provider": provider})
+
+
+def test_breaker_status_and_its_gauge_follow_the_breaker(opass, juse):
+    prometheus = pytest.importorskip("prometheus_client")
+    from smsgate.integrations.metrics import Metrics
+
+    registry = prometheus.CollectorRegistry()
+    opass.ip_allowed = False
+    with Gateway(config(opass, juse, route={"breaker_failures": 2, "breaker_cooldown": 10})) as gw:
+        clock = gw.breakers.clock = Clock()
+        Metrics(registry).install(gw.plugins).watch(gw)
+        assert breaker_gauge(registry) == ("closed", 0) and breaker_gauge(registry, "juse") == ("closed", 0)
+        gw.send(one(0), route="otp")
+        assert breaker_gauge(registry) == ("closed", 1)
+        gw.send(one(1), route="otp")
+        assert breaker_gauge(registry) == ("open", 2)
+        status = gw.breakers.status(["opass", "juse"])
+        assert status["opass"].open_until == clock.now + 10 and status["juse"].state == "closed"
+        clock.now += 10
+        assert breaker_gauge(registry) == ("half_open", 2)  # reading it does not take the trial
+        opass.ip_allowed = True
+        assert gw.send(one(2), route="otp").recipients[0].provider is None  # the trial closes it
+        assert breaker_gauge(registry) == ("closed", 0)
+    assert len(opass.requests) == 3
+
+
+def test_breaker_gauge_shared_through_redis(opass, juse, redis_url, service_run_id):
+    prometheus = pytest.importorskip("prometheus_client")
+    from smsgate.integrations.metrics import BreakerCollector
+
+    with two_gateways_on_redis(opass, juse, redis_url, service_run_id) as (a, b):
+        registry = prometheus.CollectorRegistry()
+        registry.register(BreakerCollector(b))  # b only reads: a sends
+        a.send(one(0), route="otp")
+        assert breaker_gauge(registry) == ("closed", 1)
+        a.send(one(1), route="otp")
+        assert breaker_gauge(registry) == ("open", 2)
+        assert b.breakers.status(["opass"])["opass"].open_until == a.breakers.clock.now + 30
+        b.breakers.clock.now += 30
+        assert breaker_gauge(registry) == ("half_open", 2)
+        assert breaker_gauge(registry, "juse") == ("closed", 0)
+
+
+def test_breaker_status_with_the_store_down_reads_this_process(opass, juse):
+    data = config(opass, juse, opass_down=True, route={"breaker_failures": 1})
+    data["limits"] = {"store": f"redis://127.0.0.1:{closed_port()}/0", "fail_open": True}
+    with Gateway(data) as gw:
+        gw.breakers.clock = Clock()
+        gw.send(one(0), route="otp")  # breakers fall back to this process: opened here
+        assert gw.breakers.status(["opass"])["opass"].state == "open"
+
+
+def test_a_metrics_table_exports_the_breakers(opass, juse, monkeypatch):
+    pytest.importorskip("prometheus_client")
+    from smsgate.integrations.metrics import exposition_registry
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    opass.ip_allowed = False
+    data = {**config(opass, juse, route={"breaker_failures": 1}), "metrics": {}}
+    data["routes"]["spare"] = {"providers": ["juse"], "breaker_failures": 0}  # no breaker: not shown
+    data["providers"]["unrouted"] = {**juse.demo_config(), "provider": "juse"}
+    with Gateway(data) as gw:
+        gw.breakers.clock = Clock()
+        gw.send(one(0), route="otp")
+        registry = exposition_registry()
+        assert breaker_gauge(registry) == ("open", 1)
+        assert breaker_gauge(registry, "juse") == ("closed", 0)
+        assert registry.get_sample_value("smsgate_circuit_breaker_failures", {"provider": "unrouted"}) is None
 
 
 def test_every_breaker_open_refuses_without_sending(opass, juse):

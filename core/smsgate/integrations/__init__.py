@@ -47,9 +47,10 @@ def _missing_extra(name: str) -> ConfigError:
     return ConfigError(f"[{name}] needs the '{extra}' extra: pip install 'smsgate[{extra}]'")
 
 
-def enable_configured(plugins: Any, settings: Any) -> None:
+def enable_configured(plugins: Any, settings: Any, gateway: Any = None) -> None:
     """Register the plugins that ``settings`` turns on (``[metrics]``, ``[tracing]``) with
-    ``plugins`` (a :class:`smsgate.PluginManager`), once each. ``Gateway`` calls this."""
+    ``plugins`` (a :class:`smsgate.PluginManager`), once each; the metrics also export
+    ``gateway``'s circuit breakers. ``Gateway`` calls this."""
     if table(settings, "metrics") is not None:
         try:
             from .metrics import default_metrics
@@ -58,6 +59,8 @@ def enable_configured(plugins: Any, settings: Any) -> None:
         except ImportError:
             raise _missing_extra("metrics") from None
         plugin.install(plugins)
+        if gateway is not None:
+            plugin.watch(gateway)
     if table(settings, "tracing") is not None:
         try:
             from .tracing import Tracing

@@ -3,8 +3,9 @@
 :class:`Metrics` is a wrapper plugin on the hooks: it counts what it sees around ``send_message``
 (every recipient's outcome), ``vendor_request`` (every vendor call's time and result, pulled
 reports), ``verify_callback`` / ``parse_callback`` (pushes and the reports they carry). Nothing in
-the core calls it. :class:`SpoolCollector` reads the spool's backlog when scraped, and
-:class:`LedgerCollector` the send ledger's send-to-delivery times.
+the core calls it. :class:`SpoolCollector` reads the spool's backlog when scraped,
+:class:`LedgerCollector` the send ledger's send-to-delivery times, and :class:`BreakerCollector`
+the routes' circuit breakers.
 
 Turn it on with a ``[metrics]`` table in the config (every Gateway built from it then counts into
 prometheus_client's default registry), ``smsgate serve --metrics``, or by hand into any registry::
@@ -12,6 +13,7 @@ prometheus_client's default registry), ``smsgate serve --metrics``, or by hand i
     metrics = Metrics(registry)            # a prometheus_client CollectorRegistry
     metrics.install(gateway.plugins)
     registry.register(SpoolCollector(receiver.spool))
+    registry.register(BreakerCollector(gateway))
 
 Labels are bounded: provider names, operations, outcomes, normalised statuses, and vendor codes
 kept only while they look like codes (short, no spaces) and are few; never phone numbers, message
@@ -25,6 +27,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections import Counter as _Tally
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -113,6 +116,9 @@ class Metrics:
         self.code = BoundedLabel()
         self.field = BoundedLabel(50)
         self._children: dict[tuple[Any, ...], Any] = {}
+        #: the breakers of the Gateways :meth:`watch` was given (nothing until then)
+        self.breakers = BreakerCollector()
+        r.register(self.breakers)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached (the send path calls this for every request)."""
@@ -126,6 +132,12 @@ class Metrics:
         """Register with ``plugins`` (a :class:`smsgate.PluginManager`) unless already there."""
         if not plugins.pm.is_registered(self):
             plugins.register(self)
+        return self
+
+    def watch(self, gateway: Any) -> "Metrics":
+        """Export ``gateway``'s circuit breakers too (a ``[metrics]`` table does this for every
+        Gateway built from the config); the Gateway is held weakly."""
+        self.breakers.add(gateway)
         return self
 
     # -- sending -------------------------------------------------------------------------------
@@ -303,11 +315,68 @@ class LedgerCollector:
         yield counts
 
 
+_SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class BreakerCollector:
+    """Reads the circuit breakers of every provider that a route with a breaker lists, when
+    scraped, for each watched Gateway (held weakly): ``smsgate_circuit_breaker_state`` (1 for the
+    breaker's state, 0 for the others) and ``smsgate_circuit_breaker_failures``.
+
+    With a Redis limits store the breakers are shared, so any process gives the same answer; with
+    the memory store they are the reading process's own. When two watched Gateways of one process
+    name the same provider, the more open breaker is shown (open, then half-open, then closed)."""
+
+    def __init__(self, *gateways: Any):
+        self._gateways: weakref.WeakSet[Any] = weakref.WeakSet(gateways)
+
+    def add(self, gateway: Any) -> None:
+        self._gateways.add(gateway)
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        from ..sending.routing.breaker import STATES
+
+        seen: dict[str, Any] = {}
+        for gateway in list(self._gateways):
+            try:
+                providers = sorted({p for route in gateway.routing.routes.values() if route.breaker_failures
+                                    for p in route.providers})
+                statuses = gateway.breakers.status(providers) if providers else {}
+            except Exception as exc:  # a scrape must not fail because the store misbehaves
+                log.warning("smsgate.metrics.breakers_unreadable", error=f"{type(exc).__name__}: {exc}")
+                continue
+            for name, status in statuses.items():
+                other = seen.get(name)
+                if other is None or (_SEVERITY[status.state], status.failures) > (_SEVERITY[other.state], other.failures):
+                    seen[name] = status
+        if not seen:
+            return
+        state = GaugeMetricFamily(
+            "smsgate_circuit_breaker_state", "Circuit breaker of each provider that routes list, 1 for its "
+            "state (closed; open: routes skip the provider; half_open: the next send is its trial), 0 for "
+            "the others", labels=("provider", "state"))
+        failures = GaugeMetricFamily(
+            "smsgate_circuit_breaker_failures", "Consecutive failed attempts at the provider since its breaker "
+            "last closed", labels=("provider",))
+        for name, status in sorted(seen.items()):
+            for one in STATES:
+                state.add_metric((name, one), 1.0 if status.state == one else 0.0)
+            failures.add_metric((name,), status.failures)
+        yield state
+        yield failures
+
+
 def exposition_registry(registry: Any = None, spool: Any = None, ledger: Any = None) -> Any:
     """The registry that /metrics serves: ``registry`` (default: prometheus_client's ``REGISTRY``)
     — or, when ``PROMETHEUS_MULTIPROC_DIR`` is set, the sum over every process that wrote there
-    (gunicorn workers, ``smsgate send`` runs) — plus the spool's gauges when ``spool`` is given
-    and the send-to-delivery gauges when ``ledger`` is."""
+    (gunicorn workers, ``smsgate send`` runs) plus the breakers this process's default
+    :class:`Metrics` watches (read live, not from the files) — plus the spool's gauges when
+    ``spool`` is given and the send-to-delivery gauges when ``ledger`` is."""
     from prometheus_client import REGISTRY, CollectorRegistry
 
     out = CollectorRegistry(auto_describe=False)
@@ -315,6 +384,8 @@ def exposition_registry(registry: Any = None, spool: Any = None, ledger: Any = N
         from prometheus_client import multiprocess
 
         multiprocess.MultiProcessCollector(out)  # type: ignore[no-untyped-call]
+        if _default is not None:
+            out.register(_default.breakers)
     else:
         out.register(REGISTRY if registry is None else registry)
     if spool is not None:
@@ -340,9 +411,9 @@ def with_metrics(app: Callable[..., Any], registry: Any, path: str = "/metrics")
 
 def mount(receiver: Any, path: str = "/metrics") -> Callable[..., Any]:
     """``receiver``'s WSGI app answering ``path`` with the metrics (``smsgate serve --metrics``):
-    counts into the default registry through ``receiver``'s plugins, plus its spool's gauges and,
-    with a send ledger, the send-to-delivery gauges."""
-    default_metrics().install(receiver.gateway.plugins)
+    counts into the default registry through ``receiver``'s plugins, plus its spool's gauges, its
+    Gateway's circuit breakers and, with a send ledger, the send-to-delivery gauges."""
+    default_metrics().install(receiver.gateway.plugins).watch(receiver.gateway)
     registry = exposition_registry(spool=receiver.spool, ledger=receiver.gateway.ledger)
     return with_metrics(receiver.wsgi_app, registry, path)
 
@@ -358,5 +429,5 @@ def smsgate_text(registry: Any = None) -> str:
     return "\n".join(keep) + "\n"
 
 
-__all__ = ["Metrics", "SpoolCollector", "LedgerCollector", "BoundedLabel", "default_metrics", "exposition_registry",
+__all__ = ["Metrics", "SpoolCollector", "LedgerCollector", "BreakerCollector", "BoundedLabel", "default_metrics", "exposition_registry",
            "with_metrics", "mount", "smsgate_text"]

@@ -52,7 +52,7 @@ class Gateway:
 
         self._setup_problems: list[ConfigError] = []  # reported with every other problem by check()
         try:
-            enable_configured(self.plugins, settings)  # [metrics], [tracing]
+            enable_configured(self.plugins, settings, self)  # [metrics], [tracing]
         except ConfigError as exc:
             self._setup_problems.append(exc)
         self.clock = clock or time.time

@@ -13,13 +13,17 @@ State lives in this process (:class:`MemoryBreakerState`) or, when ``[limits] st
 URL, in Redis for every process and host (:class:`RedisBreakerState`, one round trip per check).
 Times are wall-clock seconds from :attr:`Breakers.clock` (tests replace it); hosts sharing Redis
 need clocks within a fraction of the cool-down of each other.
+
+:meth:`Breakers.status` reads each provider's breaker without changing it (the metrics plugin's
+``smsgate_circuit_breaker_state`` gauge): closed, open (skipped until the cool-down ends) or
+half-open (the cool-down is over: the next send, or the one under way, is the trial).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -31,6 +35,8 @@ log = get_logger("smsgate.routing")
 
 CLOSED, TRIAL = "closed", "trial"  # what allow() lets through
 OPENED, RECLOSED = "opened", "closed"  # what record() changed
+OPEN, HALF_OPEN = "open", "half_open"  # what status() reads (besides CLOSED)
+STATES = (CLOSED, OPEN, HALF_OPEN)
 _KEEP = 24 * 3600.0  # seconds a provider's state outlives its last change
 _STORE_LOG_EVERY = 30.0
 
@@ -79,6 +85,12 @@ class MemoryBreakerState:
                 state.open_until, state.trial_until = now + cooldown, None
                 return OPENED
             return None
+
+    def peek(self, keys: Sequence[str]) -> list[tuple[int, float | None]]:
+        """Each key's consecutive failures and the time its breaker is open until (None: closed)."""
+        with self._lock:
+            states = [self._states.get(key) for key in keys]
+            return [(0, None) if s is None else (s.failures, s.open_until) for s in states]
 
     def close(self) -> None:
         pass
@@ -146,8 +158,30 @@ class RedisBreakerState:
             code, _ms(now), failures, _ms(cooldown), "1" if trial else "0", _ms(_KEEP)]))
         return {1: OPENED, 2: RECLOSED}.get(answer)
 
+    def peek(self, keys: Sequence[str]) -> list[tuple[int, float | None]]:
+        """As :meth:`MemoryBreakerState.peek`, every key in one round trip."""
+        def run() -> list[Any]:
+            pipe = self.store.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(key, "f", "o")
+            return list(pipe.execute())
+
+        return [(int(f or 0), float(o) / 1000.0 if o else None) for f, o in self.store._run(run)]
+
     def close(self) -> None:
         pass
+
+
+@attrs.frozen
+class BreakerStatus:
+    """One provider's breaker, as :meth:`Breakers.status` read it."""
+
+    provider: str  #: the configured provider name (breakers are per configured provider)
+    #: "closed"; "open": routes skip the provider until ``open_until``; "half_open": the cool-down
+    #: is over, the next send (or the one under way) is the trial that closes or reopens it
+    state: str
+    failures: int = 0  #: consecutive failed attempts since the breaker last closed
+    open_until: float | None = None  #: when the cool-down ends (wall-clock seconds); None: closed
 
 
 @attrs.frozen
@@ -190,6 +224,21 @@ class Breakers:
             log.warning("smsgate.breaker.store_down", error=str(exc),
                         hint="breakers kept in this process until the store answers again")
         return self._local
+
+    def status(self, providers: Iterable[str]) -> dict[str, BreakerStatus]:
+        """The breaker of each of ``providers``, read without changing it (one round trip on Redis;
+        this process's state while the store does not answer, as for sending)."""
+        names = list(providers)
+        keys, now = [self._key(p) for p in names], self.clock()
+        try:
+            raw = self.state.peek(keys)
+        except LimitsUnavailable as exc:
+            raw = self._fallback(exc).peek(keys)
+        out = {}
+        for name, (failures, until) in zip(names, raw):
+            state = CLOSED if until is None else OPEN if now < until else HALF_OPEN
+            out[name] = BreakerStatus(provider=name, state=state, failures=failures, open_until=until)
+        return out
 
     def allow(self, provider: str, cooldown: float) -> Pass | None:
         """A pass for ``provider``, or None: its breaker is open (skip it)."""
