@@ -417,6 +417,86 @@ def test_quota_refusal_does_not_move(opass, juse):
     assert len(opass.requests) == 1 and juse.requests == []  # the phone's quota is the phone's, not opass's
 
 
+def route_quota_config(opass, juse, per_phone=("1/minute",), opass_down=False, juse_down=False, **route):
+    """Route otp over opass and juse with its own per-phone quota; template login without one."""
+    data = config(opass, juse, opass_down=opass_down, route={"per_phone": list(per_phone), **route})
+    data["templates"] = {**TEMPLATES, "login": {k: v for k, v in TEMPLATES["login"].items() if k != "per_phone"}}
+    if juse_down:
+        data["providers"]["juse"] = {**juse.demo_config(), "base_url": f"http://127.0.0.1:{closed_port()}",
+                                     "connect_retries": 0}
+    return data
+
+
+def code_to(phone, code="1"):
+    return Message(to=[phone], template_id="login", params={"code": code})
+
+
+def test_a_route_quota_is_counted_once_per_routed_send(opass, juse):
+    a, b = PHONES[:2]
+    with Gateway(route_quota_config(opass, juse, opass_down=True)) as gw:
+        first = gw.send(code_to(a), route="otp")  # opass refuses the connection, juse takes it
+        assert first.ok and first.recipients[0].provider == "juse"  # one count, not one per provider
+        again = gw.send(code_to(a), route="otp")
+        reason = again.recipients[0].reason
+        assert (reason.code, reason.not_sent, again.recipients[0].earlier) == ("RATE_LIMITED", True, ())
+        assert "1/minute for route 'otp'" in reason.message
+        assert gw.send(code_to(b), route="otp").ok  # another phone: its own count
+        assert gw.send(code_to(a, "2"), provider="juse").ok  # not routed: the route's quota does not apply
+    assert juse_phones(juse) == [a, b, a]
+
+
+def test_a_route_quota_is_given_back_for_phones_no_provider_was_handed(opass, juse):
+    a, b = PHONES[:2]
+    with Gateway(route_quota_config(opass, juse, opass_down=True, juse_down=True)) as gw:
+        for _ in range(2):  # both refuse the connection: never sent, so never counted
+            [r] = gw.send(code_to(a), route="otp").recipients
+            assert [t.reason.code for t in r.attempts] == ["CONNECT", "CONNECT"]
+        assert not gw.limits.hold_phones([a], "login", "otp").refused  # the quota is whole
+    with Gateway(route_quota_config(opass, juse, juse_down=True, breaker_failures=1, breaker_cooldown=60)) as gw:
+        gw.breakers.clock = Clock()
+        opass.ip_allowed = False  # opass refuses it as not sent (it was handed to opass), juse is down
+        [r] = gw.send(code_to(a), route="otp").recipients
+        assert [(t.provider, t.reason.code) for t in r.attempts] == [("opass", "2000"), ("juse", "CONNECT")]
+        assert gw.send(code_to(a), route="otp").recipients[0].reason.code == "RATE_LIMITED"  # handed: counted
+        skipped = gw.send(code_to(b), route="otp")  # both breakers open: nothing sent anywhere
+        assert skipped.recipients[0].reason.code == "CIRCUIT_OPEN"
+        assert not gw.limits.hold_phones([b], "login", "otp").refused  # so b's quota was given back
+
+
+def test_a_template_quota_or_a_named_scope_comes_before_the_route_s(opass, juse):
+    data = route_quota_config(opass, juse)
+    data["templates"]["login"]["per_phone"] = ["2/minute"]
+    data["templates"]["urgent"] = {"per_phone": []}
+    with Gateway(data) as gw:
+        outcomes = [gw.send(code_to(PHONES[0]), route="otp").recipients[0].outcome.value for _ in range(3)]
+        assert outcomes == ["accepted", "accepted", "rejected"]  # login's 2/minute, not the route's 1/minute
+        assert all(gw.send(code_to(PHONES[1]), route="otp", limit_scope="urgent").ok for _ in range(3))
+        assert gw.send(code_to(PHONES[2]), route="otp", limit_scope="unknown").ok  # no such scope: the route's
+        assert not gw.send(code_to(PHONES[2]), route="otp", limit_scope="unknown").ok
+
+
+def test_a_route_quota_is_shared_through_redis(opass, juse, redis_url, service_run_id):
+    prefix = f"{service_run_id}:{uuid.uuid4().hex[:8]}:"
+    data = route_quota_config(opass, juse, opass_down=True)
+    data["limits"] = {"store": redis_url, "prefix": prefix}
+    with Gateway(data) as a, Gateway(data) as b:
+        client = a.limits.store.client
+        try:
+            assert a.send(code_to(PHONES[0]), route="otp").recipients[0].provider == "juse"
+            assert b.send(code_to(PHONES[0]), route="otp").recipients[0].reason.code == "RATE_LIMITED"
+            assert [k.decode() for k in client.scan_iter(f"{prefix}phone:*")] == [
+                a.limits._phone_key("r:otp", PHONES[0])]
+        finally:
+            for key in client.scan_iter(f"{prefix}*"):
+                client.delete(key)
+    assert juse_phones(juse) == PHONES[:1]
+
+
+def test_a_bad_route_quota_is_a_config_error(opass, juse):
+    with pytest.raises(ConfigError, match=r"\[routes.otp\] per_phone"):
+        Gateway(route_quota_config(opass, juse, per_phone=["5/fortnight"]))
+
+
 def test_default_route_and_logical_template_to_one_provider(opass, juse):
     data = config(opass, juse)
     data["default_route"] = "otp"

@@ -35,7 +35,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--key", help="idempotency key: sent again, the recorded result is printed and nothing is "
                                  "resent (needs a [ledger] in the config)")
     p.add_argument("--limit-scope", help="per-phone quota to count in: a [templates.NAME] table "
-                                         "(default: the template id's, else [limits] per_phone)")
+                                         "(default: the template id's, else the route's, else [limits] per_phone)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     for name, help_text in (("reports", "pull delivery reports once and print them (the vendor hands each out "

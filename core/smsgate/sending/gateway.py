@@ -210,7 +210,8 @@ class Gateway:
         entries is a logical template: each provider gets its own template id, sign name and params.
 
         ``limit_scope`` names the per-phone quota (a ``[templates.NAME]`` table with ``per_phone``);
-        by default the message's template id does, else ``[limits] per_phone`` applies.
+        by default the message's template id does, else a route's ``per_phone``, else
+        ``[limits] per_phone`` applies.
 
         Raises ValidationError (bad numbers or content; nothing sent), ConfigError, or
         LimitsUnavailable (the quota store is down; nothing sent). Vendor and transport failures

@@ -41,8 +41,9 @@ from .settings import LimitsSettings
 log = get_logger("smsgate.limits")
 
 RATE_LIMITED = "RATE_LIMITED"
-#: codes the core gives to recipients whose request never left this process: their quota is given back
-NEVER_LEFT = frozenset({RATE_LIMITED, "CONNECT", "PLUGIN", "INVALID", "LEDGER"})
+#: codes the core gives to recipients whose request never left this process: their quota is given
+#: back (CIRCUIT_OPEN: a route skipped every provider, routing/route.py)
+NEVER_LEFT = frozenset({RATE_LIMITED, "CONNECT", "PLUGIN", "INVALID", "LEDGER", "CIRCUIT_OPEN"})
 DEFAULT_SCOPE = "*"
 _STORE_LOG_EVERY = 30.0  # seconds between two warnings that the shared store is down
 
@@ -72,6 +73,10 @@ class PhoneHold:
 
     def refused_results(self) -> list[RecipientResult]:
         return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=r) for p, r in self.refused.items()]
+
+
+def _never_left(attempt: RecipientResult) -> bool:
+    return attempt.outcome is Outcome.REJECTED and attempt.reason is not None and attempt.reason.code in NEVER_LEFT
 
 
 class Limits:
@@ -121,20 +126,24 @@ class Limits:
             self._store.close()
 
     # -- per-phone quotas --------------------------------------------------------------------
-    def phone_rates(self, scope: str | None) -> tuple[str, tuple[Rate, ...]]:
-        """The quotas of a send in ``scope`` (a ``[templates.NAME]`` with ``per_phone``, else the
-        ``[limits] per_phone`` default) and the name they are counted under."""
+    def phone_rates(self, scope: str | None, route: str | None = None) -> tuple[str, tuple[Rate, ...]]:
+        """The quotas of a send in ``scope`` over ``route`` (a ``[templates.NAME]`` with
+        ``per_phone``, else the ``[routes.NAME]`` one, else the ``[limits] per_phone`` default) and
+        the name they are counted under."""
         if scope is not None and scope in self.settings.scopes:
             return f"t:{scope}", self.settings.scopes[scope]
+        if route is not None and route in self.settings.routes:
+            return f"r:{route}", self.settings.routes[route]
         return DEFAULT_SCOPE, self.settings.per_phone
 
     def _phone_key(self, scope: str, phone: str) -> str:
         # the store holds a digest, never the number itself
         return self._key("phone", scope, hashlib.blake2b(phone.encode(), digest_size=10).hexdigest())
 
-    def hold_phones(self, phones: Sequence[str], scope: str | None = None) -> PhoneHold:
-        """Count every phone in its quotas now, in one round trip; refuse those over one."""
-        label, rates = self.phone_rates(scope)
+    def hold_phones(self, phones: Sequence[str], scope: str | None = None, route: str | None = None) -> PhoneHold:
+        """Count every phone in its quotas now, in one round trip; refuse those over one. A routed
+        send is held once, whichever providers it then tries (``route``: the route's name)."""
+        label, rates = self.phone_rates(scope, route)
         if not rates:
             return PhoneHold()
         token = os.urandom(8).hex()
@@ -150,7 +159,8 @@ class Limits:
                         hint="sending without per-phone quotas: [limits] fail_open = true")
             return PhoneHold()
         held, refused = {}, {}
-        quota = ", ".join(str(r) for r in rates) + ("" if label == DEFAULT_SCOPE else f" for {scope!r}")
+        whose = {DEFAULT_SCOPE: "", f"r:{route}": f" for route {route!r}"}.get(label, f" for {scope!r}")
+        quota = ", ".join(str(r) for r in rates) + whose
         for phone, key, wait in zip(phones, keys, waits):
             if wait is None:
                 held[phone] = key
@@ -165,10 +175,10 @@ class Limits:
         return PhoneHold(token=token, held=held, refused=refused)
 
     def settle(self, hold: PhoneHold, results: Sequence[RecipientResult]) -> None:
-        """Give back the quota of phones whose request never left this process."""
+        """Give back the quota of phones no request of which left this process (for a routed send:
+        none of its attempts at any provider)."""
         self._release(hold, [hold.held[r.phone] for r in results
-                             if r.phone in hold.held and r.outcome is Outcome.REJECTED and r.reason is not None
-                             and r.reason.code in NEVER_LEFT])
+                             if r.phone in hold.held and _never_left(r) and all(map(_never_left, r.earlier))])
 
     def release(self, hold: PhoneHold) -> None:
         """Give back the quota of every phone of ``hold``: the send sent nothing (a replay)."""

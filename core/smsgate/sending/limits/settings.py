@@ -1,4 +1,4 @@
-"""The ``[limits]`` table, and the ``per_phone`` key of ``[templates.NAME]`` tables.
+"""The ``[limits]`` table, and the ``per_phone`` key of ``[templates.NAME]`` and ``[routes.NAME]`` tables.
 
 ::
 
@@ -9,9 +9,13 @@
     [templates.login]                       # a send of template "login" counts here instead
     per_phone = ["1/minute", "5/hour", "10/day"]
 
+    [routes.otp]                            # a send over route "otp" counts here, unless its
+    providers = ["opass", "juse"]           # template (or limit_scope) has a quota of its own
+    per_phone = ["1/minute", "5/hour"]
+
 Every ``[limits]`` key can be overridden by ``SMSGATE_LIMITS_<KEY>`` (the store's URL may hold a
-password: keep it in the environment). Other keys of a ``[templates.NAME]`` table belong to the
-routing configuration and are not read here.
+password: keep it in the environment). Other keys of ``[templates.NAME]`` and ``[routes.NAME]``
+tables belong to the routing configuration and are not read here.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class LimitsSettings:
     per_phone: tuple[Rate, ...] = ()  #: quotas of every phone for sends without a scope of their own
     #: per-phone quotas per limit scope (``[templates.NAME] per_phone``), replacing ``per_phone``
     scopes: Mapping[str, tuple[Rate, ...]] = attrs.field(factory=dict)
+    #: per-phone quotas of routed sends per route (``[routes.NAME] per_phone``), replacing ``per_phone``
+    routes: Mapping[str, tuple[Rate, ...]] = attrs.field(factory=dict)
     fail_open: bool = False  #: store unreachable: send without per-phone quotas instead of refusing
     rate_wait: float = 5.0  #: seconds a send may wait for its provider's request rate
     query_wait: float = 120.0  #: seconds a query (pull, balance) may wait for its vendor's budget
@@ -91,23 +97,28 @@ def limits_settings(extra: Mapping[str, Any], environ: Mapping[str, str]) -> Lim
             checked[key] = _check(key, value)
         except ConfigError as exc:
             problems.append(exc)
-    scopes = _scopes(extra.get("templates", {}), problems)
+    scopes = _quotas("templates", extra.get("templates", {}), problems)
+    routes = _quotas("routes", extra.get("routes", {}), problems)
     if problems:
         raise ConfigError.combine(problems)
-    return LimitsSettings(**checked, scopes=scopes)
+    return LimitsSettings(**checked, scopes=scopes, routes=routes)
 
 
-def _scopes(templates: Any, problems: list[ConfigError]) -> dict[str, tuple[Rate, ...]]:
-    if not isinstance(templates, Mapping):
-        problems.append(ConfigError("[templates] must be a table of [templates.NAME] tables", field="templates"))
+def _quotas(kind: str, tables: Any, problems: list[ConfigError]) -> dict[str, tuple[Rate, ...]]:
+    """The ``per_phone`` of each ``[templates.NAME]`` or ``[routes.NAME]`` table that has one (the
+    routing settings report a ``[routes]`` that is not a table of tables)."""
+    if not isinstance(tables, Mapping):
+        if kind == "templates":
+            problems.append(ConfigError("[templates] must be a table of [templates.NAME] tables", field="templates"))
         return {}
-    scopes = {}
-    for name, table in templates.items():
+    quotas = {}
+    for name, table in tables.items():
         if not isinstance(table, Mapping):
-            problems.append(ConfigError(f"[templates.{name}] must be a table", field="templates"))
+            if kind == "templates":
+                problems.append(ConfigError(f"[templates.{name}] must be a table", field="templates"))
         elif "per_phone" in table:
             try:
-                scopes[str(name)] = parse_rates(table["per_phone"], f"[templates.{name}] per_phone")
+                quotas[str(name)] = parse_rates(table["per_phone"], f"[{kind}.{name}] per_phone")
             except ValueError as exc:
                 problems.append(ConfigError(str(exc), field="per_phone"))
-    return scopes
+    return quotas

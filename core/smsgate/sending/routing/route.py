@@ -81,7 +81,8 @@ def send_route(route: Route, message: Message, log: Any) -> SendResult:
     legs = _legs(route, message, log)
     first_target = legs[0][0]
     limits = first_target.limits
-    hold = limits.hold_phones(message.to, route.limit_scope or message.template_id) if limits is not None else None
+    hold = (limits.hold_phones(message.to, route.limit_scope or message.template_id, route.name)
+            if limits is not None else None)
     attempts: dict[str, list[RecipientResult]] = {p: [] for p in message.to}
     refused = hold.refused_results() if hold is not None else []
     pending = [p for p in message.to if hold is None or p not in hold.refused]

@@ -19,8 +19,9 @@
     params = { param1 = "code" }           # named vendor: vendor's name = the message's name
 
 Everything is checked when the Gateway is built, against the configured providers and their
-plugins' capabilities; every problem is reported at once (did-you-mean for near misses). A
-``[templates.NAME]`` table's ``per_phone`` key belongs to the limits (``limits/settings.py``).
+plugins' capabilities; every problem is reported at once (did-you-mean for near misses). The
+``per_phone`` key of ``[templates.NAME]`` and ``[routes.NAME]`` tables belongs to the limits
+(``limits/settings.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ DEFAULT_FAILURES = 5
 DEFAULT_COOLDOWN = 30.0
 #: keys of a [templates.NAME] table that are not provider entries (the limits read them)
 TEMPLATE_OWN_KEYS = ("per_phone",)
-ROUTE_KEYS = ("providers", "strategy", "weights", "breaker_failures", "breaker_cooldown")
+ROUTE_KEYS = ("providers", "strategy", "weights", "breaker_failures", "breaker_cooldown", "per_phone")
 ENTRY_KEYS = ("template_id", "sign_name", "params")
 
 
