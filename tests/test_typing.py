@@ -1,5 +1,5 @@
-"""Typing: `mypy --strict` is clean over the core and every plugin (new ones included, by glob),
-a typed user script passes it too, every distribution ships py.typed, and the public names are a
+"""Typing: `mypy --strict` is clean over the core, every plugin (new ones included, by glob) and the
+tutorial's example plugin, a typed user script passes it too, every distribution ships py.typed, and the public names are a
 static __all__ a type checker can read."""
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def packages() -> list[Path]:
-    """The core package and every plugin's package (plugins/*/smsgate_*/ with an __init__.py)."""
+    """The core package, every plugin's package (plugins/*/smsgate_*/ with an __init__.py) and the
+    examples' (the tutorial's plugin ships py.typed like any other)."""
     found = [ROOT / "core" / "smsgate"]
     found += sorted(p.parent for p in ROOT.glob("plugins/*/smsgate_*/__init__.py"))
+    found += sorted(p.parent for p in ROOT.glob("examples/*/smsgate_*/__init__.py"))
     return found
 
 
@@ -32,7 +34,8 @@ def mypy(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 def test_mypy_strict_is_clean_over_the_core_and_every_plugin():
     out = mypy(*(str(p) for p in packages()))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert len(packages()) >= 5  # the core and at least the four first vendors
+    assert len(packages()) >= 6  # the core, at least the four first vendors, and acme
+    assert ROOT / "examples" / "smsgate-acme" / "smsgate_acme" in packages()
 
 
 def test_a_typed_user_script_passes_mypy_strict():
@@ -41,7 +44,7 @@ def test_a_typed_user_script_passes_mypy_strict():
 
 
 def test_every_distribution_ships_py_typed():
-    for package in packages() + sorted(p.parent for p in ROOT.glob("examples/*/smsgate_*/__init__.py")):
+    for package in packages():
         assert (package / "py.typed").is_file(), package
         project = package.parent / "pyproject.toml" if package.name != "smsgate" else ROOT / "pyproject.toml"
         text = project.read_text(encoding="utf-8")

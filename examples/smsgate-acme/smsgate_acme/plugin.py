@@ -13,8 +13,9 @@ import json
 
 import attrs
 
-from smsgate import (AuthError, Capabilities, InsufficientBalance, Operation, Provider, ProviderConfig,
-                     ProviderError, Reason, SendReply, HttpRequest, WireError, hookimpl, secret)
+from smsgate import (AuthError, Capabilities, HookContext, HttpRequest, HttpResponse, InsufficientBalance, Message,
+                     Operation, Provider, ProviderConfig, ProviderError, Reason, SendReply, WireError, hookimpl,
+                     secret)
 
 from .dialect import acme_signature
 from .wire import WIRE, AcmeAnswer
@@ -28,7 +29,7 @@ class AcmeConfig(ProviderConfig):
 
 
 @hookimpl
-def smsgate_provider():
+def smsgate_provider() -> Provider:
     return Provider(
         name="acme",
         config_class=AcmeConfig,
@@ -40,21 +41,22 @@ def smsgate_provider():
 
 
 @hookimpl
-def build_request(ctx, operation, payload):
+def build_request(ctx: HookContext, operation: Operation, payload: Message) -> HttpRequest:
     body = {"account": ctx.config.account, "phones": list(payload.to), "text": payload.text}
     return HttpRequest(url=ctx.url("/v1/sms"), headers={"Content-Type": "application/json"},
                        body=json.dumps(body, ensure_ascii=False).encode())
 
 
 @hookimpl
-def sign(ctx, operation, request):
+def sign(ctx: HookContext, operation: Operation, request: HttpRequest) -> HttpRequest:
     ts = str(ctx.timestamp())
     return request.with_headers({"X-Acme-Time": ts, "X-Acme-Sign": acme_signature(ctx.config.password, ts,
                                                                                    request.body)})
 
 
 @hookimpl
-def parse_response(ctx, operation, request, response):
+def parse_response(ctx: HookContext, operation: Operation, request: HttpRequest,
+                   response: HttpResponse) -> SendReply:
     try:
         answer = WIRE.read(response.json(), AcmeAnswer)
     except (ValueError, WireError) as exc:  # unreadable: it may still have been taken
