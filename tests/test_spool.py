@@ -275,3 +275,63 @@ def test_dedup_key_folds_full_width_phones_and_keeps_other_scripts_apart():
 
     assert dedup_key(report("１３８００１３８０００")) == dedup_key(report("13800138000"))
     assert dedup_key(report("13800١٣٨٠٠٠")) != dedup_key(report("13800138000"))
+
+
+def test_claimed_events_are_the_stored_models_and_compare_as_before(spool):
+    import attrs
+
+    from smsgate.receiving import SpooledEvent
+
+    t = TaskSummary(provider="p", task_id="T1", total=3, sent=2, failed=1, raw={"a": [1, None]})
+    spool.register_handler("h")
+    spool.put([rep("A"), inbound("hé\udfff"), t])
+    claimed = spool.claim("h", "me", 10)
+    assert [c.event for c in claimed] == [rep("A"), inbound("hé\udfff"), t]
+    assert claimed[0].event.raw == {"id": "A"} and claimed[2].event.raw == {"a": [1, None]}
+    built = [SpooledEvent(id=c.id, provider=c.provider, kind=c.kind, source=c.source, spooled_at=c.spooled_at,
+                          event=e) for c, e in zip(claimed, [rep("A"), inbound("hé\udfff"), t])]
+    fresh = spool.events()
+    assert fresh == built and {hash(x) for x in fresh} == {hash(x) for x in built}
+    assert repr(fresh[0]) == repr(built[0]) and "event=DeliveryReport(" in repr(fresh[0])
+    assert attrs.evolve(fresh[0], attempts=2).attempts == 2 and attrs.evolve(fresh[0], attempts=2).event == rep("A")
+    with pytest.raises(TypeError):
+        SpooledEvent(id=1, provider="p", kind="report", source="push", spooled_at=0.0)
+
+
+def test_an_unreadable_stored_event_fails_its_handler_not_the_claim(spool):
+    spool.register_handler("h")
+    spool.put([rep("A")])
+    spool._writer.execute("UPDATE events SET payload='{\"provider\": '")
+    (item,) = spool.claim("h", "me", 10)
+    with pytest.raises(ValueError):
+        item.event
+
+
+def test_jsonl_lines_are_the_same_whether_or_not_a_handler_read_the_models(spool, tmp_path):
+    t = TaskSummary(provider="p", task_id="T1", total=3, sent=2, failed=1, raw={"a": 1})
+    spool.put([rep("A"), inbound("hé\udfff"), t, rep("B", phone=None)])
+    unread, read = spool.events(), spool.events()
+    for item in read:
+        assert item.event is not None
+    for name, items in (("unread", unread), ("read", read)):
+        sink = JsonlSink(tmp_path / f"{name}.jsonl")
+        sink(items)
+        sink.close()
+    text = (tmp_path / "unread.jsonl").read_bytes()
+    assert text == (tmp_path / "read.jsonl").read_bytes()
+    lines = [json.loads(x) for x in text.decode("utf-8").splitlines()]
+    assert [line["kind"] for line in lines] == ["report", "inbound", "task", "report"]
+    assert lines[1]["content"] == "hé\udfff" and lines[0]["status"] == "delivered" and lines[2]["sent"] == 2
+    assert list(lines[0]) == ["event_id", "provider", "kind", "source", "message_id", "phone", "status", "content",
+                              "received_at", "raw_status", "description", "reported_at", "biz_id", "raw"]
+
+
+def test_payloads_are_json_text_of_the_plain_event(spool):
+    from smsgate.receiving.store import plain_event
+    from smsgate.wire import json_text
+
+    events = [rep("A"), inbound("hé\udfff"), rep("C", phone="+86 138-0013-8000")]
+    spool.put(events)
+    stored = [r[0] for r in spool._book.execute("SELECT payload FROM events ORDER BY id")]
+    assert stored == [json_text(plain_event(e, k), default=str) for e, k in zip(events, ["report", "inbound", "report"])]
+    assert stored[1].isascii() and "\\udfff" in stored[1]  # the surrogate's whole text is \u-escaped

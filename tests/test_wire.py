@@ -76,3 +76,24 @@ def test_building_a_wire_imports_nothing_heavy():
     code = "import sys; from smsgate.wire import Wire; Wire(use_alias=True); print('cattrs' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("value", [
+    {"a": "é", "b": [1, 2.5, None, True, False], "c": {"d": "\u0000\"\\"}},
+    ["\udfff", float("inf"), 10**30, -0.0],
+    [float("nan")],
+    {"bytes": b"x", "set": {1}},
+    "plain", 3, None,
+])
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_json_encoder_writes_what_json_dumps_writes(value, separators):
+    import json
+
+    from smsgate.wire import json_encoder, json_text
+
+    dumps = json_encoder(default=str, separators=separators)
+    assert dumps(value) == json.dumps(value, ensure_ascii=False, separators=separators, default=str)
+    text = json_text(value, default=str, separators=separators)
+    text.encode("utf-8")  # always UTF-8, escaped when the value holds a lone surrogate
+    surrogate = isinstance(value, list) and "\udfff" in value
+    assert text == json.dumps(value, ensure_ascii=surrogate, separators=separators, default=str)

@@ -39,12 +39,50 @@ def json_text(value: Any, *, default: Callable[[Any], Any] | None = None,
     what a vendor writes when it cuts an emoji in half): then the whole text is ``\\u``-escaped
     ASCII. ``json.loads`` reads both forms back to the same value, so nothing is lost either way.
     """
-    text = json.dumps(value, ensure_ascii=False, separators=separators, default=default)
+    text = json_encoder(default=default, separators=separators)(value)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return json.dumps(value, ensure_ascii=True, separators=separators, default=default)
     return text
+
+
+_ENCODERS: dict[tuple[Any, tuple[str, str]], Callable[[Any], str]] = {}
+
+
+def json_encoder(*, default: Callable[[Any], Any] | None = None,
+                 separators: tuple[str, str] = (",", ":")) -> Callable[[Any], str]:
+    """A function doing ``json.dumps(value, ensure_ascii=False, separators=separators,
+    default=default)`` without its per-call set-up (``json.dumps`` builds an encoder object and
+    its C encoder for every call, which costs more than encoding a small object). The text may
+    hold lone surrogates (see :func:`json_text`). Falls back to ``json.dumps`` where the C encoder
+    is missing or writes something else."""
+    key = (default, separators)
+    cached = _ENCODERS.get(key)
+    if cached is not None:
+        return cached
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, separators=separators, default=default)
+
+    encoder: Callable[[Any], str] = dumps
+    try:
+        from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+
+        if c_make_encoder is not None:
+            # markers None: no cycle check (JSON read from a body has no cycles; a value that had
+            # one ends in RecursionError instead of ValueError)
+            encode = c_make_encoder(None, default, encode_basestring, None, separators[1], separators[0],
+                                    False, False, True)
+            probe = {"a": ["é\udfff", 1, 2.5, None, True, {"b": "\u0000\"\\"}], "c": float("nan")}
+            if "".join(encode(probe, 0)) == dumps(probe):
+                def encoder(value: Any) -> str:
+                    return "".join(encode(value, 0))
+    except Exception:  # another Python's C encoder: the plain way
+        encoder = dumps
+    if default is None or default is str:
+        _ENCODERS[key] = encoder
+    return encoder
 
 
 def load_json(data: bytes | str) -> Any:

@@ -8,10 +8,13 @@ import threading
 from typing import Any
 
 from ..log import get_logger
-from ..wire import json_text
-from .store import SpooledEvent
+from ..wire import json_encoder, json_text
+from .store import SpooledEvent, plain_fields
 
 log = get_logger("smsgate.spool")
+
+_SEPARATORS = (", ", ": ")
+_line = json_encoder(default=str, separators=_SEPARATORS)  # json_text's text, its UTF-8 check done per batch
 
 class JsonlSink:
     """Appends each event as one JSON line, exactly once per spool event id, even across a kill -9.
@@ -50,14 +53,18 @@ class JsonlSink:
 
     def __call__(self, items: list[SpooledEvent]) -> None:
         with self._lock:
-            lines = []
-            for item in items:
-                if item.id in self.written:
-                    continue
-                lines.append(json_text(event_line(item), default=str, separators=(", ", ": ")) + "\n")
+            written = self.written
+            lines = [_line(event_line(item)) for item in items if item.id not in written]
             if not lines:
                 return
-            self._fh.write("".join(lines).encode("utf-8"))
+            lines.append("")
+            text = "\n".join(lines)
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: that line is written as escaped ASCII
+                data = "".join(json_text(json.loads(line), separators=_SEPARATORS) + "\n"
+                               for line in lines[:-1]).encode("utf-8")
+            self._fh.write(data)
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self.written.update(i.id for i in items)
@@ -67,26 +74,42 @@ class JsonlSink:
             self._fh.close()
 
 
+_last_iso: tuple[float, str] = (-1.0, "")
+
+
 def _iso(ts: float) -> str:
+    global _last_iso
+    last = _last_iso
+    if last[0] == ts:  # the events of one push share their spooling time
+        return last[1]
     import datetime as dt
 
     from ..models import CHINA_TZ
 
-    return dt.datetime.fromtimestamp(ts, CHINA_TZ).isoformat(timespec="milliseconds")
+    text = dt.datetime.fromtimestamp(ts, CHINA_TZ).isoformat(timespec="milliseconds")
+    _last_iso = (ts, text)
+    return text
 
 
 def event_line(item: SpooledEvent) -> dict[str, Any]:
     """The JSON-lines form of a spooled event (``--events-jsonl``)."""
-    e = item.event
-    line: dict[str, Any] = {"event_id": item.id, "provider": item.provider, "kind": item.kind,
+    e = plain_fields(item)  # the stored fields: no model built for the line
+    get = e.get
+    kind = item.kind
+    if kind == "report":
+        return {"event_id": item.id, "provider": item.provider, "kind": kind, "source": item.source,
+                "message_id": get("message_id"), "phone": get("phone"), "status": get("status"), "content": None,
+                "received_at": _iso(item.spooled_at), "raw_status": get("raw_status"),
+                "description": get("description"), "reported_at": get("reported_at"), "biz_id": get("biz_id"),
+                "raw": get("raw")}
+    line: dict[str, Any] = {"event_id": item.id, "provider": item.provider, "kind": kind,
                             "source": item.source, "message_id": None, "phone": None, "status": None,
                             "content": None, "received_at": _iso(item.spooled_at)}
-    if item.kind == "report":
-        line.update(message_id=e.message_id, phone=e.phone, status=e.status.value, raw_status=e.raw_status,
-                    description=e.description, reported_at=e.reported_at, biz_id=e.biz_id)
-    elif item.kind == "inbound":
-        line.update(phone=e.phone, content=e.content, service_code=e.service_code, sent_at=e.received_at)
+    if kind == "inbound":
+        line.update(phone=get("phone"), content=get("content"), service_code=get("service_code"),
+                    sent_at=get("received_at"))
     else:
-        line.update(message_id=e.task_id, task_id=e.task_id, total=e.total, sent=e.sent, failed=e.failed)
-    line["raw"] = e.raw
+        line.update(message_id=get("task_id"), task_id=get("task_id"), total=get("total"), sent=get("sent"),
+                    failed=get("failed"))
+    line["raw"] = get("raw")
     return line

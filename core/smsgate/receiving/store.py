@@ -41,7 +41,7 @@ import attrs
 from ..config import INBOUND_DEDUP
 from ..errors import SmsError
 from ..log import get_logger
-from ..wire import json_text
+from ..wire import json_encoder
 
 log = get_logger("smsgate.spool")
 
@@ -99,18 +99,64 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
-@attrs.frozen(kw_only=True)
+_UNREAD: Any = object()  # an event whose stored JSON has not been decoded yet
+
+
+@attrs.frozen(kw_only=True, eq=False, repr=False)
 class SpooledEvent:
     """An event as stored: its spool id (stable, use it to make side effects idempotent), where it
-    came from (``push`` or ``pull``), when it was stored, and the model object itself."""
+    came from (``push`` or ``pull``), when it was stored, and the model object itself (``event``).
+
+    A claimed event's model is built from its stored JSON when ``event`` is first read, so a handler
+    that only counts or forwards events (the events file reads :func:`plain_fields`) never pays for
+    models it does not look at."""
 
     id: int
     provider: str
     kind: str  #: ``report``, ``inbound`` or ``task``
     source: str
     spooled_at: float
-    event: Any  #: DeliveryReport, InboundMessage or TaskSummary
+    _event: Any = attrs.field(default=_UNREAD)  # given as ``event=``; read through :attr:`event`
     attempts: int = 0  #: failed attempts of this handler so far
+    _payload: str | None = attrs.field(default=None)  # the stored JSON, given as ``payload=``
+
+    def __attrs_post_init__(self) -> None:
+        if self._event is _UNREAD and self._payload is None:
+            raise TypeError("SpooledEvent needs event= (or the stored payload=)")
+
+    @property
+    def event(self) -> Any:
+        """DeliveryReport, InboundMessage or TaskSummary."""
+        event = self._event
+        if event is _UNREAD:
+            event = decode_event(self.kind, self._payload or "")
+            object.__setattr__(self, "_event", event)  # a cache: the value never changes
+        return event
+
+    def _identity(self) -> tuple[Any, ...]:
+        return (self.id, self.provider, self.kind, self.source, self.spooled_at, self.event, self.attempts)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def __repr__(self) -> str:
+        return (f"SpooledEvent(id={self.id!r}, provider={self.provider!r}, kind={self.kind!r}, "
+                f"source={self.source!r}, spooled_at={self.spooled_at!r}, event={self.event!r}, "
+                f"attempts={self.attempts!r})")
+
+
+def plain_fields(item: SpooledEvent) -> dict[str, Any]:
+    """The event's fields as JSON-ready values (what :func:`plain_event` gives), read from the
+    stored JSON when the model was not built yet: the same values either way."""
+    if item._event is _UNREAD and item._payload is not None:
+        data: dict[str, Any] = _load_payload(item._payload)
+        return data
+    return plain_event(item.event, item.kind)
 
 
 @attrs.frozen
@@ -121,36 +167,51 @@ class PutResult:
 
 
 _TYPES: dict[str, type] = {}
+_KIND_OF: dict[type, str] = {}
+_STATUS: dict[str, Any] = {}
 
 
 def _types() -> dict[str, type]:
     if not _TYPES:
-        from ..models import DeliveryReport, InboundMessage, TaskSummary
+        from ..models import DeliveryReport, InboundMessage, Status, TaskSummary
 
+        _STATUS.update((s.value, s) for s in Status)
+        _KIND_OF.update({DeliveryReport: "report", InboundMessage: "inbound", TaskSummary: "task"})
         _TYPES.update(report=DeliveryReport, inbound=InboundMessage, task=TaskSummary)
     return _TYPES
 
 
 def event_kind(event: Any) -> str:
-    for kind, cls in _types().items():
+    found = _KIND_OF.get(type(event))
+    if found is None:
+        _types()
+        found = _KIND_OF.get(type(event))
+    if found is not None:
+        return found
+    for kind, cls in _types().items():  # a subclass of a model
         if isinstance(event, cls):
             return kind
     raise TypeError(f"not an event: {type(event).__name__}")
 
 
-_PHONE_OK = None
+_PHONE_OK: Any = None
 
 
-def _phone_key(phone: Any) -> str:
+def _phone_ok() -> Any:
+    """A mainland mobile number already in its normal form (the common case)."""
     global _PHONE_OK
-    if phone is None:
-        return ""
-    phone = str(phone)
     if _PHONE_OK is None:
         import re
 
         _PHONE_OK = re.compile(r"1[3-9][0-9]{9}").fullmatch
-    if _PHONE_OK(phone):  # the common case, without the full normalisation
+    return _PHONE_OK
+
+
+def _phone_key(phone: Any) -> str:
+    if phone is None:
+        return ""
+    phone = str(phone)
+    if _phone_ok()(phone):  # the common case, without the full normalisation
         return str(phone)
     from ..phones import normalise_phone
 
@@ -164,7 +225,7 @@ def dedup_key(event: Any, kind: str | None = None) -> str:
         if event.message_id is None and event.phone is None:
             digest = hashlib.sha256(json.dumps(event.raw, sort_keys=True, default=str).encode()).hexdigest()
             return f"{event.provider}|report|raw:{digest}"
-        key = f"{event.provider}|report|{event.message_id or ''}|{_phone_key(event.phone)}|{event.status.value}"
+        key = f"{event.provider}|report|{event.message_id or ''}|{_phone_key(event.phone)}|{event.status._value_}"
     elif kind == "inbound":
         content = hashlib.sha256(event.content.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         key = (f"{event.provider}|inbound|{_phone_key(event.phone)}|{event.received_at or ''}|"
@@ -183,10 +244,30 @@ def push_keys(events: Sequence[Any], inbound_dedup: str = "retries") -> list[str
     comes back with the same items, so each is matched by its place among its copies) and stores it
     once; ``"none"`` stores every inbound SMS of every push as a new event (nothing merged, and a
     vendor's resent push is handled again)."""
+    return [key for key, _ in _keyed(events, inbound_dedup)]
+
+
+def _keyed(events: Sequence[Any], inbound_dedup: str) -> list[tuple[str, str]]:
+    """(dedup key, kind) of each event of one push (:func:`push_keys`)."""
+    _types()
+    kind_of = _KIND_OF
+    phone_ok = _phone_ok()
     seen: dict[str, int] = {}
     keys = []
     for event in events:
-        kind = event_kind(event)
+        kind = kind_of.get(type(event)) or event_kind(event)
+        if kind == "report" and (event.message_id is not None or event.phone is not None):
+            # dedup_key()'s report key, inline: this loop runs for every report of every push
+            phone = event.phone
+            if phone is None:
+                phone = ""
+            elif type(phone) is not str or not phone_ok(phone):
+                phone = _phone_key(phone)
+            key = f"{event.provider}|report|{event.message_id or ''}|{phone}|{event.status._value_}"
+            if not key.isascii():
+                key = utf8_safe(key)
+            keys.append((key, kind))
+            continue
         key = dedup_key(event, kind)
         if kind == "inbound":
             if inbound_dedup == "none":
@@ -195,7 +276,7 @@ def push_keys(events: Sequence[Any], inbound_dedup: str = "retries") -> list[str
                 n = seen[key] = seen.get(key, 0) + 1
                 if n > 1:
                     key += f"|#{n}"
-        keys.append(key)
+        keys.append((key, kind))
     return keys
 
 
@@ -203,6 +284,8 @@ def utf8_safe(text: str) -> str:
     """``text`` unchanged, or with each lone surrogate written as its ``\\udxxx`` escape: the one
     rule for text that SQLite must store as UTF-8 but that does not encode (keys, not payloads,
     which :func:`smsgate.wire.json_text` keeps losslessly)."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -214,7 +297,7 @@ def plain_event(event: Any, kind: str) -> dict[str, Any]:
     """The event's fields as JSON-ready values (what the spool stores)."""
     if kind == "report":
         return {"provider": event.provider, "message_id": event.message_id, "phone": event.phone,
-                "status": event.status.value, "raw_status": event.raw_status, "description": event.description,
+                "status": event.status._value_, "raw_status": event.raw_status, "description": event.description,
                 "reported_at": event.reported_at, "biz_id": event.biz_id, "raw": event.raw}
     if kind == "inbound":
         return {"provider": event.provider, "phone": event.phone, "content": event.content,
@@ -223,18 +306,63 @@ def plain_event(event: Any, kind: str) -> dict[str, Any]:
             "failed": event.failed, "raw": event.raw}
 
 
+_dumps = json_encoder(default=str)  # what json_text(value, default=str) writes, minus its UTF-8 check
+
+
+def _utf8_texts(texts: list[str]) -> list[str]:
+    """JSON ``texts`` as text that encodes to UTF-8: each one holding a lone surrogate is written
+    as ``\\u``-escaped ASCII JSON instead (as :func:`smsgate.wire.json_text` does); ``json.loads``
+    reads both forms back to the same value. One check for the whole list in the common case."""
+    try:
+        "".join(texts).encode("utf-8")
+        return texts
+    except UnicodeEncodeError:
+        pass
+    out = []
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":"))
+        out.append(text)
+    return out
+
+
 def encode_event(event: Any, kind: str | None = None) -> str:
     """The stored JSON of an event: lossless even for text holding lone surrogates."""
-    return json_text(plain_event(event, kind or event_kind(event)), default=str)
+    return _utf8_texts([_dumps(plain_event(event, kind or event_kind(event)))])[0]
+
+
+_scan: Any = None
+
+
+def _load_payload(payload: str) -> Any:
+    """A stored payload (JSON that the spool wrote) as Python values: the C scanner straight away,
+    without ``json.loads``' checks for leading and trailing whitespace, which our payloads never have."""
+    global _scan
+    if _scan is None:
+        _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+    try:
+        value, end = _scan(payload, 0)
+    except StopIteration:
+        end = -1
+    if end != len(payload):
+        return json.loads(payload)  # not what we wrote: json's own error (or value)
+    return value
 
 
 def decode_event(kind: str, payload: str) -> Any:
-    data = json.loads(payload)
+    data = _load_payload(payload)
+    cls = _types()[kind]
     if kind == "report":
-        from ..models import Status
+        data["status"] = _STATUS.get(data["status"]) or _status(data["status"])
+    return cls(**data)
 
-        data["status"] = Status(data["status"])
-    return _types()[kind](**data)
+
+def _status(value: Any) -> Any:
+    from ..models import Status
+
+    return Status(value)
 
 
 def _owner_token() -> str:
@@ -372,11 +500,12 @@ class Spool:
         if not events:
             return PutResult(0, 0)
         self._after_fork()
-        prepared: dict[str, tuple[str, str, str]] = {}
-        for e, key in zip(events, push_keys(events, self.inbound_dedup)):
-            kind = event_kind(e)
-            if key not in prepared:  # the same report (or task summary) twice in one push
-                prepared[key] = (e.provider, kind, encode_event(e, kind))
+        rows: dict[str, tuple[Any, str]] = {}
+        for e, (key, kind) in zip(events, _keyed(events, self.inbound_dedup)):
+            if key not in rows:  # the same report (or task summary) twice in one push
+                rows[key] = (e, kind)
+        # every payload encoded, then one UTF-8 check for them all (a lone surrogate is the rare case)
+        payloads = _utf8_texts([_dumps(plain_event(e, kind)) for e, kind in rows.values()])
         now = self.clock()
         with self._write_lock:
             try:
@@ -386,7 +515,8 @@ class Spool:
                     conn.executemany(
                         "INSERT OR IGNORE INTO events (dedup_key, provider, kind, source, spooled_at, payload) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
-                        [(k, p, kind, source, now, payload) for k, (p, kind, payload) in prepared.items()])
+                        [(k, e.provider, kind, source, now, payload)
+                         for (k, (e, kind)), payload in zip(rows.items(), payloads)])
                     ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id>? ORDER BY id", (before,))]
                     if ids:
                         for name, kinds in conn.execute("SELECT name, kinds FROM handlers").fetchall():
@@ -492,8 +622,9 @@ class Spool:
             return [r + (attempts[r[0]],) for r in out]
 
         rows = self._book_tx(tx)
-        return [SpooledEvent(id=r[0], provider=r[1], kind=r[2], source=r[3], spooled_at=r[4],
-                             event=decode_event(r[2], r[5]), attempts=r[6]) for r in rows]
+        # models are built when a handler reads .event (SpooledEvent), not here for every handler
+        return [SpooledEvent(id=r[0], provider=r[1], kind=r[2], source=r[3], spooled_at=r[4], payload=r[5],
+                             attempts=r[6]) for r in rows]
 
     def renew(self, handler: str, owner: str, event_ids: Iterable[int], lease_seconds: float = 300.0) -> set[int]:
         """Extend ``owner``'s lease on ``event_ids`` to now + ``lease_seconds``; return the ids it
@@ -635,8 +766,8 @@ class Spool:
             rows = self._book.execute(
                 "SELECT id, provider, kind, source, spooled_at, payload FROM events WHERE id>? ORDER BY id LIMIT ?",
                 (after, limit)).fetchall()
-        return [SpooledEvent(id=r[0], provider=r[1], kind=r[2], source=r[3], spooled_at=r[4],
-                             event=decode_event(r[2], r[5])) for r in rows]
+        return [SpooledEvent(id=r[0], provider=r[1], kind=r[2], source=r[3], spooled_at=r[4], payload=r[5])
+                for r in rows]
 
     def prune(self, older_than_seconds: float) -> int:
         """Delete events older than the given age that no handler still needs. Their dedup keys go
