@@ -16,7 +16,8 @@ _EXPORTS = {
     "LimitsUnavailable": "errors",
     "PushTooLarge": "errors",
     # models
-    "Message": "models", "SendResult": "models", "RecipientResult": "models", "Reason": "models",
+    "Message": "models", "SendResult": "models", "RecipientResult": "models", "RequestOutcome": "models",
+    "Reason": "models",
     "Outcome": "models", "Status": "models", "Operation": "models", "DeliveryReport": "models",
     "InboundMessage": "models", "TaskSummary": "models", "Balance": "models", "PullQuery": "models",
     "StatisticsQuery": "models", "SendStatistics": "models", "DayStatistics": "models",
@@ -40,7 +41,7 @@ __all__ = [
     "Capabilities", "ConfigError", "DayStatistics", "DeliveryReport", "Gateway", "HookContext", "HttpRequest", "HttpResponse", "InboundMessage",
     "InsufficientBalance", "LimitsUnavailable", "Message", "Operation", "Outcome", "PluginManager", "Provider",
     "ProviderConfig", "ProviderError", "PullQuery", "PushTooLarge", "RateLimited", "Reason", "Receiver",
-    "RecipientResult", "SendReply", "SendResult", "SendStatistics", "SmsError", "StatisticsQuery", "Status",
+    "RecipientResult", "RequestOutcome", "SendReply", "SendResult", "SendStatistics", "SmsError", "StatisticsQuery", "Status",
     "TaskSummary", "TransportError", "ValidationError", "Wire", "WireError", "converter", "hookimpl", "hookspec",
     "mask_phone", "mask_phones_in", "normalise_phone", "secret",
     "segments", "text_params", "to_jsonable", "__version__",
@@ -71,7 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .hookspecs import hookimpl, hookspec
     from .models import (CHINA_TZ, Balance, CallbackRequest, CallbackResult, DeliveryReport, HttpRequest,
                          HttpResponse, InboundMessage, Message, Operation, Outcome, PullQuery, Reason,
-                         RecipientResult, SendReply, SendResult, SendStatistics, DayStatistics, StatisticsQuery,
+                         RecipientResult, RequestOutcome, SendReply, SendResult, SendStatistics, DayStatistics, StatisticsQuery,
                          Status, TaskSummary, converter, to_jsonable)
     from .phones import mask_phone, mask_phones_in, normalise_phone, segments
     from .sending.pipeline import text_params

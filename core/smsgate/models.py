@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -176,50 +177,162 @@ class RecipientResult:
 
 
 @attrs.frozen(kw_only=True)
+class RequestOutcome:
+    """One outcome shared by several phones (usually one request's answer): how a
+    :class:`SendResult` keeps its outcomes without an object per recipient.
+
+    Phone ``p`` of ``phones`` reads as ``RecipientResult(phone=p, outcome=outcome,
+    message_id=message_ids.get(p, message_id), reason=reason, request_id=request_id,
+    provider=provider)``; :meth:`results` builds exactly those.
+    """
+
+    phones: tuple[str, ...]
+    outcome: Outcome
+    message_id: str | None = None
+    #: per-phone message ids (a vendor that gives one id per phone); a phone not in it has ``message_id``
+    message_ids: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    reason: Reason | None = None
+    request_id: str | None = None
+    provider: str | None = None
+
+    def results(self) -> list[RecipientResult]:
+        """One :class:`RecipientResult` per phone, in order."""
+        outcome, reason, request_id, provider = self.outcome, self.reason, self.request_id, self.provider
+        ids, message_id = self.message_ids, self.message_id
+        if ids:
+            return [RecipientResult(phone=p, outcome=outcome, message_id=ids.get(p, message_id), reason=reason,
+                                    request_id=request_id, provider=provider) for p in self.phones]
+        return [RecipientResult(phone=p, outcome=outcome, message_id=message_id, reason=reason,
+                                request_id=request_id, provider=provider) for p in self.phones]
+
+    def message_id_set(self) -> list[str]:
+        """The distinct message ids of these phones, in order of first use."""
+        if not self.message_ids:
+            return [self.message_id] if self.message_id else []
+        seen: dict[str, None] = {}
+        ids, message_id = self.message_ids, self.message_id
+        for p in self.phones:
+            found = ids.get(p, message_id)
+            if found:
+                seen.setdefault(found)
+        return list(seen)
+
+
+#: what a :class:`SendResult` stores: a phone's own outcome, or one outcome shared by several phones
+OutcomePart = RecipientResult | RequestOutcome
+
+
+def part_phones(part: OutcomePart) -> tuple[str, ...]:
+    """The phones one stored part speaks for."""
+    return part.phones if type(part) is RequestOutcome else (part.phone,)  # type: ignore[union-attr]
+
+
+def expand(parts: Iterable[OutcomePart]) -> list[RecipientResult]:
+    """Stored parts as one :class:`RecipientResult` per recipient, in order."""
+    out: list[RecipientResult] = []
+    for part in parts:
+        if type(part) is RequestOutcome:
+            out.extend(part.results())
+        else:
+            out.append(part)  # type: ignore[arg-type]
+    return out
+
+
+@attrs.frozen(kw_only=True, init=False, eq=False, repr=False)
 class SendResult:
-    """Every recipient's outcome. ``ok`` only when every recipient was accepted."""
+    """Every recipient's outcome. ``ok`` only when every recipient was accepted.
+
+    Give either ``recipients`` (one :class:`RecipientResult` per recipient) or ``outcomes`` (the
+    same as stored parts: a :class:`RequestOutcome` for phones sharing one outcome, a
+    :class:`RecipientResult` for a phone with its own). A bulk send keeps one part per request;
+    ``recipients`` builds the per-recipient objects on first read (and keeps them).
+    """
 
     provider: str
-    recipients: tuple[RecipientResult, ...]
+    #: the outcomes as stored, in the recipients' order: per request (phones + one shared outcome)
+    #: or per recipient; together they speak for every recipient exactly once
+    outcomes: tuple[OutcomePart, ...]
     segments: int | None = None  #: SMS parts per recipient for free text (None for templates)
     #: the send's key in the ledger (the caller's, or one the ledger made up); None without a ledger
     key: str | None = None
     #: True when this result was read back from the ledger and nothing was sent this time
     replayed: bool = False
 
+    def __init__(self, *, provider: str, recipients: Iterable[RecipientResult] | None = None,
+                 outcomes: Iterable[OutcomePart] | None = None, segments: int | None = None,
+                 key: str | None = None, replayed: bool = False):
+        if (recipients is None) == (outcomes is None):
+            raise TypeError("SendResult takes recipients or outcomes (one of them)")
+        parts = tuple(recipients if outcomes is None else outcomes)  # type: ignore[arg-type]
+        self.__attrs_init__(provider=provider, outcomes=parts, segments=segments, key=key,
+                            replayed=replayed)
+
+    @functools.cached_property
+    def recipients(self) -> tuple[RecipientResult, ...]:
+        """One :class:`RecipientResult` per recipient, in the message's order (built on first read)."""
+        parts = self.outcomes
+        if all(type(p) is RecipientResult for p in parts):
+            return parts  # type: ignore[return-value]
+        return tuple(expand(parts))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SendResult):
+            return NotImplemented
+        return (self.provider, self.segments, self.key, self.replayed) == \
+            (other.provider, other.segments, other.key, other.replayed) and \
+            (self.outcomes == other.outcomes or self.recipients == other.recipients)
+
+    def __hash__(self) -> int:
+        return hash((self.provider, self.recipients, self.segments, self.key, self.replayed))
+
+    def __repr__(self) -> str:
+        return (f"SendResult(provider={self.provider!r}, recipients={self.recipients!r}, "
+                f"segments={self.segments!r}, key={self.key!r}, replayed={self.replayed!r})")
+
     @property
     def ok(self) -> bool:
-        return bool(self.recipients) and all(r.outcome is Outcome.ACCEPTED for r in self.recipients)
+        parts = self.outcomes
+        return bool(parts) and all(p.outcome is Outcome.ACCEPTED for p in parts)
 
-    def _with(self, outcome: Outcome) -> list[RecipientResult]:
-        return [r for r in self.recipients if r.outcome is outcome]
+    def _phones(self, outcome: Outcome) -> list[str]:
+        out: list[str] = []
+        for part in self.outcomes:
+            if part.outcome is outcome:
+                if type(part) is RequestOutcome:
+                    out.extend(part.phones)
+                else:
+                    out.append(part.phone)  # type: ignore[union-attr]
+        return out
 
     @property
     def accepted(self) -> list[str]:
-        return [r.phone for r in self._with(Outcome.ACCEPTED)]
+        return self._phones(Outcome.ACCEPTED)
 
     @property
     def rejected(self) -> list[RecipientResult]:
-        return self._with(Outcome.REJECTED)
+        return expand(p for p in self.outcomes if p.outcome is Outcome.REJECTED)
 
     @property
     def unknown(self) -> list[str]:
-        return [r.phone for r in self._with(Outcome.UNKNOWN)]
+        return self._phones(Outcome.UNKNOWN)
 
     @property
     def message_ids(self) -> list[str]:
         seen: dict[str, None] = {}
-        for r in self.recipients:
-            if r.message_id:
-                seen.setdefault(r.message_id)
+        for part in self.outcomes:
+            if type(part) is RequestOutcome:
+                for found in part.message_id_set():
+                    seen.setdefault(found)
+            elif part.message_id:
+                seen.setdefault(part.message_id)
         return list(seen)
 
     @property
     def request_ids(self) -> list[str]:
         seen: dict[str, None] = {}
-        for r in self.recipients:
-            if r.request_id:
-                seen.setdefault(r.request_id)
+        for part in self.outcomes:
+            if part.request_id:
+                seen.setdefault(part.request_id)
         return list(seen)
 
     def to_json_dict(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import prometheus_client  # noqa: F401 - the extra: without it, importing this m
 from ..errors import ProviderError, TransportError, ValidationError
 from ..hookspecs import hookimpl
 from ..log import get_logger
-from ..models import DeliveryReport, InboundMessage, Operation, SendResult
+from ..models import DeliveryReport, InboundMessage, Operation, SendResult, part_phones
 
 log = get_logger("smsgate.metrics")
 
@@ -152,8 +152,10 @@ class Metrics:
             route = str(ctx.extras.get("route") or "")
             # a routed recipient counts under the plugin of the provider that took it last
             vendors = ctx.extras.get("vendors") or {}
-            tally = _Tally((vendors.get(r.provider, ctx.provider) if r.provider else ctx.provider, r.outcome.value,
-                            r.reason.code if r.reason is not None else None) for r in result.recipients)
+            tally: _Tally[tuple[str, str, str | None]] = _Tally()
+            for r in result.outcomes:  # as stored: a request's phones share one outcome
+                tally[(vendors.get(r.provider, ctx.provider) if r.provider else ctx.provider, r.outcome.value,
+                       r.reason.code if r.reason is not None else None)] += len(part_phones(r))
             operation = _operation(message.operation)
             for (provider, outcome, code), n in tally.items():
                 self._child(self.recipients, provider, route, operation, outcome, self.code(code)).inc(n)

@@ -14,7 +14,7 @@ import attrs
 from ..errors import ValidationError
 from ..hookspecs import hookimpl
 from ..log import get_logger
-from ..models import Message, RecipientResult, SendResult
+from ..models import Message, OutcomePart, SendResult
 from ..provider import HookContext
 from .ledger import stage as ledger_stage
 from .transport import deadline_after
@@ -109,7 +109,7 @@ def plan_requests(target: Target, message: Message) -> list[Message]:
 
 
 def run_requests(target: Target, batches: list[Message], journal: Any, log: Any,
-                 start: int = 0) -> list[RecipientResult]:
+                 start: int = 0) -> list[OutcomePart]:
     """Run ``batches`` through ``target`` as requests ``start``, ``start + 1``, ... of the send:
     each written to the ledger before it leaves and after, each after a slot of the provider's
     request rate. Every recipient gets an outcome; never raises for vendor or transport failures."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+from itertools import chain
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,11 +17,14 @@ from ..models import (
     HttpRequest,
     Message,
     Operation,
+    OutcomePart,
     Outcome,
     Reason,
     RecipientResult,
+    RequestOutcome,
     SendReply,
     SendResult,
+    part_phones,
 )
 from ..phones import mask_phone, mask_phones_in, normalise_phone, segments
 from ..log import strip_userinfo
@@ -167,15 +171,6 @@ def only(message: Message, phones: Sequence[str]) -> Message:
     return attrs.evolve(message, to=phones, personal=personal)
 
 
-@attrs.define
-class RequestRun:
-    """One request's trip through the hooks; its outcome for each of its recipients."""
-
-    index: int
-    payload: Any
-    results: list[RecipientResult] = attrs.field(factory=list)
-
-
 def _masked(phones: Sequence[str]) -> list[str]:
     return [mask_phone(p) for p in phones[:_LOG_PHONES]]
 
@@ -268,19 +263,23 @@ def vendor_request(ctx: Any, operation: Operation, payload: Any, hooks: Any) -> 
 
 
 def _unknown(batch: Message, provider: str, log: Any, code: str, message: str,
-             request_id: str | None = None) -> list[RecipientResult]:
+             request_id: str | None = None) -> list[OutcomePart]:
     log.warning("smsgate.send.unknown", provider=provider, recipients=len(batch.to), phones=_masked(batch.to),
                 code=code, error=mask_phones_in(message), request_id=request_id)
     reason = Reason(code=code, message=strip_userinfo(message), not_sent=False)
-    return [RecipientResult(phone=p, outcome=Outcome.UNKNOWN, reason=reason, request_id=request_id)
-            for p in batch.to]
+    return [RequestOutcome(phones=batch.to, outcome=Outcome.UNKNOWN, reason=reason, request_id=request_id)]
+
+
+def _rejected(phones: tuple[str, ...], reason: Reason, request_id: str | None = None) -> list[OutcomePart]:
+    """Every phone of a request rejected for one reason (one shared outcome, no object per phone)."""
+    return [RequestOutcome(phones=phones, outcome=Outcome.REJECTED, reason=reason, request_id=request_id)]
 
 
 #: called before a request leaves with (request index, batch); a Reason refuses the request
 Gate = Callable[[int, Message], "Reason | None"]
 
 
-def _gated(gate: Gate, batch: Message, index: int, log: Any) -> list[RecipientResult] | None:
+def _gated(gate: Gate, batch: Message, index: int, log: Any) -> list[OutcomePart] | None:
     """The outcomes of a request its gate refused (nothing left), or None: it may go."""
     try:
         reason = gate(index, batch)
@@ -290,12 +289,13 @@ def _gated(gate: Gate, batch: Message, index: int, log: Any) -> list[RecipientRe
         return None
     log.warning("smsgate.send.not_sent", recipients=len(batch.to), phones=_masked(batch.to), code=reason.code,
                 error=reason.message)
-    return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason) for p in batch.to]
+    return _rejected(batch.to, reason)
 
 
 def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batch: Message,
-                  index: int, log: Any, journal: Any = None, gate: Gate | None = None) -> list[RecipientResult]:
-    """One request's outcomes, one per recipient of ``batch``. Never raises: whatever goes wrong
+                  index: int, log: Any, journal: Any = None, gate: Gate | None = None) -> list[OutcomePart]:
+    """One request's outcomes, for every recipient of ``batch`` in order (stored parts: one shared
+    outcome for the phones that share it, see :class:`RequestOutcome`). Never raises: whatever goes wrong
     becomes rejected (proven not sent) or unknown, so no other request's outcomes are lost.
 
     ``journal`` (the send ledger's, when there is one) records the request before it leaves -- if
@@ -307,7 +307,7 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
         provider = ctx.provider
         refused = None if journal is None else journal.before(index, batch.to)
         if refused is not None:
-            return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=refused) for p in batch.to]
+            return _rejected(batch.to, refused)
         gated = None if gate is None else _gated(gate, batch, index, log)
         if gated is not None:
             results = gated
@@ -316,7 +316,7 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
                             not_sent=True)
             log.warning("smsgate.send.not_sent", provider=provider, recipients=len(batch.to),
                         phones=_masked(batch.to), error=reason.message)
-            results = [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason) for p in batch.to]
+            results = _rejected(batch.to, reason)
         else:
             results = _send_outcomes(hooks, ctx, operation, batch, log)
     except Exception as exc:  # anything unexpected: it may have happened after sending
@@ -326,7 +326,7 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
     return results
 
 
-def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, log: Any) -> list[RecipientResult]:
+def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, log: Any) -> list[OutcomePart]:
     provider = ctx.provider
     try:
         reply = call_vendor(hooks, ctx, operation, batch)
@@ -335,7 +335,7 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
             reason = Reason(code="CONNECT", message=strip_userinfo(str(exc)), not_sent=True)
             log.warning("smsgate.send.not_sent", provider=provider, recipients=len(batch.to),
                         phones=_masked(batch.to), attempts=exc.attempts, error=mask_phones_in(str(exc)))
-            return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason) for p in batch.to]
+            return _rejected(batch.to, reason)
         return _unknown(batch, provider, log, "TRANSPORT", str(exc))
     except ProviderError as exc:
         code = exc.code or type(exc).__name__
@@ -344,55 +344,59 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
             log.warning("smsgate.send.rejected", provider=provider, recipients=len(batch.to),
                         phones=_masked(batch.to), code=code, error=mask_phones_in(str(exc)),
                         request_id=exc.request_id)
-            return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=reason, request_id=exc.request_id)
-                    for p in batch.to]
+            return _rejected(batch.to, reason, exc.request_id)
         return _unknown(batch, provider, log, code, reason.message, exc.request_id)
     if not isinstance(reply, SendReply):
         return _unknown(batch, provider, log, "PLUGIN",
                         f"provider {provider!r}: parse_response returned {type(reply).__name__}, not SendReply")
-    if not reply.rejected:  # the usual answer: every recipient accepted, no per-phone lookups
-        message_id, request_id, ids = reply.message_id, reply.request_id, reply.message_ids
-        accepted_all = [RecipientResult(phone=p, outcome=Outcome.ACCEPTED, message_id=ids.get(p, message_id),
-                                        request_id=request_id) for p in batch.to] if ids else \
-            [RecipientResult(phone=p, outcome=Outcome.ACCEPTED, message_id=message_id, request_id=request_id)
-             for p in batch.to]
+    message_id, request_id, ids = reply.message_id, reply.request_id, reply.message_ids
+    if not reply.rejected:  # the usual answer: every recipient accepted, one shared outcome
         log.info("smsgate.send.accepted", provider=provider, recipients=len(batch.to),
                  phones=_masked(batch.to), message_id=message_id, request_id=request_id)
-        return accepted_all
-    results: list[RecipientResult] = []
+        return [RequestOutcome(phones=batch.to, outcome=Outcome.ACCEPTED, message_id=message_id, message_ids=ids,
+                               request_id=request_id)]
+    # some phones refused: runs of accepted phones share one outcome, each refused phone has its own
+    results: list[OutcomePart] = []
     accepted: list[str] = []
+    run: list[str] = []
+    refusals = reply.rejected
+
+    def close_run() -> None:
+        if run:
+            results.append(RequestOutcome(phones=tuple(run), outcome=Outcome.ACCEPTED, message_id=message_id,
+                                          message_ids=ids, request_id=request_id))
+            run.clear()
+
     for phone in batch.to:
-        refused = reply.rejected.get(phone)
-        if refused is not None:
-            reason = refused
-            # a per-number failure that does not prove the number unsent (a vendor timeout) is unknown
-            outcome = Outcome.REJECTED if reason.not_sent else Outcome.UNKNOWN
-            results.append(RecipientResult(phone=phone, outcome=outcome, reason=reason,
-                                           request_id=reply.request_id))
-        else:
+        refused = refusals.get(phone)
+        if refused is None:
+            run.append(phone)
             accepted.append(phone)
-            results.append(RecipientResult(phone=phone, outcome=Outcome.ACCEPTED,
-                                           message_id=reply.message_ids.get(phone, reply.message_id),
-                                           request_id=reply.request_id))
+            continue
+        close_run()
+        # a per-number failure that does not prove the number unsent (a vendor timeout) is unknown
+        outcome = Outcome.REJECTED if refused.not_sent else Outcome.UNKNOWN
+        results.append(RecipientResult(phone=phone, outcome=outcome, reason=refused, request_id=request_id))
+    close_run()
     if accepted:
         log.info("smsgate.send.accepted", provider=provider, recipients=len(accepted),
-                 phones=_masked(accepted), message_id=reply.message_id, request_id=reply.request_id)
+                 phones=_masked(accepted), message_id=message_id, request_id=request_id)
     for not_sent, event in ((True, "smsgate.send.rejected"), (False, "smsgate.send.unknown")):
-        phones = [p for p in batch.to if p in reply.rejected and reply.rejected[p].not_sent is not_sent]
+        phones = [p for p in batch.to if p in refusals and refusals[p].not_sent is not_sent]
         if phones:
             log.warning(event, provider=provider, recipients=len(phones), phones=_masked(phones),
-                        request_id=reply.request_id)
+                        request_id=request_id)
     return results
 
 
 def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batches: list[Message],
                  max_concurrency: int, log: Any, journal: Any = None, gate: Gate | None = None,
-                 start: int = 0) -> list[RecipientResult]:
+                 start: int = 0) -> list[OutcomePart]:
     """Send every batch (concurrently, at most ``max_concurrency`` at once) and merge the outcomes.
     The batches are requests ``start``, ``start + 1``, ... of the send (a route's later attempts
     continue the numbering of the earlier ones)."""
     if len(batches) <= 1 or max_concurrency <= 1:
-        out: list[RecipientResult] = []
+        out: list[OutcomePart] = []
         for i, batch in enumerate(batches, start):
             out.extend(send_outcomes(hooks, make_ctx, operation, batch, i, log, journal, gate))
         return out
@@ -410,17 +414,50 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
         return out
 
 
-def merge(provider: str, message: Message, results: list[RecipientResult], key: str | None = None) -> SendResult:
-    to = message.to
-    if len(results) == len(to) and [r.phone for r in results] == list(to):  # the usual case: in order, all there
-        return SendResult(provider=provider, recipients=tuple(results), segments=message_segments(message), key=key)
-    by_phone = {r.phone: r for r in results}
-    missing = [p for p in to if p not in by_phone]
+def merge(provider: str, message: Message, results: Sequence[OutcomePart], key: str | None = None) -> SendResult:
+    """The send's result: ``results`` (stored parts, see :class:`RequestOutcome`) in the message's
+    order. Raises ProviderError, never a silent loss, when a recipient has no outcome."""
+    return SendResult(provider=provider, outcomes=in_order(provider, message.to, results),
+                      segments=message_segments(message), key=key)
+
+
+def in_order(provider: str, to: Sequence[str], results: Sequence[OutcomePart]) -> list[OutcomePart]:
+    """``results`` arranged in the order of ``to``, one outcome per phone (a phone given twice: the
+    later wins), without an object per recipient: a shared outcome is cut into the runs of phones
+    that stay together."""
+    phones = list(chain.from_iterable(part_phones(r) for r in results))
+    if phones == list(to):  # the usual case: in order, all there, once each
+        return list(results)
+    owner: dict[str, int] = {}
+    for i, part in enumerate(results):
+        for phone in part_phones(part):
+            owner[phone] = i
+    missing = [p for p in to if p not in owner]
     if missing:  # a provider bug must never lose a recipient silently
         raise ProviderError(f"provider {provider!r} returned no outcome for {len(missing)} recipient(s)",
                             not_sent=False, provider=provider)
-    return SendResult(provider=provider, recipients=tuple(by_phone[p] for p in message.to),
-                      segments=message_segments(message), key=key)
+    out: list[OutcomePart] = []
+    run: list[str] = []
+    current = -1
+    for phone in to:
+        i = owner[phone]
+        if i != current and run:
+            out.append(_cut(results[current], run))
+            run = []
+        current = i
+        run.append(phone)
+    if run:
+        out.append(_cut(results[current], run))
+    return out
+
+
+def _cut(part: OutcomePart, phones: list[str]) -> OutcomePart:
+    """The part of ``part`` that speaks for ``phones`` (some or all of its phones)."""
+    if type(part) is not RequestOutcome:
+        return part
+    if len(phones) == len(part.phones) and tuple(phones) == part.phones:
+        return part
+    return attrs.evolve(part, phones=tuple(phones))
 
 
 def message_segments(message: Message) -> int | None:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import attrs
 
 from ...errors import ConfigError
-from ...models import DeliveryReport, Message, Outcome, Reason, RecipientResult
+from ...models import DeliveryReport, Message, Outcome, OutcomePart, Reason, RecipientResult
 
 #: outcome of a row whose request was written but whose answer was not (yet): in flight or interrupted
 SENDING = "sending"
@@ -139,8 +139,9 @@ class Ledger(Protocol):
     def record_request(self, key: str, attempt: Attempt, now: float) -> None:
         """Write a request's recipients as ``sending``, before the request leaves (one transaction)."""
 
-    def settle(self, key: str, index: int, results: Sequence[RecipientResult], now: float) -> None:
-        """Write the outcomes of request ``index`` (one transaction), then match any early reports."""
+    def settle(self, key: str, index: int, results: Sequence[OutcomePart], now: float) -> None:
+        """Write the outcomes of request ``index`` (one transaction), then match any early reports.
+        ``results``: per recipient, or one outcome shared by several phones (:class:`RequestOutcome`)."""
 
     def match_reports(self, reports: Iterable[DeliveryReport], now: float) -> int:
         """Match delivery reports to rows; keep the unmatched ones for later. Returns rows updated."""

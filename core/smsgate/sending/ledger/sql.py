@@ -23,7 +23,7 @@ from typing import Any
 
 from ...errors import LedgerError
 from ...log import get_logger, safe_url, strip_userinfo
-from ...models import DeliveryReport, Outcome, RecipientResult, Status
+from ...models import DeliveryReport, Outcome, OutcomePart, RequestOutcome, Status
 from ...phones import mask_phone, normalise_phone
 from . import SENDING, Attempt, LedgerRow, SendRecord
 
@@ -208,23 +208,24 @@ class SqlLedger:
                         [(key, attempt.index, phone, attempt.provider, attempt.vendor, SENDING, now)
                          for phone in attempt.phones])
 
-    def settle(self, key: str, index: int, results: Sequence[RecipientResult], now: float) -> None:
+    def settle(self, key: str, index: int, results: Sequence[OutcomePart], now: float) -> None:
         # An outcome's record need not be on disk before the caller gets it: lost in a crash, the
         # row stays "sending" and a replay answers unknown -- never a resend. Only the "sending"
         # record must be durable before a request leaves. So settling waits for no flush (SQLite
         # FULL: this commit is not fsynced; PostgreSQL: synchronous_commit off for it), which
         # halves the flushes of a one-request send.
-        if not results:
+        units = _settle_units(results, now)
+        if not units:
             return
-        first = results[0]
-        ids = sorted({r.message_id for r in results if r.message_id})
-        if all(_same_outcome(r, first) for r in results):
+        ids = sorted({values[1] for values, _ in units if values[1]})
+        first = units[0][0]
+        if all(values == first for values, _ in units):
             # the usual case (one answer for the whole request): one statement, not one per phone
-            early = self._settle_request(key, index, _settle_values(first, now), ids)
+            early = self._settle_request(key, index, first, ids)
         else:
             with self._tx("settle") as cur:
                 cur.executemany(_SETTLE + " AND phone = ?",
-                                [_settle_values(r, now) + (key, index, r.phone) for r in results])
+                                [values + (key, index, phone) for values, phones in units for phone in phones])
                 early = self._count_early_reports(cur, ids)
         if early:
             with self._tx("settle") as cur:
@@ -383,15 +384,23 @@ def _phone(raw: str | None) -> str | None:
     return normalise_phone(raw) or raw
 
 
-def _same_outcome(a: RecipientResult, b: RecipientResult) -> bool:
-    return (a.outcome is b.outcome and a.message_id == b.message_id and a.request_id == b.request_id
-            and a.reason == b.reason)
-
-
-def _settle_values(r: RecipientResult, now: float) -> tuple[Any, ...]:
-    reason = r.reason
-    return (r.outcome.value, r.message_id, r.request_id, None if reason is None else reason.code,
-            None if reason is None else reason.message, None if reason is None else bool(reason.not_sent), now)
+def _settle_units(results: Sequence[OutcomePart], now: float) -> list[tuple[tuple[Any, ...], Sequence[str]]]:
+    """``results`` as (the columns an outcome writes, the phones that share them)."""
+    units: list[tuple[tuple[Any, ...], Sequence[str]]] = []
+    for r in results:
+        reason = r.reason
+        tail = (r.request_id, None if reason is None else reason.code, None if reason is None else reason.message,
+                None if reason is None else bool(reason.not_sent), now)
+        outcome = r.outcome.value
+        if type(r) is RequestOutcome:
+            ids = r.message_ids
+            if ids:  # one id per phone: each phone its own values
+                units.extend(((outcome, ids.get(p, r.message_id)) + tail, (p,)) for p in r.phones)
+            else:
+                units.append(((outcome, r.message_id) + tail, r.phones))
+        else:
+            units.append(((outcome, r.message_id) + tail, (r.phone,)))  # type: ignore[union-attr]
+    return units
 
 
 def _row(values: Sequence[Any]) -> LedgerRow:

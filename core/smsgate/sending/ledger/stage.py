@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from ...errors import ConfigError, LedgerError, ValidationError
-from ...models import Message, Outcome, Reason, RecipientResult, SendResult
+from ...models import Message, Outcome, OutcomePart, Reason, RecipientResult, SendResult, part_phones
 from ..pipeline import message_segments
 from . import Attempt, Ledger, SendRecord, fingerprint
 
@@ -55,20 +55,20 @@ class Journal:
         """This send's journal for a further attempt through another provider (routing)."""
         return Journal(self.ledger, self.key, provider, vendor, self.clock, self.log)
 
-    def never_left(self, index: int, results: Sequence[RecipientResult]) -> None:
+    def never_left(self, index: int, results: Sequence[OutcomePart]) -> None:
         """Record outcomes decided before any request (a limit's refusal) as request ``index``,
         which never left, so that a replay answers the same."""
-        if results and self.before(index, [r.phone for r in results]) is None:
+        if results and self.before(index, [p for r in results for p in part_phones(r)]) is None:
             self.after(index, results)
 
-    def after(self, index: int, results: Sequence[RecipientResult]) -> None:
+    def after(self, index: int, results: Sequence[OutcomePart]) -> None:
         """Write the request's outcomes. A failure is logged: the caller still gets the outcomes, and
         the ledger keeps the request as ``sending`` (a replay reports it unknown, never resends)."""
         try:
             self.ledger.settle(self.key, index, results, self.clock())
         except LedgerError as exc:
-            self.log.error("smsgate.ledger.settle_failed", key=self.key, request=index, recipients=len(results),
-                           error=str(exc))
+            self.log.error("smsgate.ledger.settle_failed", key=self.key, request=index,
+                           recipients=sum(len(part_phones(r)) for r in results), error=str(exc))
 
 
 def open_send(ledger: Ledger | None, provider: str, vendor: str, message: Message, batches: Sequence[Message],

@@ -32,7 +32,7 @@ import attrs
 
 from ...errors import LimitsUnavailable, RateLimited
 from ...log import get_logger
-from ...models import CHINA_TZ, Outcome, Reason, RecipientResult
+from ...models import CHINA_TZ, Outcome, OutcomePart, Reason, RecipientResult, RequestOutcome, part_phones
 from ...phones import mask_phone
 from .memory_store import MemoryStore
 from .rates import Rate
@@ -75,7 +75,7 @@ class PhoneHold:
         return [RecipientResult(phone=p, outcome=Outcome.REJECTED, reason=r) for p, r in self.refused.items()]
 
 
-def _never_left(attempt: RecipientResult) -> bool:
+def _never_left(attempt: OutcomePart) -> bool:
     return attempt.outcome is Outcome.REJECTED and attempt.reason is not None and attempt.reason.code in NEVER_LEFT
 
 
@@ -174,11 +174,16 @@ class Limits:
                         phones=[mask_phone(p) for p in list(refused)[:10]])
         return PhoneHold(token=token, held=held, refused=refused)
 
-    def settle(self, hold: PhoneHold, results: Sequence[RecipientResult]) -> None:
+    def settle(self, hold: PhoneHold, results: Sequence[OutcomePart]) -> None:
         """Give back the quota of phones no request of which left this process (for a routed send:
-        none of its attempts at any provider)."""
-        self._release(hold, [hold.held[r.phone] for r in results
-                             if r.phone in hold.held and _never_left(r) and all(map(_never_left, r.earlier))])
+        none of its attempts at any provider). ``results``: a send's outcomes, per recipient or
+        shared by a request's phones."""
+        held = hold.held
+        if not held:
+            return
+        self._release(hold, [held[p] for r in results
+                             if _never_left(r) and (isinstance(r, RequestOutcome) or all(map(_never_left, r.earlier)))
+                             for p in part_phones(r) if p in held])
 
     def release(self, hold: PhoneHold) -> None:
         """Give back the quota of every phone of ``hold``: the send sent nothing (a replay)."""

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from ...errors import ValidationError
-from ...models import Message, Outcome, Reason, RecipientResult, SendResult
+from ...models import Message, Outcome, Reason, RecipientResult, SendResult, expand
 from ...phones import mask_phone
 from ..flow import Target, plan_requests, prepare, run_requests, with_deadline
 from ..ledger import stage as ledger_stage
@@ -117,7 +117,8 @@ def send_route(route: Route, message: Message, log: Any) -> SendResult:
                     taken += 1
             elif journal is not None:
                 journal = journal.at(target.name, target.context.provider)
-            results = run_requests(with_deadline(target), batches, journal, log, start=index)
+            # a route follows each phone through its attempts: one result per recipient here
+            results = expand(run_requests(with_deadline(target), batches, journal, log, start=index))
             index += taken
             if granted is not None:
                 passes.remove(granted)

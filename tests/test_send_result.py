@@ -1,0 +1,185 @@
+"""SendResult keeps outcomes per request (a request's phones and one shared outcome) and builds one
+RecipientResult per recipient only when asked. Each recipient must still get exactly the outcome
+the per-recipient rules give it: spelled out here phone by phone, independently of the pipeline,
+for mixed answers (per-phone rejections, per-phone message ids, failed requests), quota refusals
+in the middle of the message, routes with failover and replays from the ledger."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from smsgate import (Gateway, Message, Outcome, ProviderError, Reason, RecipientResult, RequestOutcome,
+                     SendReply, SendResult, hookimpl)
+
+PHONES = [f"139{i:08d}" for i in range(50)]
+BLACK = Reason(code="BLACK", message="blacklisted")
+LATE = Reason(code="TIMEOUT", message="carrier timeout", not_sent=False)
+
+
+def phones_of(request):
+    return json.loads(request.body)["phones"]
+
+
+class Scripted:
+    """The vendor's answers, decided per request from the phones it carries (index = place in PHONES):
+    0-9 all accepted; 10-19 accepted, even ones with an id of their own; 20-29 one refused (not
+    sent) and one failed on the way (unknown), the rest accepted; 30-39 the request refused (not
+    sent); 40-49 an answer that proves nothing (unknown)."""
+
+    def __init__(self, limit=10):
+        self.limit = limit
+
+    @hookimpl(tryfirst=True)
+    def request_limit(self, ctx, operation):
+        return self.limit
+
+    @hookimpl(tryfirst=True)
+    def parse_response(self, ctx, operation, request, response):
+        phones = phones_of(request)
+        group = PHONES.index(phones[0]) // 10
+        rid = f"R{group}"
+        if group == 0:
+            return SendReply(message_id="A0", request_id=rid)
+        if group == 1:
+            return SendReply(message_id="A1", request_id=rid,
+                             message_ids={p: f"id-{p}" for p in phones if PHONES.index(p) % 2 == 0})
+        if group == 2:
+            return SendReply(message_id="A2", request_id=rid, rejected={PHONES[21]: BLACK, PHONES[23]: LATE})
+        if group == 3:
+            raise ProviderError("refused", code="E3", vendor_message="refused", not_sent=True, request_id=rid)
+        raise ProviderError("garbled", code="E4", vendor_message="garbled", not_sent=False, request_id=rid)
+
+
+def expected(phone: str) -> RecipientResult:
+    """The per-recipient rules, one phone at a time (what the pipeline built before the storage changed)."""
+    i = PHONES.index(phone)
+    group, rid = i // 10, f"R{i // 10}"
+    if group == 0:
+        return RecipientResult(phone=phone, outcome=Outcome.ACCEPTED, message_id="A0", request_id=rid)
+    if group == 1:
+        return RecipientResult(phone=phone, outcome=Outcome.ACCEPTED, request_id=rid,
+                               message_id=f"id-{phone}" if i % 2 == 0 else "A1")
+    if group == 2:
+        if i == 21:
+            return RecipientResult(phone=phone, outcome=Outcome.REJECTED, reason=BLACK, request_id=rid)
+        if i == 23:
+            return RecipientResult(phone=phone, outcome=Outcome.UNKNOWN, reason=LATE, request_id=rid)
+        return RecipientResult(phone=phone, outcome=Outcome.ACCEPTED, message_id="A2", request_id=rid)
+    if group == 3:
+        return RecipientResult(phone=phone, outcome=Outcome.REJECTED, request_id=rid,
+                               reason=Reason(code="E3", message="refused", not_sent=True))
+    return RecipientResult(phone=phone, outcome=Outcome.UNKNOWN, request_id=rid,
+                           reason=Reason(code="E4", message="garbled", not_sent=False))
+
+
+def gateway(plugin, **config):
+    gw = Gateway({"providers": {"loopback": {}}, **config})
+    gw.plugins.register(plugin)
+    return gw
+
+
+def same_as_per_recipient(result: SendResult, recipients: list[RecipientResult]) -> None:
+    """Every public reading of ``result`` equals that of a result built one recipient at a time."""
+    old = SendResult(provider=result.provider, recipients=recipients, segments=result.segments, key=result.key,
+                     replayed=result.replayed)
+    assert result.recipients == tuple(recipients)
+    for name in ("ok", "accepted", "rejected", "unknown", "message_ids", "request_ids"):
+        assert getattr(result, name) == getattr(old, name), name
+    assert result.to_json_dict() == old.to_json_dict()
+    assert result == old and hash(result) == hash(old)
+
+
+def test_each_recipient_gets_the_outcome_the_per_recipient_rules_give(smsgate_outbox):
+    with gateway(Scripted()) as gw:
+        result = gw.send(Message(to=PHONES, text="hi"))
+    same_as_per_recipient(result, [expected(p) for p in PHONES])
+    # stored per request: the two refused/unknown phones of request 2 on their own, the rest shared
+    assert [len(p.phones) if isinstance(p, RequestOutcome) else 1 for p in result.outcomes] == \
+        [10, 10, 1, 1, 1, 1, 6, 10, 10]
+    assert not result.ok and result.accepted == [p for p in PHONES if expected(p).outcome is Outcome.ACCEPTED]
+
+
+def test_quota_refusals_in_the_middle_keep_the_message_order(smsgate_outbox):
+    limits = {"limits": {"per_phone": ["1/minute"]}}
+    with gateway(Scripted(limit=10), **limits) as gw:
+        gw.send(Message(to=[PHONES[3], PHONES[27]], text="first"))  # uses their quota (request 0: accepted)
+        result = gw.send(Message(to=PHONES[:30], text="hi"))
+    got = {r.phone: r for r in result.recipients}
+    assert [r.phone for r in result.recipients] == PHONES[:30]  # the message's order, refused ones in place
+    for phone in (PHONES[3], PHONES[27]):
+        assert got[phone].outcome is Outcome.REJECTED and got[phone].reason.code == "RATE_LIMITED"
+    # the others were cut into requests of 10 without the refused two: each decided by its first phone
+    assert got[PHONES[0]] == expected(PHONES[0]) and got[PHONES[21]] == expected(PHONES[21])
+    assert len(result.recipients) == 30 and len(result.accepted) + len(result.rejected) + len(result.unknown) == 30
+    same_as_per_recipient(result, list(result.recipients))
+
+
+def test_a_replay_from_the_ledger_answers_every_recipient_the_same(smsgate_outbox, tmp_path):
+    ledger = {"ledger": {"url": f"sqlite:///{tmp_path}/ledger.sqlite3"}}
+    with gateway(Scripted(), **ledger) as gw:
+        first = gw.send(Message(to=PHONES, text="hi", key="bulk-1"))
+        sent = len(smsgate_outbox)
+        again = gw.send(Message(to=PHONES, text="hi", key="bulk-1"))
+    assert len(smsgate_outbox) == sent  # nothing sent the second time
+    assert again.replayed and again.key == first.key == "bulk-1"
+    assert again.recipients == first.recipients == tuple(expected(p) for p in PHONES)
+    same_as_per_recipient(again, [expected(p) for p in PHONES])
+
+
+def test_a_route_fails_over_only_what_was_not_sent(smsgate_outbox):
+    config = {"providers": {"a": {"provider": "loopback", "api_key": "key-a"},
+                            "b": {"provider": "loopback", "api_key": "key-b"}},
+              "routes": {"r": {"providers": ["a", "b"]}}}
+    gw = Gateway(config)
+    gw.plugins.register(ScriptedAt("key-a"))
+    with gw:
+        result = gw.send(Message(to=PHONES, text="hi"), route="r")
+    assert result.provider == "a"
+    for r in result.recipients:
+        first = expected(r.phone)
+        if first.outcome is Outcome.REJECTED:  # proven not sent at a: accepted at b, with a's refusal before
+            assert r.outcome is Outcome.ACCEPTED and r.provider == "b" and r.message_id
+            assert r.earlier == (attrs_evolve(first, provider="a"),)
+        else:
+            assert r == first  # final at a: accepted or unknown never moves
+    assert len(result.recipients) == 50
+
+
+class ScriptedAt(Scripted):
+    """:class:`Scripted` for the loopback account ``api_key`` only; the others answer as the loopback does."""
+
+    def __init__(self, api_key):
+        super().__init__()
+        self.api_key = api_key
+
+    @hookimpl(tryfirst=True)
+    def parse_response(self, ctx, operation, request, response):
+        if ctx.config.api_key != self.api_key:
+            return None
+        return Scripted.parse_response(self, ctx, operation, request, response)
+
+
+def attrs_evolve(result, **changes):
+    import attrs
+
+    return attrs.evolve(result, **changes)
+
+
+def test_stored_and_per_recipient_results_are_the_same_value():
+    shared = RequestOutcome(phones=("13800138000", "13800138001"), outcome=Outcome.ACCEPTED, message_id="m",
+                            message_ids={"13800138001": "m1"}, request_id="r")
+    alone = RecipientResult(phone="13800138002", outcome=Outcome.REJECTED, reason=BLACK)
+    stored = SendResult(provider="p", outcomes=[shared, alone], key="k")
+    per_recipient = [RecipientResult(phone="13800138000", outcome=Outcome.ACCEPTED, message_id="m", request_id="r"),
+                     RecipientResult(phone="13800138001", outcome=Outcome.ACCEPTED, message_id="m1", request_id="r"),
+                     alone]
+    same_as_per_recipient(stored, per_recipient)
+    assert stored.message_ids == ["m", "m1"]
+    again = pickle.loads(pickle.dumps(stored))  # a result crosses processes (Celery, multiprocessing)
+    assert again == stored and again.recipients == stored.recipients
+    assert "13800138001" in repr(stored)  # the repr lists every recipient, as before
+    with pytest.raises(TypeError):
+        SendResult(provider="p")
