@@ -1,4 +1,6 @@
+import contextlib
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -33,12 +35,30 @@ def push_reports(tmp_path):
     return push
 
 
+@contextlib.contextmanager
+def _sigint_as_from_a_terminal():
+    """Start a child with SIGINT at its default, as a terminal would (Ctrl-C stops it). A shell
+    runs background jobs with SIGINT ignored and a child inherits that, so a suite started in
+    the background would otherwise test a serve that, rightly, ignores Ctrl-C. A handler set
+    here becomes the default in the child when it execs."""
+    ignored = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class ServeProcess:
     """``smsgate serve`` as a real subprocess (the production server when installed)."""
 
     def __init__(self, args, env=None):
         cmd = [sys.executable, "-m", "smsgate.cli", "serve", "--port", "0", *map(str, args)]
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
+        with _sigint_as_from_a_terminal():
+            self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
         self.pid = self.proc.pid
         self.url = None  # http://host:port
         self.stderr: list[str] = []
