@@ -5,6 +5,7 @@ file named as such, and messages without Python syntax."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -123,15 +124,105 @@ def test_default_provider_must_exist(tmp_path):
 def test_check_shows_what_it_found_without_secrets(tmp_path, capsys, monkeypatch):
     path = write(tmp_path, 'default_provider = "lb"\n[providers.lb]\nprovider = "loopback"\n'
                            'base_url = "http://user:pw-9x8@127.0.0.1:9/api"\napi_secret = "s3cret-77"\n'
-                           '[receiver]\nspool = "/var/lib/sms/spool.sqlite3"\n')
+                           f'[receiver]\nspool = "{tmp_path / "spool.sqlite3"}"\n')
     monkeypatch.setenv("SMSGATE_LB_API_KEY", "from-env")
     code, out, err = run(capsys, "check", "--config", path)
     assert code == 0, err
     assert "provider lb: plugin loopback" in out and 'api_key = "from-env"' in out
     assert 'api_secret = "(set)"' in out and "(from the environment: SMSGATE_LB_API_KEY)" in out
-    assert "/var/lib/sms/spool.sqlite3" in out and "ok: the configuration is valid" in out
+    assert f"spool: {tmp_path / 'spool.sqlite3'} (created on first use)" in out
+    assert "ok: the configuration is valid" in out
     assert "s3cret-77" not in out and "pw-9x8" not in out
     code, out, _ = run(capsys, "check", "--config", path, "--json")
     report = json.loads(out)
     assert report["ok"] and report["default_provider"] == "lb"
     assert report["providers"][0]["values"]["base_url"] == "http://127.0.0.1:9/api"
+
+
+def receiver_config(tmp_path, **receiver):
+    lines = "".join(f"{k} = {json.dumps(str(v))}\n" for k, v in receiver.items())
+    return write(tmp_path, f"[providers.loopback]\n[receiver]\n{lines}")
+
+
+def snapshot(directory):
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in directory.iterdir()}
+
+
+def test_check_reads_the_spool_and_replay_store_without_creating_or_changing_anything(tmp_path, capsys):
+    from smsgate.receiving.replay import SqliteReplayStore
+    from smsgate.receiving.store import Spool
+
+    files = tmp_path / "files"
+    files.mkdir()
+    Spool(files / "spool.sqlite3").close()
+    SqliteReplayStore(files / "replay.sqlite3").close()
+    path = receiver_config(tmp_path, spool=files / "spool.sqlite3", replay_store=f"sqlite:{files / 'replay.sqlite3'}",
+                           events_jsonl=files / "events.jsonl")
+    before = snapshot(files)
+    code, out, err = run(capsys, "check", "--config", path)
+    assert code == 0, err
+    assert f"spool: {files / 'spool.sqlite3'} (writable)" in out
+    assert f"replay store: {files / 'replay.sqlite3'} (writable)" in out
+    assert f"events file: {files / 'events.jsonl'} (created on first use)" in out
+    assert snapshot(files) == before  # no -wal or -shm left behind, nothing written
+    code, out, _ = run(capsys, "check", "--config", path, "--json")
+    assert [f["what"] for f in json.loads(out)["files"]] == ["spool", "replay store", "events file"]
+
+
+def test_check_reads_a_spool_in_use(tmp_path, capsys):
+    from smsgate.receiving.store import Spool
+
+    spool = Spool(tmp_path / "spool.sqlite3")  # open, as under a running serve: its -wal and -shm exist
+    try:
+        code, out, err = run(capsys, "check", "--config", receiver_config(tmp_path, spool=spool.path))
+    finally:
+        spool.close()
+    assert code == 0, err
+    assert f"spool: {spool.path} (writable)" in out
+
+
+def test_check_names_each_problem_of_the_receiver_files_on_one_line(tmp_path, capsys):
+    from smsgate.receiving.replay import SqliteReplayStore
+
+    SqliteReplayStore(tmp_path / "replay.sqlite3").close()
+    (tmp_path / "junk.db").write_bytes(b"not a database, " * 20)
+    path = receiver_config(tmp_path, spool=tmp_path / "replay.sqlite3", replay_store=f"sqlite:{tmp_path / 'junk.db'}",
+                           events_jsonl=tmp_path / "missing" / "events.jsonl")
+    code, out, err = run(capsys, "check", "--config", path)
+    assert code == 2 and out == ""
+    lines = err.splitlines()
+    assert lines[0].endswith("3 problems:") and len(lines) == 4, err
+    assert f"[receiver] spool {tmp_path / 'replay.sqlite3'}: is not a spool: it holds other tables (replay_keys)" in err
+    assert f"[receiver] replay_store {tmp_path / 'junk.db'}: cannot be read as SQLite" in err
+    assert f"[receiver] events_jsonl {tmp_path / 'missing' / 'events.jsonl'}: directory {tmp_path / 'missing'} " \
+           "does not exist" in err
+    path = receiver_config(tmp_path, spool=tmp_path, replay_store="redis://127.0.0.1:6379/0")
+    code, _, err = run(capsys, "check", "--config", path)
+    assert code == 2
+    assert f"[receiver] spool {tmp_path}: is a directory" in err
+    assert "[receiver] replay_store: replay store must be 'memory' or 'sqlite:PATH', not 'redis://" in err
+    # reported together with the other problems of the configuration
+    write(tmp_path, 'default_provder = "loopback"\n[providers.loopback]\n[receiver]\n'
+                    f'spool = "{tmp_path}"\n')
+    code, _, err = run(capsys, "check", "--config", str(tmp_path / "smsgate.toml"))
+    assert code == 2 and "2 problems" in err and "default_provder" in err and "is a directory" in err
+
+
+def test_check_names_a_spool_this_user_cannot_write(tmp_path, capsys, monkeypatch):
+    from smsgate.receiving.store import Spool
+
+    Spool(tmp_path / "spool.sqlite3").close()
+    (tmp_path / "spool.sqlite3").chmod(0o444)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    if os.geteuid() == 0:  # root may write anything: answer as the permissions do for any other user
+        real = os.access
+        denied = {str(tmp_path / "spool.sqlite3"), str(locked)}
+        monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) in denied and mode & os.W_OK
+                            else real(p, mode))
+    path = receiver_config(tmp_path, spool=tmp_path / "spool.sqlite3", events_jsonl=locked / "events.jsonl")
+    code, _, err = run(capsys, "check", "--config", path)
+    monkeypatch.undo()
+    assert code == 2
+    assert "spool.sqlite3: cannot be written (permissions)" in err
+    assert f"cannot be created: directory {locked} is not writable" in err

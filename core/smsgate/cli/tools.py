@@ -150,10 +150,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.config is None and not os.environ.get("SMSGATE_CONFIG"):
         raise ConfigError("no config file given: --config PATH, or set SMSGATE_CONFIG")
-    gw = gateway(args)
+    try:
+        gw = gateway(args)
+    except ConfigError as exc:  # reported together with the receiver's files, when the file could be read
+        from ..config import load_settings
+
+        try:
+            settings = load_settings(args.config)
+        except ConfigError:
+            raise exc from None
+        raise ConfigError.combine([exc, *receiver_files(settings.receiver)[1]], settings.source) from None
     settings = gw.settings
+    files, problems = receiver_files(settings.receiver)
+    if problems:
+        raise ConfigError.combine(problems, settings.source)
     report: dict[str, Any] = {"config": settings.source, "default_provider": settings.default_provider,
-                              "providers": [], "receiver": attrs.asdict(settings.receiver)}
+                              "providers": [], "receiver": attrs.asdict(settings.receiver), "files": files}
     for name in gw.provider_names():
         entry, config = gw.provider(name)
         prefix = env_prefix(name)
@@ -182,8 +194,84 @@ def cmd_check(args: argparse.Namespace) -> int:
         for var in row["from_environment"]:
             print(f"  (from the environment: {var})")
     print("receiver: " + ", ".join(f"{k} = {json.dumps(v, default=str)}" for k, v in report["receiver"].items()))
+    for row in files:
+        print(f"{row['what']}: {row['path']} ({row['state']})")
     print("ok: the configuration is valid")
     return EXIT_OK
+
+
+def receiver_files(receiver: Any) -> tuple[list[dict[str, str]], list[Any]]:
+    """The files ``[receiver]`` names, as ``smsgate serve`` would use them, checked without creating
+    or changing any (for the user running the check): the spool and a SQLite replay store must be
+    SQLite files of their kind that can be written, or creatable; the events file writable or
+    creatable. The default spool (./smsgate-spool.sqlite3) is checked only when it exists. Returns
+    one row per file (what, path, state) and one ConfigError per problem."""
+    from ..errors import ConfigError
+    from ..receiving.receiver import DEFAULT_SPOOL
+    from ..receiving.replay import replay_store_path
+
+    wanted: list[tuple[str, str, str, str | None]] = []  # (what, field, path, a table of its kind)
+    if receiver.spool:
+        wanted.append(("spool", "spool", receiver.spool, "events"))
+    elif os.path.exists(DEFAULT_SPOOL):
+        wanted.append(("spool", "spool", DEFAULT_SPOOL, "events"))
+    problems = []
+    try:
+        replay = replay_store_path(receiver.replay_store)
+    except ValueError as exc:
+        problems.append(ConfigError(f"[receiver] replay_store: {exc}", field="replay_store"))
+    else:
+        if replay is not None:
+            wanted.append(("replay store", "replay_store", replay, "replay_keys"))
+    if receiver.events_jsonl:
+        wanted.append(("events file", "events_jsonl", receiver.events_jsonl, None))
+    rows = []
+    for what, field, path, table in wanted:
+        state, problem = _file_state(path, what, table)
+        if problem:
+            problems.append(ConfigError(f"[receiver] {field} {path}: {problem}", field=field))
+        else:
+            rows.append({"what": what, "path": path, "state": state})
+    return rows, problems
+
+
+def _file_state(path: str, what: str, table: str | None) -> tuple[str, str | None]:
+    """(the file's state, what is wrong with it); ``table``: one that every SQLite file of its kind has."""
+    import pathlib
+    import sqlite3
+
+    full = os.path.abspath(path)
+    directory = os.path.dirname(full)
+    if os.path.isdir(full):
+        return "", "is a directory"
+    if not os.path.exists(full):
+        if not os.path.isdir(directory):
+            return "", f"directory {directory} does not exist"
+        if not os.access(directory, os.W_OK | os.X_OK):
+            return "", f"cannot be created: directory {directory} is not writable"
+        return "created on first use", None
+    if not os.access(full, os.R_OK | os.W_OK):
+        return "", "cannot be written (permissions)"
+    if table is None:
+        return "writable", None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "", f"directory {directory} is not writable (SQLite keeps the -wal and -shm files beside it)"
+    # read-only, and creating nothing: a reader would leave -wal/-shm files (owned by whoever runs
+    # the check); without them the file holds everything and is read as it is
+    in_use = os.path.exists(full + "-wal") and os.path.exists(full + "-shm")
+    try:
+        conn = sqlite3.connect(pathlib.Path(full).as_uri() + ("?mode=ro" if in_use else "?immutable=1"),
+                               uri=True, timeout=2.0)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return "", f"cannot be read as SQLite: {exc}"
+    tables.discard("sqlite_sequence")
+    if tables and table not in tables:
+        return "", f"is not a {what}: it holds other tables ({', '.join(sorted(tables))})"
+    return "writable" if tables else "empty, writable", None
 
 
 COMMANDS = {"providers": cmd_providers, "demo": cmd_demo, "check": cmd_check, "simulate": cmd_simulate}

@@ -250,16 +250,23 @@ class AcceptingStore:
         return True
 
 
+def replay_store_path(spec: str | os.PathLike[str] | None) -> str | None:
+    """The SQLite file a replay store setting names (None: the memory store). ValueError when
+    it names neither."""
+    if spec is None or spec == "memory":
+        return None
+    text = os.fspath(spec)
+    if text.startswith("sqlite:"):
+        return text[len("sqlite:"):]
+    if text.endswith((".sqlite3", ".sqlite", ".db")):
+        return text
+    raise ValueError(f"replay store must be 'memory' or 'sqlite:PATH', not {text!r}")
+
+
 def replay_store_from(spec: Any) -> Any:
     """``None``/``"memory"`` -> memory store; ``"sqlite:PATH"`` (or a path ending .sqlite3/.db)
     -> SQLite store; an object with ``add`` is returned as it is."""
-    if spec is None or spec == "memory":
-        return MemoryReplayStore()
     if hasattr(spec, "add"):
         return spec
-    text = os.fspath(spec)
-    if text.startswith("sqlite:"):
-        return SqliteReplayStore(text[len("sqlite:"):])
-    if text.endswith((".sqlite3", ".sqlite", ".db")):
-        return SqliteReplayStore(text)
-    raise ValueError(f"replay store must be 'memory' or 'sqlite:PATH', not {text!r}")
+    path = replay_store_path(spec)
+    return MemoryReplayStore() if path is None else SqliteReplayStore(path)
