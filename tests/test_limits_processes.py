@@ -3,6 +3,7 @@ loopback simulator (running in this test's process, so it sees every request tha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -71,24 +72,42 @@ def redis_limits(redis_url, prefix, per_phone="") -> str:
     return f"store = {json.dumps(redis_url)}\nprefix = {json.dumps(prefix)}\n" + per_phone
 
 
-def run_together(argvs, timeout=300):
-    """Start every child, wait until each says it is ready, release them all at once; their
-    (exit code, stdout after "ready", stderr)."""
+TIMEOUT = 300  # seconds: only a bound on a hung child, never a measure of speed
+
+
+@contextlib.contextmanager
+def ready_children(argvs):
+    """Start every child and wait until each says it is ready (stopped at the end if still running)."""
     procs = [subprocess.Popen([sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, encoding="utf-8") for argv in argvs]
     try:
         for p in procs:
             line = p.stdout.readline()  # "" if it died first: its stderr says why
-            assert line == "ready\n", (line, p.wait(timeout=timeout), p.stderr.read())
-        for p in procs:
-            p.stdin.write("go\n")
-            p.stdin.close()
-        return [(p.wait(timeout=timeout), p.stdout.read(), p.stderr.read()) for p in procs]
+            assert line == "ready\n", (line, p.wait(timeout=TIMEOUT), p.stderr.read())
+        yield procs
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def release(p):
+    p.stdin.write("go\n")
+    p.stdin.close()
+
+
+def outcome(p):
+    """(exit code, stdout after "ready", stderr) of a released child."""
+    return p.wait(timeout=TIMEOUT), p.stdout.read(), p.stderr.read()
+
+
+def run_together(argvs):
+    """Every child started and ready, then all released at once; their outcomes."""
+    with ready_children(argvs) as procs:
+        for p in procs:
+            release(p)
+        return [outcome(p) for p in procs]
 
 
 def sends(sim):
@@ -111,12 +130,17 @@ def test_done_when_two_login_sends_within_a_minute_one_accepted_one_rate_limited
                                                                                  service_run_id):
     config = write_config(tmp_path, sim, redis_limits(redis_url, f"{service_run_id}:login:"),
                           extra='\n[templates.login]\nper_phone = ["1/minute", "5/hour", "10/day"]\n')
-    argv = ["-m", "smsgate.cli", "send", "--config", config, "--to", PHONE, "--template", "login"]
-    first = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=60)
-    second = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=60)
-    assert first.returncode == 0, first.stderr
-    assert second.returncode == 1, second.stderr
-    assert "rejected\t[RATE_LIMITED] over its per-phone quota (1/minute, 5/hour, 10/day for 'login')" in second.stdout
+    argv = ["-c", READY_CLI, "send", "--config", config, "--to", PHONE, "--template", "login"]
+    # both started (and their imports done) before the first sends: the second then follows the
+    # first within the minute however slowly this machine starts interpreters
+    with ready_children([argv, argv]) as (first, second):
+        release(first)
+        first_code, _, first_err = outcome(first)
+        release(second)
+        second_code, second_out, second_err = outcome(second)
+    assert first_code == 0, first_err
+    assert second_code == 1, second_err
+    assert "rejected\t[RATE_LIMITED] over its per-phone quota (1/minute, 5/hour, 10/day for 'login')" in second_out
     assert len(sends(sim)) == 1
 
 
@@ -157,7 +181,7 @@ def test_a_rate_over_four_processes_never_lets_the_vendor_see_more_in_any_second
 def test_a_store_that_is_down_is_one_clear_line_and_nothing_is_sent(sim, tmp_path):
     config = write_config(tmp_path, sim, 'store = "redis://127.0.0.1:9/0"\nper_phone = ["1/minute"]\n')
     proc = subprocess.run([sys.executable, "-m", "smsgate.cli", "send", "--config", config, "--to", PHONE,
-                           "--template", "LB_CODE"], capture_output=True, text=True, timeout=60)
+                           "--template", "LB_CODE"], capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 1
     assert proc.stderr.startswith("smsgate: error: per-phone quotas cannot be checked"), proc.stderr
     assert "fail_open" in proc.stderr and "Traceback" not in proc.stderr
