@@ -44,11 +44,12 @@ def normalise_recipients(message: Message) -> Message:
     if given is None:
         # the usual bulk input: already-normal ASCII numbers, taken as they are (one C regex call
         # each); anything else goes through normalise_phone below, in order
-        fast = _NORMAL.fullmatch
         to = message.to
-        if all(type(raw) is str and fast(raw) for raw in to):
-            unique = tuple(dict.fromkeys(to))
-            return message if len(unique) == len(to) else attrs.evolve(message, to=unique)
+        # every one a plain str (one C pass over their types), then the regex mapped over them in C
+        if set(map(type, to)) == {str} and all(map(_NORMAL.fullmatch, to)):
+            if len(set(to)) == len(to):  # no duplicates: kept as given (a set is cheaper than a dict)
+                return message
+            return attrs.evolve(message, to=tuple(dict.fromkeys(to)))
     bad: list[str] = []
     seen: dict[str, None] = {}
     personal: dict[str, Any] | None = None if given is None else {}
