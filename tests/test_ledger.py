@@ -308,3 +308,86 @@ def test_kill_9_mid_send_never_resends_and_reports_settle_later(sim, ledger_conf
         after = gw.send(Message(**MSG, key="killed"))
     assert after.replayed and after.ok
     assert len(sends(sim)) == 1
+
+
+# -- one row per request ----------------------------------------------------------------------
+
+def count(ledger, table, key):
+    with ledger._tx("read") as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {table} WHERE key = ?", (key,))
+        return int(cur.fetchone()[0])
+
+
+def test_a_request_is_one_row_and_only_a_phone_with_its_own_outcome_gets_a_row(sim, ledger_conf, push_reports):
+    sim.backend.reject_numbers = {"13800130007"}
+    phones = [f"1380013{i:04d}" for i in range(250)]  # loopback takes 100 a request: 3 requests
+    with gateway(sim, ledger_conf, max_concurrency=1) as gw:
+        result = gw.send(Message(to=phones, template_id="LB_CODE", params=["1"], key="rows"))
+        assert (count(gw.ledger, "ledger_requests", "rows"), count(gw.ledger, "ledger_recipients", "rows")) == (3, 1)
+        record = gw.status("rows")
+        replay = gw.send(Message(to=phones, template_id="LB_CODE", params=["1"], key="rows"))
+        push_reports(sim, gw)  # a delivery report per accepted phone: each gets a row of its own
+        assert count(gw.ledger, "ledger_recipients", "rows") == 250
+        delivered = gw.status("rows")
+    assert [(r.request_index, r.phone) for r in record.rows] == [(i // 100, p) for i, p in enumerate(phones)]
+    by_phone = {r.phone: r for r in record.rows}
+    assert (by_phone["13800130007"].outcome, by_phone["13800130007"].reason_code) == ("rejected", "REJECTED")
+    assert {r.phone: (r.outcome, r.message_id) for r in record.rows} == {
+        r.phone: (r.outcome.value, r.message_id) for r in result.recipients}
+    assert replay.replayed and replay.recipients == result.recipients
+    assert len(replay.outcomes) == 5  # per request, the refused phone on its own
+    assert {r.delivery_status for r in delivered.rows if r.outcome == "accepted"} == {"delivered"}
+    assert {r.phone: r.outcome for r in delivered.rows} == {r.phone: r.outcome for r in record.rows}
+
+
+OLD_SCHEMA = (  # the tables as a ledger file had them before ledger_requests
+    "CREATE TABLE ledger_sends (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, provider TEXT NOT NULL, "
+    "recipients INTEGER NOT NULL, segments INTEGER, created_at REAL NOT NULL)",
+    "CREATE TABLE ledger_recipients (key TEXT NOT NULL, request_index INTEGER NOT NULL, phone TEXT NOT NULL, "
+    "provider TEXT NOT NULL, vendor TEXT NOT NULL, outcome TEXT NOT NULL, message_id TEXT, request_id TEXT, "
+    "reason_code TEXT, reason_text TEXT, not_sent INTEGER, sent_at REAL NOT NULL, settled_at REAL, "
+    "delivery_status TEXT, delivery_code TEXT, delivery_text TEXT, delivered_at TEXT, reported_at REAL, "
+    "PRIMARY KEY (key, request_index, phone)) WITHOUT ROWID",
+    "CREATE TABLE ledger_reports (id INTEGER PRIMARY KEY AUTOINCREMENT, provider TEXT NOT NULL, message_id TEXT, "
+    "phone TEXT, status TEXT NOT NULL, raw_status TEXT, description TEXT, reported_at TEXT, "
+    "received_at REAL NOT NULL)",
+    "CREATE INDEX ledger_reports_message ON ledger_reports (message_id)",
+)
+
+
+def test_a_ledger_file_from_before_request_rows_is_read_replayed_and_matched(sim, tmp_path):
+    import sqlite3
+
+    from smsgate.sending.ledger import fingerprint
+
+    path = tmp_path / "old.sqlite3"
+    message = Message(to=["13800138000", "13900139000", "15000150000"], template_id="LB_CODE", params=["1"],
+                      key="old")
+    with sqlite3.connect(path) as db:
+        for statement in OLD_SCHEMA:
+            db.execute(statement)
+        db.execute("INSERT INTO ledger_sends VALUES ('old', ?, 'loopback', 3, NULL, 1.0)", (fingerprint(message),))
+        db.executemany("INSERT INTO ledger_recipients (key, request_index, phone, provider, vendor, outcome, "
+                       "message_id, request_id, reason_code, reason_text, not_sent, sent_at, settled_at) "
+                       "VALUES ('old', 0, ?, 'loopback', 'loopback', ?, ?, 'R', ?, ?, ?, 1.0, 2.0)",
+                       [("13800138000", "accepted", "M1", None, None, None),
+                        ("13900139000", "rejected", None, "REJECTED", "refused", 1),
+                        ("15000150000", "unknown", None, "TRANSPORT", "read timeout", 0)])
+    with Gateway({"providers": {"loopback": sim.demo_config()}, "ledger": {"url": f"sqlite:///{path}"}}) as gw:
+        record = gw.status("old")
+        replay = gw.send(message)
+        assert not sends(sim)  # answered from the ledger
+        matched = gw.match_reports([
+            DeliveryReport(provider="loopback", message_id="M1", phone="13800138000", status=Status.DELIVERED),
+            DeliveryReport(provider="loopback", message_id="M7", phone="15000150000", status=Status.DELIVERED)])
+        after = {r.phone: r for r in gw.status("old").rows}
+        new = gw.send(Message(to=["13700137000"], template_id="LB_CODE", params=["1"], key="new"))
+    assert [(r.phone, r.outcome) for r in record.rows] == [
+        ("13800138000", "accepted"), ("13900139000", "rejected"), ("15000150000", "unknown")]
+    assert replay.replayed and [(r.phone, r.outcome, r.message_id) for r in replay.recipients] == [
+        ("13800138000", Outcome.ACCEPTED, "M1"), ("13900139000", Outcome.REJECTED, None),
+        ("15000150000", Outcome.UNKNOWN, None)]
+    assert matched == 2
+    assert (after["13800138000"].delivery_status, after["15000150000"].outcome,
+            after["15000150000"].message_id) == ("delivered", "accepted", "M7")  # a report settles the unknown
+    assert new.ok and not new.replayed

@@ -13,6 +13,7 @@ stage). See docs/ledger.md.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -85,8 +86,41 @@ class LedgerRow:
 
 
 @attrs.frozen(kw_only=True)
+class LedgerRequest:
+    """One request of a send as the ledger keeps it: its phones and the outcome they share. A phone
+    with an outcome or a delivery report of its own also has a :class:`LedgerRow`, which wins."""
+
+    key: str
+    request_index: int
+    provider: str
+    vendor: str
+    phones: tuple[str, ...]
+    outcome: str  #: ``sending`` or an :class:`Outcome` value
+    message_id: str | None = None
+    request_id: str | None = None
+    reason_code: str | None = None
+    reason_text: str | None = None
+    not_sent: bool | None = None
+    sent_at: float | None = None
+    settled_at: float | None = None
+
+    def row(self, phone: str) -> LedgerRow:
+        """``phone``'s row when it has none of its own: the request's shared outcome."""
+        return LedgerRow(key=self.key, request_index=self.request_index, phone=phone, provider=self.provider,
+                         vendor=self.vendor, outcome=self.outcome, message_id=self.message_id,
+                         request_id=self.request_id, reason_code=self.reason_code, reason_text=self.reason_text,
+                         not_sent=self.not_sent, sent_at=self.sent_at, settled_at=self.settled_at)
+
+    def reason(self) -> Reason | None:
+        if self.reason_code is None:
+            return None
+        return Reason(code=self.reason_code, message=self.reason_text or "", not_sent=bool(self.not_sent))
+
+
+@attrs.frozen(kw_only=True)
 class SendRecord:
-    """A key's send as the ledger has it: the first request's provider and every recipient's latest row."""
+    """A key's send as the ledger has it: the first request's provider, every request (its phones
+    and shared outcome) and the rows of phones with an outcome or a report of their own."""
 
     key: str
     fingerprint: str
@@ -94,7 +128,24 @@ class SendRecord:
     recipients: int  #: how many recipients the send had
     segments: int | None
     created_at: float
-    rows: tuple[LedgerRow, ...]  #: every row, in request order (a phone may have several attempts)
+    #: every request, in request order
+    requests: tuple[LedgerRequest, ...] = ()
+    #: the phones whose outcome or delivery report is their own (it wins over their request's)
+    own_rows: tuple[LedgerRow, ...] = ()
+
+    @functools.cached_property
+    def rows(self) -> tuple[LedgerRow, ...]:
+        """Every recipient of every request, in request order, then phone order (a phone may have
+        several attempts)."""
+        own = {(r.request_index, r.phone): r for r in self.own_rows}
+        out: list[LedgerRow] = []
+        indexes = {q.request_index for q in self.requests}
+        for q in self.requests:
+            index = q.request_index
+            out.extend(own.get((index, p)) or q.row(p) for p in sorted(q.phones))
+        out.extend(r for r in self.own_rows if r.request_index not in indexes)  # written by an older version
+        out.sort(key=lambda r: (r.request_index, r.phone))
+        return tuple(out)
 
     def latest(self) -> dict[str, LedgerRow]:
         """Each phone's last attempt (the highest request index)."""
@@ -108,8 +159,21 @@ class SendRecord:
     @property
     def in_flight(self) -> bool:
         """Some recipient has no outcome yet (its request is in flight, or was interrupted)."""
+        if self.once_each():
+            own = {(r.request_index, r.phone) for r in self.own_rows}
+            return any(not r.settled for r in self.own_rows) or any(
+                q.outcome == SENDING and any((q.request_index, p) not in own for p in q.phones)
+                for q in self.requests)
         latest = self.latest()
         return len(latest) < self.recipients or any(not r.settled for r in latest.values())
+
+    def once_each(self) -> bool:
+        """Every recipient is in exactly one request, and every own row in a request (the usual
+        send: no failover, nothing refused before the requests, nothing written by an older version)."""
+        indexes = {q.request_index for q in self.requests}
+        return sum(len(q.phones) for q in self.requests) == self.recipients and \
+            len({p for q in self.requests for p in q.phones}) == self.recipients and \
+            all(r.request_index in indexes for r in self.own_rows)
 
 
 @attrs.frozen(kw_only=True)
@@ -215,7 +279,7 @@ def ledger_from_settings(settings: Any) -> Ledger:
     return open_ledger(settings.url, **options)
 
 
-__all__ = ["Attempt", "Ledger", "LedgerRow", "SENDING", "SendRecord", "fingerprint", "ledger_from_settings",
+__all__ = ["Attempt", "Ledger", "LedgerRequest", "LedgerRow", "SENDING", "SendRecord", "fingerprint", "ledger_from_settings",
            "open_ledger"]
 
 

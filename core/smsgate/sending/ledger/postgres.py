@@ -21,7 +21,7 @@ from typing import Any
 
 from ...errors import ConfigError
 from . import SENDING, Attempt
-from .sql import _SETTLE, SqlLedger
+from .sql import _SETTLE, _SETTLE_REQUEST, SqlLedger
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ledger_sends (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
@@ -43,6 +43,15 @@ SCHEMA = (
     "provider TEXT NOT NULL, message_id TEXT, phone TEXT, status TEXT NOT NULL, raw_status TEXT, "
     "description TEXT, reported_at TEXT, received_at DOUBLE PRECISION NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ledger_reports_message ON ledger_reports (message_id)",
+    # one row per request (see sql.py); added after the tables above, so an older schema gains it
+    "CREATE TABLE IF NOT EXISTS ledger_requests (key TEXT NOT NULL, request_index INTEGER NOT NULL, "
+    "provider TEXT NOT NULL, vendor TEXT NOT NULL, phones TEXT NOT NULL, outcome TEXT NOT NULL, message_id TEXT, "
+    "request_id TEXT, reason_code TEXT, reason_text TEXT, not_sent BOOLEAN, sent_at DOUBLE PRECISION NOT NULL, "
+    "settled_at DOUBLE PRECISION, PRIMARY KEY (key, request_index))",
+    "CREATE INDEX IF NOT EXISTS ledger_requests_message ON ledger_requests (vendor, message_id) "
+    "WHERE message_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS ledger_requests_unresolved ON ledger_requests (vendor, sent_at) "
+    "WHERE outcome IN ('sending', 'unknown')",
 )
 
 _SYNCHRONOUS = ("on", "off", "local", "remote_write", "remote_apply")
@@ -53,11 +62,12 @@ _LOCK_ID = 0x736D7367  # "smsg": serialises schema creation across processes
 class PostgresLedger(SqlLedger):
     placeholder = "%s"
     schema = SCHEMA
+    position = "strpos"
     begin_statements = {**SqlLedger.begin_statements,
                         "settle": ("BEGIN", "SET LOCAL synchronous_commit = off")}
     # concurrent CREATE ... IF NOT EXISTS can still collide in the catalog: creators queue on a lock
     schema_preamble: tuple[str, ...] = (f"SELECT pg_advisory_xact_lock({_LOCK_ID})",)
-    schema_done = "SELECT to_regclass('ledger_reports_message') IS NOT NULL"
+    schema_done = "SELECT to_regclass('ledger_requests_unresolved') IS NOT NULL"
 
     def __init__(self, url: str, schema: str | None = None, synchronous: str | None = None,
                  connect_timeout: float = 10.0):
@@ -97,20 +107,24 @@ class PostgresLedger(SqlLedger):
             return super()._claim(key, send, first, now)
         with self._tx("single") as cur:
             cur.execute("WITH send AS (" + self._INSERT_SEND + " RETURNING key) "
-                        "INSERT INTO ledger_recipients (key, request_index, phone, provider, vendor, outcome, sent_at) "
-                        "SELECT send.key, ?, phone, ?, ?, ?, ? FROM send, unnest(?::text[]) AS phone",
-                        send + (first.index, first.provider, first.vendor, SENDING, now, list(first.phones)))
+                        "INSERT INTO ledger_requests (key, request_index, provider, vendor, phones, outcome, sent_at) "
+                        "SELECT send.key, ?, ?, ?, ?, ?, ? FROM send",
+                        send + (first.index, first.provider, first.vendor, ",".join(first.phones), SENDING, now))
             return cur.rowcount > 0
 
-    def _settle_request(self, key: str, index: int, values: tuple[Any, ...], ids: list[str]) -> int:
-        # One statement, its own transaction: the update runs to completion whatever the outer query
-        # reads (a data-modifying WITH), and set_config(..., true) turns synchronous_commit off for
+    def _settle_request(self, key: str, index: int, shared: tuple[Any, ...], own: list[tuple[Any, ...]],
+                        ids: list[str]) -> int:
+        if own:  # phones with outcomes of their own: a transaction (synchronous_commit off in it)
+            return super()._settle_request(key, index, shared, own, ids)
+        # One statement, its own transaction: the updates run to completion whatever the outer query
+        # reads (data-modifying WITHs), and set_config(..., true) turns synchronous_commit off for
         # this transaction's commit only (see SqlLedger.settle).
         with self._tx("single") as cur:
             cur.execute("WITH lazy AS (SELECT set_config('synchronous_commit', 'off', true)), "
-                        "settled AS (" + _SETTLE + " RETURNING 1) "
+                        "request AS (" + _SETTLE_REQUEST + " RETURNING 1), "
+                        "own AS (" + _SETTLE + " RETURNING 1) "
                         "SELECT (SELECT COUNT(*) FROM ledger_reports WHERE message_id = ANY(?::text[])) FROM lazy",
-                        values + (key, index, ids))
+                        shared + (key, index) + shared + (key, index) + (ids,))
             return int(cur.fetchone()[0])
 
     def _db_errors(self) -> tuple[type[BaseException], ...]:

@@ -7,9 +7,14 @@ everything else (claiming keys, writing requests, settling, matching reports) li
 Tables:
 
 * ``ledger_sends``: one row per key (fingerprint of the message, first provider, recipient count).
-* ``ledger_recipients``: one row per recipient per request (key, request index, phone). Written as
-  ``sending`` before the request leaves, updated with the outcome after; reports fill the
-  delivery columns.
+* ``ledger_requests``: one row per request (key, request index, its phones joined by commas, and
+  the outcome they share). Written as ``sending`` before the request leaves, updated with the
+  outcome after.
+* ``ledger_recipients``: one row per recipient whose outcome is its own (a phone the vendor refused
+  in an answer that took the others, a vendor's per-phone message id) or that a delivery report
+  reached (the delivery columns); such a row wins over its request's shared outcome. A ledger
+  written before ``ledger_requests`` existed holds a row per recipient here and no request rows:
+  opening it adds the table, and its rows are read as they are (rows of their own, every one).
 * ``ledger_reports``: delivery reports that matched no row yet (kept until their send is settled).
 """
 
@@ -25,7 +30,7 @@ from ...errors import LedgerError
 from ...log import get_logger, safe_url, strip_userinfo
 from ...models import DeliveryReport, Outcome, OutcomePart, RequestOutcome, Status
 from ...phones import mask_phone, normalise_phone
-from . import SENDING, Attempt, LedgerRow, SendRecord
+from . import SENDING, Attempt, LedgerRequest, LedgerRow, SendRecord
 
 log = get_logger("smsgate.ledger")
 
@@ -36,10 +41,30 @@ _SELECT_ROWS = f"SELECT {', '.join(ROW_COLUMNS)} FROM ledger_recipients"
 _UNRESOLVED = (SENDING, Outcome.UNKNOWN.value)
 _FINAL = (Status.DELIVERED.value, Status.FAILED.value)
 
-# A row settled by a report before our own answer was written keeps "accepted": the vendor had it.
-_SETTLE = ("UPDATE ledger_recipients SET outcome = CASE WHEN outcome = 'accepted' THEN outcome ELSE ? END, "
-           "message_id = COALESCE(?, message_id), request_id = ?, reason_code = ?, reason_text = ?, not_sent = ?, "
-           "settled_at = ? WHERE key = ? AND request_index = ?")
+
+def _settle_sql(table: str) -> str:
+    # A row settled by a report before our own answer was written keeps "accepted": the vendor had it.
+    return (f"UPDATE {table} SET outcome = CASE WHEN outcome = 'accepted' THEN outcome ELSE ? END, "
+            "message_id = COALESCE(?, message_id), request_id = ?, reason_code = ?, reason_text = ?, not_sent = ?, "
+            "settled_at = ? WHERE key = ? AND request_index = ?")
+
+
+#: a request's shared outcome, and the same for the rows its phones already have of their own
+_SETTLE_REQUEST = _settle_sql("ledger_requests")
+_SETTLE = _settle_sql("ledger_recipients")
+#: a phone's own outcome: its row made from its request's (provider, vendor, sent_at), or updated
+_SETTLE_OWN = ("INSERT INTO ledger_recipients (key, request_index, phone, provider, vendor, outcome, message_id, "
+               "request_id, reason_code, reason_text, not_sent, sent_at, settled_at) "
+               "SELECT key, request_index, ?, provider, vendor, ?, ?, ?, ?, ?, ?, sent_at, ? FROM ledger_requests "
+               "WHERE key = ? AND request_index = ? ON CONFLICT (key, request_index, phone) DO UPDATE SET "
+               "outcome = CASE WHEN ledger_recipients.outcome = 'accepted' THEN ledger_recipients.outcome "
+               "ELSE excluded.outcome END, message_id = COALESCE(excluded.message_id, ledger_recipients.message_id), "
+               "request_id = excluded.request_id, reason_code = excluded.reason_code, "
+               "reason_text = excluded.reason_text, not_sent = excluded.not_sent, settled_at = excluded.settled_at")
+_INSERT_REQUEST = ("INSERT INTO ledger_requests (key, request_index, provider, vendor, phones, outcome, sent_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)")
+_REQUEST_COLUMNS = ("request_index", "provider", "vendor", "phones", "outcome", "message_id", "request_id",
+                    "reason_code", "reason_text", "not_sent", "sent_at", "settled_at")
 
 
 class SqlLedger:
@@ -54,6 +79,8 @@ class SqlLedger:
     schema_preamble: tuple[str, ...] = ()
     #: a query answering whether the last object of ``schema`` exists
     schema_done = ""
+    #: the SQL function giving the position of its second argument in its first (0: absent)
+    position = "instr"
 
     def __init__(self, url: str):
         self.url = url
@@ -203,10 +230,9 @@ class SqlLedger:
             self._insert_attempt(cur, key, attempt, now)
 
     def _insert_attempt(self, cur: "_Cursor", key: str, attempt: Attempt, now: float) -> None:
-        cur.executemany("INSERT INTO ledger_recipients (key, request_index, phone, provider, vendor, outcome, "
-                        "sent_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(key, attempt.index, phone, attempt.provider, attempt.vendor, SENDING, now)
-                         for phone in attempt.phones])
+        # one row for the request: its phones joined (normal 11-digit numbers, never a comma)
+        cur.execute(_INSERT_REQUEST, (key, attempt.index, attempt.provider, attempt.vendor, ",".join(attempt.phones),
+                                      SENDING, now))
 
     def settle(self, key: str, index: int, results: Sequence[OutcomePart], now: float) -> None:
         # An outcome's record need not be on disk before the caller gets it: lost in a crash, the
@@ -218,23 +244,26 @@ class SqlLedger:
         if not units:
             return
         ids = sorted({values[1] for values, _ in units if values[1]})
-        first = units[0][0]
-        if all(values == first for values, _ in units):
-            # the usual case (one answer for the whole request): one statement, not one per phone
-            early = self._settle_request(key, index, first, ids)
-        else:
-            with self._tx("settle") as cur:
-                cur.executemany(_SETTLE + " AND phone = ?",
-                                [values + (key, index, phone) for values, phones in units for phone in phones])
-                early = self._count_early_reports(cur, ids)
-        if early:
+        # the request's row takes the outcome most of its phones share (usually all of them: one
+        # statement); each other phone gets a row of its own
+        shares: dict[tuple[Any, ...], int] = {}
+        for values, phones in units:
+            shares[values] = shares.get(values, 0) + len(phones)
+        shared = max(shares, key=shares.__getitem__)
+        own = [(phone,) + values + (key, index) for values, phones in units if values != shared for phone in phones]
+        if self._settle_request(key, index, shared, own, ids):
             with self._tx("settle") as cur:
                 self._apply_early_reports(cur, ids, now)
 
-    def _settle_request(self, key: str, index: int, values: tuple[Any, ...], ids: list[str]) -> int:
-        """Settle every row of one request alike; returns how many early reports wait for ``ids``."""
+    def _settle_request(self, key: str, index: int, shared: tuple[Any, ...], own: list[tuple[Any, ...]],
+                        ids: list[str]) -> int:
+        """Settle request ``index``: ``shared`` for its row (and the rows its phones already have),
+        ``own`` rows for the phones whose outcome is their own; returns how many early reports
+        wait for ``ids``."""
         with self._tx("settle") as cur:
-            cur.execute(_SETTLE, values + (key, index))
+            cur.execute(_SETTLE_REQUEST, shared + (key, index))
+            cur.execute(_SETTLE, shared + (key, index))
+            cur.executemany(_SETTLE_OWN, own)
             return self._count_early_reports(cur, ids)
 
     def _count_early_reports(self, cur: "_Cursor", ids: list[str]) -> int:
@@ -277,11 +306,14 @@ class SqlLedger:
         return matched
 
     def _match_one(self, cur: "_Cursor", report: DeliveryReport, now: float, by_phone: bool) -> int:
-        """Apply one report to its rows: by provider + message id (+ phone when the report has one);
-        failing that, by provider + phone to the one unresolved row (sending or unknown, no message
-        id) of that phone -- the vendor had that request, so it was accepted. Returns rows updated."""
+        """Apply one report to its recipients: by provider + message id (+ phone when the report has
+        one); failing that, by provider + phone to the one unresolved recipient (sending or unknown,
+        no message id) of that phone -- the vendor had that request, so it was accepted. A recipient
+        is its own row when it has one, else its request's shared outcome (the report then gives it
+        a row of its own). Returns recipients updated."""
         phone = _phone(report.phone)
-        rows: list[tuple[Any, ...]] = []
+        # (key, request index, phone, its delivery status, whether it has a row of its own)
+        targets: list[tuple[Any, Any, str, Any, bool]] = []
         if report.message_id:
             sql = ("SELECT key, request_index, phone, delivery_status FROM ledger_recipients "
                    "WHERE vendor = ? AND message_id = ?")
@@ -290,34 +322,78 @@ class SqlLedger:
                 sql += " AND phone = ?"
                 args.append(phone)
             cur.execute(sql, args)
-            rows = cur.fetchall()
-            if not phone and len({r[2] for r in rows}) > 1:
+            targets = [(key, index, p, status, True) for key, index, p, status in cur.fetchall()]
+            cur.execute("SELECT key, request_index, phones FROM ledger_requests WHERE vendor = ? AND message_id = ?",
+                        (report.provider, report.message_id))
+            for key, index, phones in cur.fetchall():
+                if phone:
+                    if f",{phone}," in f",{phones}," and not self._has_own_row(cur, key, index, phone):
+                        targets.append((key, index, phone, None, False))
+                    continue
+                own = self._own_phones(cur, key, index)
+                targets.extend((key, index, p, None, False) for p in phones.split(",") if p not in own)
+            if not phone and len({t[2] for t in targets}) > 1:
                 # one id for a whole request and no phone in the report: which recipient is unknowable
                 log.info("smsgate.ledger.report_ambiguous", provider=report.provider, message_id=report.message_id,
-                         recipients=len(rows))
+                         recipients=len(targets))
                 return 0
-        if not rows and phone and by_phone:
-            cur.execute("SELECT key, request_index, phone, delivery_status FROM ledger_recipients "
-                        "WHERE vendor = ? AND phone = ? AND outcome IN (?, ?) AND message_id IS NULL "
-                        "ORDER BY sent_at LIMIT 1", (report.provider, phone) + _UNRESOLVED)
-            rows = cur.fetchall()
-            if rows:
+        if not targets and phone and by_phone:
+            targets = self._unresolved(cur, report.provider, phone)
+            if targets:
                 log.info("smsgate.ledger.unknown_settled", provider=report.provider, phone=mask_phone(phone),
                          message_id=report.message_id)
         updated = 0
         status = report.status.value
-        for key, index, row_phone, current in rows:
+        delivery = (status, report.raw_status, report.description, report.reported_at, now)
+        for key, index, row_phone, current, has_row in targets:
             if current in _FINAL and status not in _FINAL:
                 updated += 1  # a late "pending" never hides a final status
                 continue
-            cur.execute("UPDATE ledger_recipients SET delivery_status = ?, delivery_code = ?, delivery_text = ?, "
-                        "delivered_at = ?, reported_at = ?, message_id = COALESCE(message_id, ?), "
-                        "outcome = CASE WHEN outcome IN (?, ?) THEN 'accepted' ELSE outcome END "
-                        "WHERE key = ? AND request_index = ? AND phone = ?",
-                        (status, report.raw_status, report.description, report.reported_at, now, report.message_id)
-                        + _UNRESOLVED + (key, index, row_phone))
+            if has_row:
+                cur.execute("UPDATE ledger_recipients SET delivery_status = ?, delivery_code = ?, delivery_text = ?, "
+                            "delivered_at = ?, reported_at = ?, message_id = COALESCE(message_id, ?), "
+                            "outcome = CASE WHEN outcome IN (?, ?) THEN 'accepted' ELSE outcome END "
+                            "WHERE key = ? AND request_index = ? AND phone = ?",
+                            delivery + (report.message_id,) + _UNRESOLVED + (key, index, row_phone))
+            else:  # the phone's first row of its own: its request's outcome, with the report
+                cur.execute("INSERT INTO ledger_recipients (key, request_index, phone, provider, vendor, outcome, "
+                            "message_id, request_id, reason_code, reason_text, not_sent, sent_at, settled_at, "
+                            "delivery_status, delivery_code, delivery_text, delivered_at, reported_at) "
+                            "SELECT key, request_index, ?, provider, vendor, "
+                            "CASE WHEN outcome IN (?, ?) THEN 'accepted' ELSE outcome END, COALESCE(message_id, ?), "
+                            "request_id, reason_code, reason_text, not_sent, sent_at, settled_at, ?, ?, ?, ?, ? "
+                            "FROM ledger_requests WHERE key = ? AND request_index = ?",
+                            (row_phone,) + _UNRESOLVED + (report.message_id,) + delivery + (key, index))
             updated += 1
         return updated
+
+    def _has_own_row(self, cur: "_Cursor", key: str, index: int, phone: str) -> bool:
+        cur.execute("SELECT 1 FROM ledger_recipients WHERE key = ? AND request_index = ? AND phone = ?",
+                    (key, index, phone))
+        return cur.fetchone() is not None
+
+    def _own_phones(self, cur: "_Cursor", key: str, index: int) -> set[str]:
+        cur.execute("SELECT phone FROM ledger_recipients WHERE key = ? AND request_index = ?", (key, index))
+        return {row[0] for row in cur.fetchall()}
+
+    def _unresolved(self, cur: "_Cursor", vendor: str, phone: str) -> list[tuple[Any, Any, str, Any, bool]]:
+        """The oldest unresolved recipient (sending or unknown, no message id) ``phone`` has at
+        ``vendor``: a row of its own, or a phone of an unresolved request without one."""
+        cur.execute("SELECT key, request_index, delivery_status, sent_at FROM ledger_recipients "
+                    "WHERE vendor = ? AND phone = ? AND outcome IN (?, ?) AND message_id IS NULL "
+                    "ORDER BY sent_at LIMIT 1", (vendor, phone) + _UNRESOLVED)
+        found = [(row[3], (row[0], row[1], phone, row[2], True)) for row in cur.fetchall()]
+        # unresolved requests are few (in flight, or failed on the way): their phones are searched
+        cur.execute(f"SELECT key, request_index, sent_at FROM ledger_requests WHERE vendor = ? AND outcome IN (?, ?) "
+                    f"AND message_id IS NULL AND {self.position}(',' || phones || ',', ?) > 0 ORDER BY sent_at",
+                    (vendor,) + _UNRESOLVED + (f",{phone},",))
+        for key, index, sent_at in cur.fetchall():
+            if not self._has_own_row(cur, key, index, phone):  # its own row decides (found above if unresolved)
+                found.append((sent_at, (key, index, phone, None, False)))
+                break
+        if not found:
+            return []
+        return [min(found, key=lambda f: f[0])[1]]
 
     # -- reading back and forgetting ---------------------------------------------------------
     def status(self, key: str) -> SendRecord | None:
@@ -327,11 +403,14 @@ class SqlLedger:
             head = cur.fetchone()
             if head is None:
                 return None
+            cur.execute(f"SELECT {', '.join(_REQUEST_COLUMNS)} FROM ledger_requests WHERE key = ? "
+                        "ORDER BY request_index", (key,))
+            requests = tuple(_request(key, r) for r in cur.fetchall())
             cur.execute(_SELECT_ROWS + " WHERE key = ? ORDER BY request_index, phone", (key,))
-            rows = tuple(_row(r) for r in cur.fetchall())
+            own = tuple(_row(r) for r in cur.fetchall())
         fp, provider, recipients, segments, created_at = head
         return SendRecord(key=key, fingerprint=fp, provider=provider, recipients=int(recipients),
-                          segments=segments, created_at=float(created_at), rows=rows)
+                          segments=segments, created_at=float(created_at), requests=requests, own_rows=own)
 
     def delivery_times(self, since: float, limit: int = 10000) -> list[tuple[str, float]]:
         """``(vendor, seconds from the request leaving to its delivered report being matched)`` for
@@ -346,6 +425,8 @@ class SqlLedger:
     def prune(self, before: float) -> int:
         with self._tx() as cur:
             cur.execute("DELETE FROM ledger_recipients WHERE key IN "
+                        "(SELECT key FROM ledger_sends WHERE created_at < ?)", (before,))
+            cur.execute("DELETE FROM ledger_requests WHERE key IN "
                         "(SELECT key FROM ledger_sends WHERE created_at < ?)", (before,))
             cur.execute("DELETE FROM ledger_sends WHERE created_at < ?", (before,))
             sends = cur.rowcount
@@ -401,6 +482,14 @@ def _settle_units(results: Sequence[OutcomePart], now: float) -> list[tuple[tupl
         else:
             units.append(((outcome, r.message_id) + tail, (r.phone,)))  # type: ignore[union-attr]
     return units
+
+
+def _request(key: str, values: Sequence[Any]) -> LedgerRequest:
+    data = dict(zip(_REQUEST_COLUMNS, values))
+    data["phones"] = tuple(data["phones"].split(",")) if data["phones"] else ()
+    if data["not_sent"] is not None:
+        data["not_sent"] = bool(data["not_sent"])
+    return LedgerRequest(key=key, **data)
 
 
 def _row(values: Sequence[Any]) -> LedgerRow:

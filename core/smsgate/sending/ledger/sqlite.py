@@ -46,8 +46,16 @@ SCHEMA = (
     "message_id TEXT, phone TEXT, status TEXT NOT NULL, raw_status TEXT, description TEXT, reported_at TEXT, "
     "received_at REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ledger_reports_message ON ledger_reports (message_id)",
+    # one row per request (see sql.py); added after the tables above, so an older file gains it
+    "CREATE TABLE IF NOT EXISTS ledger_requests (key TEXT NOT NULL, request_index INTEGER NOT NULL, "
+    "provider TEXT NOT NULL, vendor TEXT NOT NULL, phones TEXT NOT NULL, outcome TEXT NOT NULL, message_id TEXT, "
+    "request_id TEXT, reason_code TEXT, reason_text TEXT, not_sent INTEGER, sent_at REAL NOT NULL, settled_at REAL, "
+    "PRIMARY KEY (key, request_index))",
+    "CREATE INDEX IF NOT EXISTS ledger_requests_message ON ledger_requests (vendor, message_id) "
+    "WHERE message_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS ledger_requests_unresolved ON ledger_requests (vendor, sent_at) "
+    "WHERE outcome IN ('sending', 'unknown')",
 )
-
 
 def sqlite_path(url: str) -> str:
     """``sqlite:///relative/path`` or ``sqlite:////absolute/path`` (SQLAlchemy's convention) -> the path."""
@@ -60,7 +68,7 @@ def sqlite_path(url: str) -> str:
 
 class SqliteLedger(SqlLedger):
     schema = SCHEMA
-    schema_done = "SELECT COUNT(*) FROM sqlite_master WHERE name = 'ledger_reports_message'"
+    schema_done = "SELECT COUNT(*) FROM sqlite_master WHERE name = 'ledger_requests_unresolved'"
 
     def __init__(self, url: str, synchronous: str = "NORMAL", busy_timeout: float = 30.0, schema: str | None = None):
         super().__init__(url)

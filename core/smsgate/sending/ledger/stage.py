@@ -10,15 +10,16 @@ used for another message. Otherwise it returns a :class:`Journal`, which writes 
 from __future__ import annotations
 
 import uuid
+from itertools import chain
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
 from ...errors import ConfigError, LedgerError, ValidationError
-from ...models import Message, Outcome, OutcomePart, Reason, RecipientResult, SendResult, part_phones
+from ...models import Message, Outcome, OutcomePart, Reason, RecipientResult, RequestOutcome, SendResult, part_phones
 from ..pipeline import message_segments
-from . import Attempt, Ledger, SendRecord, fingerprint
+from . import SENDING, Attempt, Ledger, LedgerRow, SendRecord, fingerprint
 
 MAX_KEY_LENGTH = 255
 
@@ -101,10 +102,15 @@ def open_send(ledger: Ledger | None, provider: str, vendor: str, message: Messag
 
 def replay(record: SendRecord, message: Message) -> SendResult:
     """The recorded outcome of each of ``message``'s recipients; those without one are unknown."""
-    latest = record.latest()
     in_flight = Reason(code="IN_FLIGHT", not_sent=False,
                        message=f"an earlier send with key {record.key!r} has no outcome recorded for this recipient "
                                "(still in flight, or interrupted); not sent again")
+    if record.once_each():  # the usual send: per request, as it was sent (no object per recipient)
+        parts = _request_parts(record, in_flight)
+        if list(chain.from_iterable(part_phones(p) for p in parts)) == list(message.to):
+            return SendResult(provider=record.provider, outcomes=parts, segments=record.segments, key=record.key,
+                              replayed=True)
+    latest = record.latest()
     tries: dict[str, list[RecipientResult]] = {}  # a phone's rows before its latest: failover attempts
     for earlier in record.rows:
         if earlier is not latest.get(earlier.phone):
@@ -123,3 +129,37 @@ def replay(record: SendRecord, message: Message) -> SendResult:
             recipients.append(result)
     return SendResult(provider=record.provider, recipients=tuple(recipients), segments=record.segments,
                       key=record.key, replayed=True)
+
+
+def _request_parts(record: SendRecord, in_flight: Reason) -> list[OutcomePart]:
+    """Each request's recorded outcome as stored parts: one shared outcome for its phones, a
+    phone's own row (a refusal of its own, a report) as its own result."""
+    own: dict[int, dict[str, LedgerRow]] = {}
+    for row in record.own_rows:
+        own.setdefault(row.request_index, {})[row.phone] = row
+    parts: list[OutcomePart] = []
+    for q in record.requests:
+        provider = None if q.provider == record.provider else q.provider  # as the original result had it
+        if q.outcome == SENDING:
+            shared = RequestOutcome(phones=q.phones, outcome=Outcome.UNKNOWN, reason=in_flight, provider=provider)
+        else:
+            shared = RequestOutcome(phones=q.phones, outcome=Outcome(q.outcome), message_id=q.message_id,
+                                    reason=q.reason(), request_id=q.request_id, provider=provider)
+        rows = own.get(q.request_index)
+        if not rows:
+            parts.append(shared)
+            continue
+        run: list[str] = []
+        for phone in q.phones:
+            own_row = rows.get(phone)
+            if own_row is None:
+                run.append(phone)
+                continue
+            if run:
+                parts.append(attrs.evolve(shared, phones=tuple(run)))
+                run = []
+            result = own_row.result(in_flight)
+            parts.append(attrs.evolve(result, provider=None) if result.provider == record.provider else result)
+        if run:
+            parts.append(attrs.evolve(shared, phones=tuple(run)))
+    return parts
