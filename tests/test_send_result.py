@@ -146,6 +146,9 @@ def test_a_route_fails_over_only_what_was_not_sent(smsgate_outbox):
         else:
             assert r == first  # final at a: accepted or unknown never moves
     assert len(result.recipients) == 50
+    # what stayed at a stays as a's requests gave it; only the 11 phones that moved are one by one
+    assert len(result.outcomes) == 18 and result.outcomes[0] == RequestOutcome(
+        phones=tuple(PHONES[:10]), outcome=Outcome.ACCEPTED, message_id="A0", request_id="R0")
 
 
 class ScriptedAt(Scripted):

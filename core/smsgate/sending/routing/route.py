@@ -16,17 +16,17 @@ whole routed result and sends nothing anywhere. Each attempt is a further reques
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from ...errors import ValidationError
-from ...models import Message, Outcome, Reason, RecipientResult, SendResult, expand
+from ...models import Message, Outcome, OutcomePart, Reason, RecipientResult, SendResult, expand, part_phones
 from ...phones import mask_phone
 from ..flow import Target, plan_requests, prepare, run_requests, with_deadline
 from ..ledger import stage as ledger_stage
-from ..pipeline import message_segments, normalise_recipients, only
+from ..pipeline import in_order, message_segments, normalise_recipients, only
 from .templates import check_params, for_provider
 
 #: reason codes the core gives to refusals of its own (not the provider's doing): they move the
@@ -55,12 +55,12 @@ class Route:
         return f"route {self.name!r}" if self.name else f"provider {self.targets[0].name!r}"
 
 
-def moves(result: RecipientResult) -> bool:
+def moves(result: OutcomePart) -> bool:
     """The failover rule: only an outcome that proves nothing was sent moves to the next provider."""
     return result.outcome is Outcome.REJECTED and result.reason is not None and result.reason.not_sent
 
 
-def verdict(results: list[RecipientResult]) -> bool | None:
+def verdict(results: Sequence[OutcomePart]) -> bool | None:
     """What an attempt says of its provider, for its breaker: True it works (something accepted),
     False it failed (transport failures, or the vendor refused everything as not sent), None
     nothing (the core's own refusals: rate, ledger, plugin)."""
@@ -83,7 +83,11 @@ def send_route(route: Route, message: Message, log: Any) -> SendResult:
     limits = first_target.limits
     hold = (limits.hold_phones(message.to, route.limit_scope or message.template_id, route.name)
             if limits is not None else None)
-    attempts: dict[str, list[RecipientResult]] = {p: [] for p in message.to}
+    # outcomes kept as the requests gave them (no object per recipient); only a phone that moves on
+    # gets its attempts one by one
+    tried: dict[str, list[RecipientResult]] = {}  # a moved phone's attempts so far, each proven not sent
+    final: list[OutcomePart] = []  # outcomes that did not move: final, in each attempt's order
+    first_attempt = True
     refused = hold.refused_results() if hold is not None else []
     pending = [p for p in message.to if hold is None or p not in hold.refused]
     journal: Any = None
@@ -117,17 +121,24 @@ def send_route(route: Route, message: Message, log: Any) -> SendResult:
                     taken += 1
             elif journal is not None:
                 journal = journal.at(target.name, target.context.provider)
-            # a route follows each phone through its attempts: one result per recipient here
-            results = expand(run_requests(with_deadline(target), batches, journal, log, start=index))
+            results = run_requests(with_deadline(target), batches, journal, log, start=index)
             index += taken
             if granted is not None:
                 passes.remove(granted)
                 route.breakers.record(granted, verdict(results), route.breaker_failures, route.breaker_cooldown)
-            moved = []
-            for r in results:
-                attempts[r.phone].append(attrs.evolve(r, provider=target.name))
-                if moves(r):
-                    moved.append(r.phone)
+            moved: list[str] = []
+            provider = None if target.name == first_target.name else target.name
+            for part in results:
+                if moves(part):
+                    for r in expand((part,)):
+                        tried.setdefault(r.phone, []).append(attrs.evolve(r, provider=target.name))
+                    moved.extend(part_phones(part))
+                elif first_attempt:  # no earlier attempts: the part as it is
+                    final.append(part if part.provider == provider else attrs.evolve(part, provider=provider))
+                else:
+                    final.extend(attrs.evolve(r, provider=provider, earlier=tuple(tried.pop(r.phone)))
+                                 for r in expand((part,)))
+            first_attempt = False
             if moved and target is not legs[-1][0]:
                 log.info("smsgate.route.failover", route=route.name, provider=target.name,
                          recipients=len(moved), phones=[mask_phone(p) for p in moved[:10]])
@@ -136,7 +147,7 @@ def send_route(route: Route, message: Message, log: Any) -> SendResult:
         if not claimed:
             _give_back(route, limits, hold, passes)
         raise
-    never_tried = [p for p in pending if not attempts[p]]
+    never_tried = [p for p in pending if p not in tried]
     if never_tried:  # every provider's breaker was open: nothing left for them
         reason = Reason(code=CIRCUIT_OPEN, not_sent=True,
                         message=f"{route.label}: every provider is skipped for now (circuit breaker open "
@@ -154,13 +165,12 @@ def send_route(route: Route, message: Message, log: Any) -> SendResult:
             journal.never_left(0, refused)
     elif never_tried and journal is not None:
         journal.at(first_target.name, first_target.context.provider).never_left(index, closed)
-    for r in refused:
-        attempts[r.phone].append(r if r.provider else attrs.evolve(r, provider=first_target.name))
-    final = [_final(attempts[p], first_target.name) for p in message.to]
+    final.extend(_final(tried[p], first_target.name) for p in pending if p in tried)  # refused by the last
+    final.extend(r if r.provider != first_target.name else attrs.evolve(r, provider=None) for r in refused)
     if hold is not None:
         limits.settle(hold, final)
-    return SendResult(provider=first_target.name, recipients=tuple(final), segments=message_segments(message),
-                      key=None if journal is None else journal.key)
+    return SendResult(provider=first_target.name, outcomes=in_order(first_target.name, message.to, final),
+                      segments=message_segments(message), key=None if journal is None else journal.key)
 
 
 def _final(tries: list[RecipientResult], first: str) -> RecipientResult:
