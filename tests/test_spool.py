@@ -335,3 +335,31 @@ def test_payloads_are_json_text_of_the_plain_event(spool):
     stored = [r[0] for r in spool._book.execute("SELECT payload FROM events ORDER BY id")]
     assert stored == [json_text(plain_event(e, k), default=str) for e, k in zip(events, ["report", "inbound", "report"])]
     assert stored[1].isascii() and "\\udfff" in stored[1]  # the surrogate's whole text is \u-escaped
+
+
+def test_a_put_wakes_one_claim_per_handler_not_one_per_worker(spool):
+    claims = []
+    claim = spool.claim
+
+    def counting_claim(*args, **kwargs):
+        got = claim(*args, **kwargs)
+        claims.append(len(got))
+        return got
+
+    spool.claim = counting_claim
+    handled = []
+    workers, puts = 8, 6
+    d = Dispatcher(spool, [Handler(name="batch", fn=handled.extend, batch=True, batch_size=100, workers=workers)],
+                   poll_interval=60)  # no claims on timeouts during the test
+    d.start()
+    try:
+        assert d.drain(30)
+        for n in range(puts):
+            spool.put([rep(f"M{n}-{i}") for i in range(5)])
+            assert d.drain(30)
+    finally:
+        d.stop()
+    assert len(handled) == 5 * puts
+    # each worker's first look, then per put the claim that takes the rows and the one that finds
+    # the rest empty (a woken sibling may slip in once); without the gate every worker claims per put
+    assert len(claims) <= workers + 3 * puts, claims

@@ -39,6 +39,15 @@ class Handler:
     retry_cap: float = 600.0
 
 
+class _ClaimGate:
+    """One handler's workers claim one at a time; ``drained_at`` is the spool generation (puts of
+    this process) after which a claim found fewer rows than it asked for."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.drained_at = -1
+
+
 class Dispatcher:
     """Runs handlers over the spool in background threads.
 
@@ -57,6 +66,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._started = False
         self._lock = threading.Lock()
+        self._gates: dict[str, _ClaimGate] = {}
         self.handled = 0
         self.failures = 0
         for h in handlers:
@@ -106,22 +116,46 @@ class Dispatcher:
     #: rows a one-event-per-call handler leases at once (so its other workers get work too)
     ITEM_CLAIM = 10
 
+    def _gate(self, name: str) -> "_ClaimGate":
+        with self._lock:
+            gate = self._gates.get(name)
+            if gate is None:
+                gate = self._gates[name] = _ClaimGate()
+            return gate
+
     def _work(self, handler: Handler) -> None:
         delay = backoff(handler.retry_base, handler.retry_cap)
         generation = self.spool.generation
         limit = handler.batch_size if handler.batch else max(1, min(handler.batch_size, self.ITEM_CLAIM))
+        gate = self._gate(handler.name)
+        look = True  # claim even if a sibling found nothing: rows may have become due since
         while not self._stop.is_set():
             claimed_at = self.spool.clock()
-            try:
-                batch = self.spool.claim(handler.name, self.owner, limit, self.lease_seconds)
-            except Exception as exc:
-                if self.spool.closed:
-                    return
-                log.warning("smsgate.spool.claim_failed", handler=handler.name, error=str(exc))
-                batch = []
+            with gate.lock:
+                # A put wakes every worker of every handler; once one worker of this handler has
+                # taken all that was due after that put, its siblings go back to sleep without a
+                # claim (a transaction each) that would find nothing.
+                now_generation = self.spool.generation
+                if not look and gate.drained_at == now_generation:
+                    batch = []
+                else:
+                    try:
+                        batch = self.spool.claim(handler.name, self.owner, limit, self.lease_seconds)
+                    except Exception as exc:
+                        if self.spool.closed:
+                            return
+                        log.warning("smsgate.spool.claim_failed", handler=handler.name, error=str(exc))
+                        batch = []
+                    if len(batch) < limit:
+                        gate.drained_at = now_generation
             if not batch:
-                generation = self.spool.wait(generation, self.poll_interval)
+                woken = self.spool.wait(generation, self.poll_interval)
+                # woken by a put: claim unless a sibling drained it; timed out: claim (retries,
+                # expired leases, another process's puts)
+                look = woken == generation
+                generation = woken
                 continue
+            look = True
             if handler.batch:
                 self._run(handler, batch, lambda: handler.fn(batch), delay)
             else:

@@ -88,3 +88,33 @@ def test_importing_the_plugin_does_not_import_cattrs():
     code = "import sys, smsgate_guodu.plugin; print('cattrs' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_fast_report_reader_gives_what_the_converter_gives():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from smsgate.wire import Wire, WireError
+    from smsgate_guodu import wire
+
+    strict = Wire(use_alias=True, strict_str=False, hooks=wire.WIRE._hooks)  # no fast reader
+    value = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=False),
+                      st.text(max_size=6), st.sampled_from(["0", " 2 ", "-1", "", "x1"]), st.lists(st.integers(), max_size=1))
+    keys = st.sampled_from(["msgId", "mobile", "status", "msg", "reportTime", "other"])
+    item = st.dictionaries(keys, value, max_size=6) | st.fixed_dictionaries(
+        {"msgId": st.text(min_size=1, max_size=5), "mobile": st.text(min_size=1, max_size=5),
+         "status": st.integers(-3, 3) | st.sampled_from(["0", "1", " 7"])},
+        optional={"msg": st.none() | st.text(max_size=4), "reportTime": st.none() | st.text(max_size=4)})
+
+    def read(w, data):
+        try:
+            return w.read(data, wire.StatusReport)
+        except WireError as exc:
+            return ("error", str(exc))
+
+    @settings(max_examples=300, deadline=None)
+    @given(item)
+    def check(data):
+        assert read(wire.WIRE, data) == read(strict, data)
+
+    check()
