@@ -273,3 +273,31 @@ def test_pull_interval_counts_from_the_answer_and_holds_up_only_its_own_kind():
         gw.pull_reports("loopback")
     # 0.2 s passed (the balance call) since the first pull's answer: 0.1 s left to wait
     assert slept == [pytest.approx(0.1)]
+
+
+def test_a_derived_context_keeps_every_field():
+    import attrs
+
+    from smsgate import HookContext
+
+    ctx = HookContext(provider="p", config=object(), operation=Operation.SEND, clock=lambda: 1.0,
+                      nonce_factory=lambda: "n", request_index=2, extras={"a": 1})
+    assert ctx.derive(request_index=5) == attrs.evolve(ctx, request_index=5)
+    assert ctx.derive(extras={"b": 2}) == attrs.evolve(ctx, extras={"b": 2})
+    assert ctx.derive() == ctx
+
+
+def test_a_plugin_registered_after_a_send_sees_the_next_one(smsgate_outbox):
+    gw = Gateway({"providers": {"loopback": {}}})
+    assert gw.send(Message(to=["13800138000"], text="hi")).ok
+    seen = []
+
+    class Watcher:
+        @hookimpl(wrapper=True)
+        def build_request(self, ctx, operation, payload):
+            seen.append(ctx.provider)
+            return (yield)
+
+    gw.plugins.register(Watcher(), name="watcher")
+    assert gw.send(Message(to=["13800138000"], text="hi")).ok
+    assert seen == ["loopback"]

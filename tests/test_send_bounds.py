@@ -118,6 +118,20 @@ def test_a_dripping_server_is_cut_off_at_send_timeout_and_the_send_is_unknown(ra
     assert r.outcome is Outcome.UNKNOWN and "send_timeout" in r.reason.message
 
 
+def test_a_shorter_deadline_is_kept_while_a_longer_one_is_open(raw_server):
+    # the watchdog sleeps until the earliest deadline it knows: one that comes earlier must wake it
+    server = raw_server(drip_body)
+    first = threading.Thread(target=lambda: gateway(server.url, send_timeout=600.0).send(
+        Message(to=["13800138000"], text="hi"), provider="loopback"), daemon=True)
+    first.start()
+    while server.sent == 0:  # the long send's exchange is open (its answer has begun)
+        time.sleep(0.05)
+    result = send_in_thread(gateway(server.url), Message(to=["13800138001"], text="hi"))
+    [r] = result.recipients
+    assert r.outcome is Outcome.UNKNOWN and "send_timeout" in r.reason.message
+    assert first.is_alive()  # still within its own deadline
+
+
 def test_requests_queued_past_the_deadline_are_rejected_not_sent(raw_server):
     server = raw_server(drip_body)
     phones = [f"138{i:08d}" for i in range(101)]  # two requests (100 a request), one at a time

@@ -89,6 +89,8 @@ class Logger:
         self._stdlib = logging.getLogger(name)
 
     def _log(self, level: int, event: str, fields: dict[str, Any]) -> None:
+        if not self.is_enabled(level):  # nothing would take it: no work on its fields
+            return
         for key, value in fields.items():  # a URL's user:password@ never reaches a log line
             if isinstance(value, str) and "@" in value:
                 fields[key] = strip_userinfo(value)
@@ -101,8 +103,6 @@ class Logger:
             structlog.get_logger(self.name).log(level, event, **fields)
             return
         logger = self._stdlib
-        if not logger.isEnabledFor(level):
-            return
         extra: dict[str, Any] = {k: v for k, v in fields.items() if k not in _RESERVED}
         extra["event"] = event
         extra["fields"] = fields

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .wire import load_json  # light (json, attrs); imported here, not per answer
+
 if TYPE_CHECKING:
     import cattrs
 
@@ -530,9 +532,14 @@ class HttpRequest:
         return _find_header(self.headers, name)
 
     def with_headers(self, extra: Mapping[str, str]) -> "HttpRequest":
-        lower = {k.lower() for k in extra}
-        kept = tuple((k, v) for k, v in self.headers if k.lower() not in lower)
-        return attrs.evolve(self, headers=kept + _headers(extra))
+        """This request with ``extra`` headers, replacing any of the same name (in any case)."""
+        # every signed request passes here: C-level loops, and no generic evolve for the usual class
+        added = tuple(zip(map(str, extra), map(str, extra.values())))
+        lower = {k.lower() for k, _ in added}
+        headers = (*[h for h in self.headers if h[0].lower() not in lower], *added)
+        if type(self) is HttpRequest:
+            return HttpRequest(method=self.method, url=self.url, headers=headers, body=self.body)
+        return attrs.evolve(self, headers=headers)
 
     @property
     def path(self) -> str:
@@ -556,8 +563,6 @@ class HttpResponse:
 
     def json(self) -> Any:
         """The body as JSON; ValueError (never RecursionError) when it is not JSON."""
-        from .wire import load_json
-
         return load_json(self.body)
 
     @classmethod

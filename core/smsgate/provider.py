@@ -162,6 +162,14 @@ class HookContext:
     request_index: int = 0  #: which request of this call (0-based), for wrappers that record
     extras: Mapping[str, Any] = attrs.field(factory=dict)
 
+    def derive(self, *, request_index: int | None = None, extras: Mapping[str, Any] | None = None) -> "HookContext":
+        """This context for another request of the same call, or with other ``extras``: what
+        ``attrs.evolve`` does, at a fifth of its cost (every send makes one or more)."""
+        return HookContext(provider=self.provider, config=self.config, operation=self.operation, clock=self.clock,
+                           nonce_factory=self.nonce_factory,
+                           request_index=self.request_index if request_index is None else request_index,
+                           extras=self.extras if extras is None else extras)
+
     def now(self) -> float:
         """Unix time in seconds, from the context's clock."""
         return self.clock()

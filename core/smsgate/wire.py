@@ -85,12 +85,21 @@ def json_encoder(*, default: Callable[[Any], Any] | None = None,
     return encoder
 
 
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
 def load_json(data: bytes | str) -> Any:
     """Parse JSON text (bytes are read as UTF-8). Raises ``ValueError`` for anything that is not
     JSON, including text nested so deep that the parser would raise ``RecursionError``."""
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
-        return json.loads(text)
+        try:  # the usual answer, one JSON value and nothing around it: the scanner alone
+            value, end = _scan_json(text, 0)
+            if end == len(text):
+                return value
+        except StopIteration:
+            pass
+        return json.loads(text)  # anything else, with json.loads' own errors
     except RecursionError:
         raise ValueError("JSON nested too deep") from None
 

@@ -48,81 +48,100 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
     quota back, and nothing is sent); run the requests, each written to the ledger before it
     leaves and after, and each after a slot of the provider's request rate; give back the quota of
     phones whose request never left; merge.
+
+    A stage that is not configured costs nothing: no per-phone quota, no hold; no ledger and no
+    key, no journal; no request rate, no gate.
     """
-    target = with_deadline(target)
-    message = prepare(target, normalise_recipients(message))
+    ctx = deadline_context(target)
+    message = prepare(target, normalise_recipients(message), ctx)
     limits = target.limits
-    hold = limits.hold_phones(message.to, target.limit_scope or message.template_id) if limits is not None else None
+    hold = limits.hold_phones(message.to, target.limit_scope or message.template_id) \
+        if limits is not None and limits.phone_quotas else None
     refused = hold.refused_results() if hold is not None else []
     sending = only(message, [p for p in message.to if p not in hold.refused]) if hold is not None and refused \
         else message
-    batches = plan_requests(target, sending)
-    try:
-        journal = ledger_stage.open_send(target.ledger, target.name, target.context.provider, message, batches,
-                                         target.context.clock, log)
-    except BaseException:
-        if hold is not None:  # nothing was sent
-            limits.release(hold)
-        raise
-    if isinstance(journal, SendResult):  # the key was sent before: its recorded outcomes
-        if hold is not None:
-            limits.release(hold)
-        return journal
-    if refused and journal is not None:  # recorded as a request that never left: a replay answers the same
-        journal.never_left(len(batches), refused)
-    results = run_requests(target, batches, journal, log)
+    batches = plan_requests(target, sending, ctx)
+    journal = None
+    if target.ledger is not None or message.key is not None:  # (a key without a ledger is refused there)
+        try:
+            journal = ledger_stage.open_send(target.ledger, target.name, ctx.provider, message, batches, ctx.clock,
+                                             log)
+        except BaseException:
+            if hold is not None:  # nothing was sent
+                limits.release(hold)
+            raise
+        if isinstance(journal, SendResult):  # the key was sent before: its recorded outcomes
+            if hold is not None:
+                limits.release(hold)
+            return journal
+        if refused and journal is not None:  # recorded as a request that never left: a replay answers the same
+            journal.never_left(len(batches), refused)
+    results = run_requests(target, batches, journal, log, ctx=ctx)
     if hold is not None:
         limits.settle(hold, results)
-    return merge(target.name, message, refused + results, key=None if journal is None else journal.key)
+    return merge(target.name, message, refused + results if refused else results,
+                 key=None if journal is None else journal.key)
+
+
+def deadline_context(target: Target) -> HookContext:
+    """The context of a send through ``target`` whose requests all end by ``send_timeout`` from now
+    (``ctx.extras["deadline"]``; the transport cuts off what is still open then, and those
+    recipients are unknown)."""
+    ctx = target.context
+    return ctx.derive(extras={**ctx.extras, "deadline": deadline_after(target.send_timeout)})
 
 
 def with_deadline(target: Target) -> Target:
-    """``target`` whose requests all end by ``send_timeout`` from now (the transport cuts off what
-    is still open; those recipients are unknown). A route gives each provider's attempt its own."""
-    ctx = target.context
-    return attrs.evolve(target, context=attrs.evolve(
-        ctx, extras={**ctx.extras, "deadline": deadline_after(target.send_timeout)}))
+    """``target`` with :func:`deadline_context` as its context. A route gives each provider's
+    attempt its own."""
+    return attrs.evolve(target, context=deadline_context(target))
 
 
-def prepare(target: Target, message: Message) -> Message:
+def prepare(target: Target, message: Message, ctx: HookContext | None = None) -> Message:
     """The checks of one provider, on a message whose recipients are normalised: the operation is
     offered, the content keeps the provider's rules, the plugins' ``validate_message`` (which may
-    replace the message). Raises ValidationError; nothing is sent."""
+    replace the message). Raises ValidationError; nothing is sent. ``ctx``: the send's context
+    (by default ``target.context``)."""
     caps, hooks = target.capabilities, target.hooks
     if message.operation not in caps.operations:
         raise ValidationError(f"provider {target.name!r} cannot {message.operation.value}", field="personal")
     check_content(message, caps, target.name)
     if hooks.validate_message.implemented:  # skipped when no plugin has anything to say
-        replaced = hooks.validate_message(ctx=target.context, message=message)
+        replaced = hooks.validate_message(ctx=target.context if ctx is None else ctx, message=message)
         if replaced is not None:
             message = replaced
     return message
 
 
-def plan_requests(target: Target, message: Message) -> list[Message]:
+def plan_requests(target: Target, message: Message, ctx: HookContext | None = None) -> list[Message]:
     """``message`` cut into requests within the vendor's limit (none for no recipients)."""
     if not message.to:
         return []
     hooks, operation = target.hooks, message.operation
-    limit = hooks.request_limit(ctx=target.context, operation=operation) if hooks.request_limit.implemented else None
+    limit = hooks.request_limit(ctx=target.context if ctx is None else ctx, operation=operation) \
+        if hooks.request_limit.implemented else None
     return plan(message, limit or target.capabilities.limit(message.operation))
 
 
 def run_requests(target: Target, batches: list[Message], journal: Any, log: Any,
-                 start: int = 0) -> list[OutcomePart]:
+                 start: int = 0, ctx: HookContext | None = None) -> list[OutcomePart]:
     """Run ``batches`` through ``target`` as requests ``start``, ``start + 1``, ... of the send:
     each written to the ledger before it leaves and after, each after a slot of the provider's
-    request rate. Every recipient gets an outcome; never raises for vendor or transport failures."""
+    request rate. Every recipient gets an outcome; never raises for vendor or transport failures.
+    ``ctx``: the send's context (by default ``target.context``)."""
     if not batches:
         return []
-    ctx0, limits = target.context, target.limits
+    ctx0 = target.context if ctx is None else ctx
+    limits, rate = target.limits, target.rate
+    first = ctx0.request_index
 
     def context(i: int) -> HookContext:
-        return ctx0 if i == ctx0.request_index else attrs.evolve(ctx0, request_index=i)
+        return ctx0 if i == first else ctx0.derive(request_index=i)
 
     return execute_send(
         target.hooks, context, batches[0].operation, batches, target.max_concurrency, log, journal,
-        gate=limits.request_gate(target.name, target.rate) if limits is not None else None, start=start,
+        gate=limits.request_gate(target.name, rate) if limits is not None and rate is not None else None,
+        start=start,
     )
 
 

@@ -64,6 +64,7 @@ class Gateway:
         self._ledger_lock = threading.Lock()
         self._configs: dict[str, tuple[Any, Any]] = {}
         self._rates: dict[str, Any] = {}
+        self._targets: dict[tuple[str, Operation | None], Any] = {}  # (name, operation) -> flow.Target
         # limit waits use these (replaceable, so tests check the rules without real waiting)
         self.monotonic: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
@@ -222,7 +223,9 @@ class Gateway:
         route = route or (None if provider else self.routing.default_route)
         template = self.routing.templates.get(message.template_id) if message.template_id is not None else None
         if route is None and template is None:
-            target = attrs.evolve(self.target(provider, message.operation), limit_scope=limit_scope)
+            target = self.target(provider, message.operation)
+            if limit_scope is not None:
+                target = attrs.evolve(target, limit_scope=limit_scope)
             # through the send_message hook, whose core implementation is the send flow (flow.py)
             result: SendResult = target.hooks.send_message(ctx=target.context, target=target, message=message)
             return result
@@ -264,16 +267,29 @@ class Gateway:
                      limit_scope=limit_scope)
 
     def target(self, provider: str | None = None, operation: Operation | None = None) -> Any:
-        """The resolved provider the send flow works with (``smsgate.sending.flow.Target``)."""
+        """The resolved provider the send flow works with (``smsgate.sending.flow.Target``).
+
+        Made once per provider and operation: a send reads its config, capabilities, rate and
+        hooks from here rather than looking each up again. It is made anew when the provider's
+        scoped hooks changed (a plugin registered or unregistered) or the clock or nonce source
+        was replaced."""
+        name = self._resolve(provider)
+        target = self._targets.get((name, operation))
+        if target is not None:
+            ctx = target.context
+            if (target.hooks is self.plugins.hooks_for(ctx.provider) and ctx.clock is self.clock
+                    and ctx.nonce_factory is self.nonce):
+                return target
         from .flow import Target
 
-        name = self._resolve(provider)
         entry, config = self.provider(name)
-        return Target(name=name, capabilities=entry.spec.capabilities, hooks=self.plugins.hooks_for(entry.spec.name),
-                      context=self.context(name, operation),
-                      max_concurrency=int(getattr(config, "max_concurrency", 4)), ledger=self.ledger,
-                      limits=self.limits, rate=self.rate(name),
-                      send_timeout=float(getattr(config, "send_timeout", 60.0)))
+        target = Target(name=name, capabilities=entry.spec.capabilities, hooks=self.plugins.hooks_for(entry.spec.name),
+                        context=self.context(name, operation),
+                        max_concurrency=int(getattr(config, "max_concurrency", 4)), ledger=self.ledger,
+                        limits=self.limits, rate=self.rate(name),
+                        send_timeout=float(getattr(config, "send_timeout", 60.0)))
+        self._targets[(name, operation)] = target
+        return target
 
     def status(self, key: str) -> Any:
         """What the ledger recorded for ``key`` (``smsgate.sending.ledger.SendRecord``: per recipient

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 from itertools import chain
 from collections.abc import Callable, Mapping, Sequence
@@ -181,7 +182,9 @@ def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, *, inv
 
     A ValidationError while building becomes a not-sent ProviderError (a send's recipients get
     an outcome), or with ``invalid_raises`` is raised as it is (a query's bad input)."""
-    trace = RequestTrace(ctx, operation)
+    trace = RequestTrace.start(ctx, operation)
+    if trace is None:  # the usual case: nobody reads the trace, nothing is collected for it
+        return _run_request(hooks, ctx, operation, payload, None, invalid_raises)
     try:
         result = _run_request(hooks, ctx, operation, payload, trace, invalid_raises)
     except (ProviderError, TransportError) as exc:
@@ -196,7 +199,7 @@ def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, *, inv
     return result
 
 
-def _run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, trace: RequestTrace,
+def _run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, trace: RequestTrace | None,
                  invalid_raises: bool) -> Any:
     unsigned = None
     try:
@@ -218,16 +221,20 @@ def _run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, trace
         request = signed
     # From here on the request may have left: only a TransportError or ProviderError that says so
     # proves it did not; anything else raised (a wrapper's or a plugin's) leaves the outcome unknown.
-    trace.sent(unsigned, request)
+    if trace is not None:
+        trace.sent(unsigned, request)
     try:
         response = hooks.transmit(ctx=ctx, request=request)
     except (TransportError, ProviderError):
-        trace.answered(None)
+        if trace is not None:
+            trace.answered(None)
         raise
     except Exception as exc:
-        trace.answered(None)
+        if trace is not None:
+            trace.answered(None)
         raise TransportError(f"sending failed: {type(exc).__name__}: {exc}", not_sent=False) from None
-    trace.answered(response)
+    if trace is not None:
+        trace.answered(response)
     try:
         result = hooks.parse_response(ctx=ctx, operation=operation, request=request, response=response)
     except ProviderError:
@@ -352,8 +359,9 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
                         f"provider {provider!r}: parse_response returned {type(reply).__name__}, not SendReply")
     message_id, request_id, ids = reply.message_id, reply.request_id, reply.message_ids
     if not reply.rejected:  # the usual answer: every recipient accepted, one shared outcome
-        log.info("smsgate.send.accepted", provider=provider, recipients=len(batch.to),
-                 phones=_masked(batch.to), message_id=message_id, request_id=request_id)
+        if log.is_enabled(logging.INFO):
+            log.info("smsgate.send.accepted", provider=provider, recipients=len(batch.to),
+                     phones=_masked(batch.to), message_id=message_id, request_id=request_id)
         return [RequestOutcome(phones=batch.to, outcome=Outcome.ACCEPTED, message_id=message_id, message_ids=ids,
                                request_id=request_id)]
     # some phones refused: runs of accepted phones share one outcome, each refused phone has its own
@@ -379,7 +387,7 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
         outcome = Outcome.REJECTED if refused.not_sent else Outcome.UNKNOWN
         results.append(RecipientResult(phone=phone, outcome=outcome, reason=refused, request_id=request_id))
     close_run()
-    if accepted:
+    if accepted and log.is_enabled(logging.INFO):
         log.info("smsgate.send.accepted", provider=provider, recipients=len(accepted),
                  phones=_masked(accepted), message_id=message_id, request_id=request_id)
     for not_sent, event in ((True, "smsgate.send.rejected"), (False, "smsgate.send.unknown")):

@@ -76,32 +76,50 @@ class _Watch:
 
 
 class _Watchdog:
-    """One thread for the process that cuts off exchanges past their deadline."""
+    """One thread for the process that cuts off exchanges past their deadline.
+
+    Registering an exchange wakes the thread only when its deadline comes before the moment the
+    thread is already waiting for (a thread switch per request would cost more than the rest of
+    the request's own work); with one ``send_timeout`` the deadlines come in order and the thread
+    sleeps until the earliest. Finished exchanges are dropped by whoever registers the next one.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, _Watch]] = []
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
+        self._wake_at: float | None = None  # when the thread wakes by itself (None: only when notified)
+        self._compact_at = 64
 
     def watch(self, deadline: float, sock: Any) -> _Watch:
         watch = _Watch(sock)
         with self._cond:
-            heapq.heappush(self._heap, (deadline, next(self._seq), watch))
+            heap = self._heap
+            while heap and heap[0][2].done:
+                heapq.heappop(heap)
+            if len(heap) >= self._compact_at:  # finished ones behind a later deadline: dropped in bulk
+                heap[:] = [entry for entry in heap if not entry[2].done]
+                heapq.heapify(heap)
+                self._compact_at = max(64, 2 * len(heap))
+            heapq.heappush(heap, (deadline, next(self._seq), watch))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="smsgate-deadline", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            elif self._wake_at is None or deadline < self._wake_at:
+                self._cond.notify()
         return watch
 
     def _run(self) -> None:
         with self._cond:
+            heap = self._heap
             while True:
                 now = time.monotonic()
-                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
-                    _, _, watch = heapq.heappop(self._heap)
+                while heap and (heap[0][2].done or heap[0][0] <= now):
+                    _, _, watch = heapq.heappop(heap)
                     watch.expire()
-                self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                self._wake_at = heap[0][0] if heap else None
+                self._cond.wait(self._wake_at - now if self._wake_at is not None else None)
 
 
 _WATCHDOG = _Watchdog()
@@ -204,7 +222,8 @@ class Transport:
             else:
                 self._warn_insecure(provider)
                 pool_kwargs = {"cert_reqs": "CERT_NONE", "assert_hostname": False}
-        timeout = self._timeout(config)
+        timeout = base = self._timeout(config)
+        longest = max(base.connect_timeout, base.read_timeout)
         retries_left = int(getattr(config, "connect_retries", 2))
         attempts = 0
         parts = urlsplit(request.url)
@@ -220,8 +239,9 @@ class Transport:
                     raise TransportError(f"send_timeout reached before the request to {where} was sent",
                                          not_sent=True, attempts=attempts - 1, url=_safe_url(request.url),
                                          kind="deadline")
-                timeout = self._urllib3.Timeout(connect=min(timeout.connect_timeout, remaining),
-                                                read=min(timeout.read_timeout, remaining))
+                if remaining < longest:  # the deadline comes before a timeout would: the timeouts shrink
+                    timeout = self._urllib3.Timeout(connect=min(base.connect_timeout, remaining),
+                                                    read=min(base.read_timeout, remaining))
             _local.deadline, _local.watch = deadline, None
             resp = None
             try:

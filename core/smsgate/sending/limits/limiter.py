@@ -126,6 +126,14 @@ class Limits:
             self._store.close()
 
     # -- per-phone quotas --------------------------------------------------------------------
+    @property
+    def phone_quotas(self) -> bool:
+        """Whether any send is counted in a per-phone quota (``[limits] per_phone``, a
+        ``[templates.NAME]`` or a ``[routes.NAME]`` ``per_phone``); when not, the send flow skips
+        the quota stage."""
+        settings = self.settings
+        return bool(settings.per_phone or settings.scopes or settings.routes)
+
     def phone_rates(self, scope: str | None, route: str | None = None) -> tuple[str, tuple[Rate, ...]]:
         """The quotas of a send in ``scope`` over ``route`` (a ``[templates.NAME]`` with
         ``per_phone``, else the ``[routes.NAME]`` one, else the ``[limits] per_phone`` default) and
