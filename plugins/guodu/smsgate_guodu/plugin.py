@@ -286,18 +286,22 @@ def _is_report(item: Any) -> bool:
 
 
 def _report(index: int, item: dict[str, Any]) -> DeliveryReport:
-    try:
-        report = wire.WIRE.read(item, wire.StatusReport)
-    except ValueError as exc:
-        raise ValidationError(f"guodu status report [{index}] cannot be read: {exc}", field="body") from None
+    fields = wire.report_fields(item)  # the usual shape, read as WIRE.read would (a push carries 250)
+    if fields is None:
+        try:
+            report = wire.WIRE.read(item, wire.StatusReport)
+        except ValueError as exc:
+            raise ValidationError(f"guodu status report [{index}] cannot be read: {exc}", field="body") from None
+        fields = (report.msg_id, report.mobile, report.status, report.msg, report.report_time)
+    msg_id, mobile, status, msg, report_time = fields
     return DeliveryReport(
         provider=NAME,
-        message_id=report.msg_id,
-        phone=report.mobile,
-        status=Status.DELIVERED if int(report.status) == 0 else Status.FAILED,
-        raw_status=report.status,
-        description=report.msg,
-        reported_at=report.report_time,
+        message_id=msg_id,
+        phone=mobile,
+        status=Status.DELIVERED if int(status) == 0 else Status.FAILED,
+        raw_status=status,
+        description=msg,
+        reported_at=report_time,
         raw=item,
     )
 

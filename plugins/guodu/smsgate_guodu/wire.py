@@ -85,11 +85,11 @@ def _status_number(value: Any, _type: Any) -> str:
     return str(value).strip()
 
 
-def _fast_status_report(item: Any) -> StatusReport | None:
-    """A status report item of the usual shape (text ids, a numeric status, text or no ``msg`` and
-    ``reportTime``) read without the converter; None for anything else, which the converter reads
-    (or refuses, naming the field). Gives exactly what the converter gives: a push carries up to
-    250 of these."""
+def report_fields(item: Any) -> tuple[str, str, str, str | None, str | None] | None:
+    """``(msgId, mobile, status, msg, reportTime)`` of a status report item of the usual shape (text
+    ids, a numeric status, text or no ``msg`` and ``reportTime``), read without the converter and
+    exactly as it reads them (a push carries up to 250 items); None for anything else, which the
+    converter reads or refuses, naming the field."""
     if type(item) is not dict:
         return None
     get = item.get
@@ -104,7 +104,15 @@ def _fast_status_report(item: Any) -> StatusReport | None:
         text = status.strip()
     else:
         return None
-    return StatusReport(msgId=PresentText(msg_id), mobile=PresentText(mobile), status=StatusNumber(text), msg=msg,
+    return msg_id, mobile, text, msg, report_time
+
+
+def _fast_status_report(item: Any) -> StatusReport | None:
+    fields = report_fields(item)
+    if fields is None:
+        return None
+    msg_id, mobile, status, msg, report_time = fields
+    return StatusReport(msgId=PresentText(msg_id), mobile=PresentText(mobile), status=StatusNumber(status), msg=msg,
                         reportTime=report_time)
 
 
