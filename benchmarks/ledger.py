@@ -111,9 +111,11 @@ def one_send(url: str, ledger_url: str | None, count: int) -> dict:
 
         from smsgate.sending.ledger.sqlite import sqlite_path
 
-        with sqlite3.connect(sqlite_path(ledger_url)) as db:
-            rows = db.execute("SELECT COUNT(*) FROM ledger_recipients WHERE key = 'million' "
-                              "AND outcome = 'accepted'").fetchone()[0]
+        with sqlite3.connect(sqlite_path(ledger_url)) as db:  # one row per request; phones joined by commas
+            rows = db.execute("SELECT COUNT(*), SUM(LENGTH(phones) - LENGTH(REPLACE(phones, ',', '')) + 1) "
+                              "FROM ledger_requests WHERE key = 'million' AND outcome = 'accepted'").fetchone()
+            own = db.execute("SELECT COUNT(*) FROM ledger_recipients WHERE key = 'million'").fetchone()[0]
+        rows = {"requests": rows[0], "accepted": rows[1], "own": own}
     return {"cpu_s": round(cpu, 1), "wall_s": round(wall, 1), "peak_mib": round(peak), "ledger_rows": rows}
 
 
@@ -130,7 +132,9 @@ def million(args: argparse.Namespace) -> None:
                 path = f"{tmp}/ledger.sqlite3"
                 size = f", file {sum(os.path.getsize(path + s) for s in ('', '-wal') if os.path.exists(path + s)) / 2**20:.0f} MiB"
             print(f"{name}: {args.count:,} recipients in one send: {stats['cpu_s']} CPU s, {stats['wall_s']} s wall, "
-                  f"peak {stats['peak_mib']} MiB{size}" + (f", {stats['ledger_rows']:,} ledger rows" if ledger_url else ""))
+                  f"peak {stats['peak_mib']} MiB{size}" + (
+                      ", ledger: {requests:,} request rows ({accepted:,} recipients accepted), {own:,} rows of "
+                      "recipients of their own".format(**stats["ledger_rows"]) if ledger_url else ""))
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)
