@@ -12,7 +12,7 @@ import pickle
 import pytest
 
 from smsgate import (Gateway, Message, Outcome, ProviderError, Reason, RecipientResult, RequestOutcome,
-                     SendReply, SendResult, hookimpl)
+                     SendReply, SendResult, converter, hookimpl, to_jsonable)
 
 PHONES = [f"139{i:08d}" for i in range(50)]
 BLACK = Reason(code="BLACK", message="blacklisted")
@@ -184,5 +184,10 @@ def test_stored_and_per_recipient_results_are_the_same_value():
     again = pickle.loads(pickle.dumps(stored))  # a result crosses processes (Celery, multiprocessing)
     assert again == stored and again.recipients == stored.recipients
     assert "13800138001" in repr(stored)  # the repr lists every recipient, as before
+    # cattrs sees the public shape: one entry per recipient, and back
+    data = json.loads(json.dumps(to_jsonable(stored)))
+    assert list(data) == ["provider", "recipients", "segments", "key", "replayed"]
+    assert data == json.loads(json.dumps(to_jsonable(SendResult(provider="p", recipients=per_recipient, key="k"))))
+    assert converter().structure(data, SendResult) == stored
     with pytest.raises(TypeError):
         SendResult(provider="p")

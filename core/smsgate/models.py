@@ -351,8 +351,26 @@ class SendResult:
             "key": self.key,
             "replayed": self.replayed,
             # each phone with its own outcome and id (message_ids alone cannot be matched to phones)
-            "recipients": [r.to_json_dict(self.provider) for r in self.recipients],
+            "recipients": self._recipients_json(),
         }
+
+    def _recipients_json(self) -> list[dict[str, Any]]:
+        """``to_json_dict()["recipients"]`` from the stored outcomes: a shared outcome's entry is
+        made once and copied per phone (the same entries ``RecipientResult.to_json_dict`` gives)."""
+        provider = self.provider
+        out: list[dict[str, Any]] = []
+        for part in self.outcomes:
+            if not isinstance(part, RequestOutcome):
+                out.append(part.to_json_dict(provider))
+                continue
+            base = RecipientResult(phone="", outcome=part.outcome, message_id=part.message_id, reason=part.reason,
+                                   request_id=part.request_id, provider=part.provider)._json(provider)
+            ids, message_id = part.message_ids, part.message_id
+            for phone in part.phones:
+                one = {**base, "phone": phone, "message_id": ids.get(phone, message_id)} if ids else \
+                    {**base, "phone": phone}
+                out.append({**one, "attempts": [one]})  # one provider, one attempt
+        return out
 
 
 def _rejected_json(r: RecipientResult) -> dict[str, Any]:
@@ -625,6 +643,13 @@ def make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(_dt.datetime, lambda d: d.isoformat())
     converter.register_structure_hook(_dt.datetime, lambda v, _: _dt.datetime.fromisoformat(v))
     converter.register_unstructure_hook(bytes, lambda b: b.decode("utf-8", "replace"))
+    # a SendResult in its public shape (one entry per recipient), however it stores its outcomes
+    converter.register_unstructure_hook(SendResult, lambda r: {
+        "provider": r.provider, "recipients": converter.unstructure(r.recipients, tuple[RecipientResult, ...]),
+        "segments": r.segments, "key": r.key, "replayed": r.replayed})
+    converter.register_structure_hook(SendResult, lambda d, _: SendResult(
+        provider=d["provider"], recipients=converter.structure(d.get("recipients", ()), tuple[RecipientResult, ...]),
+        segments=d.get("segments"), key=d.get("key"), replayed=bool(d.get("replayed", False))))
     return converter
 
 
