@@ -18,11 +18,11 @@ _EXPORTS = {
     # models
     "Message": "models", "SendResult": "models", "RecipientResult": "models", "RequestOutcome": "models",
     "Reason": "models",
-    "Outcome": "models", "Status": "models", "Operation": "models", "DeliveryReport": "models",
+    "Outcome": "models", "Status": "models", "Operation": "provider", "DeliveryReport": "models",
     "InboundMessage": "models", "TaskSummary": "models", "Balance": "models", "PullQuery": "models",
     "StatisticsQuery": "models", "SendStatistics": "models", "DayStatistics": "models",
     "HttpRequest": "models", "HttpResponse": "models", "CallbackRequest": "models", "CallbackResult": "models",
-    "SendReply": "models", "CHINA_TZ": "models", "to_jsonable": "models", "converter": "models",
+    "SendReply": "models", "CHINA_TZ": "provider", "to_jsonable": "models", "converter": "models",
     # plugin authoring
     "hookimpl": "hookspecs", "hookspec": "hookspecs",
     "Provider": "provider", "Capabilities": "provider", "Budget": "provider", "HookContext": "provider",
@@ -70,8 +70,8 @@ if TYPE_CHECKING:  # pragma: no cover
                          PushTooLarge, RateLimited, SmsError, TransportError, ValidationError)
     from .sending.gateway import Gateway
     from .hookspecs import hookimpl, hookspec
-    from .models import (CHINA_TZ, Balance, CallbackRequest, CallbackResult, DeliveryReport, HttpRequest,
-                         HttpResponse, InboundMessage, Message, Operation, Outcome, PullQuery, Reason,
+    from .models import (Balance, CallbackRequest, CallbackResult, DeliveryReport, HttpRequest,
+                         HttpResponse, InboundMessage, Message, Outcome, PullQuery, Reason,
                          RecipientResult, RequestOutcome, SendReply, SendResult, SendStatistics, DayStatistics, StatisticsQuery,
                          Status, TaskSummary, converter, to_jsonable)
     from .phones import mask_phone, mask_phones_in, normalise_phone, segments
@@ -79,4 +79,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from .integrations.aio import AsyncGateway
     from .plugins import PluginManager
     from .receiving.receiver import Receiver
-    from .provider import Budget, Capabilities, HookContext, Provider
+    from .provider import CHINA_TZ, Budget, Capabilities, HookContext, Operation, Provider

@@ -261,6 +261,9 @@ def structure_config(name: str, cls: type, raw: Mapping[str, Any], environ: Mapp
         problem(fname, text)
     if problems:
         raise ConfigError.combine(problems)
+    built = _plain_build(cls, fields, types, data)
+    if built is not None:
+        return built
     from .models import converter
 
     try:
@@ -275,6 +278,37 @@ def structure_config(name: str, cls: type, raw: Mapping[str, Any], environ: Mapp
             f"{where}: invalid value for field {failed!r}" if failed
             else f"{where}: invalid configuration value ({type(exc).__name__})", provider=name, field=failed
         ) from None
+
+
+_PLAIN = (str, int, bool)
+
+
+def _plain_build(cls: type, fields: Mapping[str, attrs.Attribute[Any]], types: Mapping[str, Any],
+                 data: Mapping[str, Any]) -> Any:
+    """``cls(**data)`` when every value is text, a number or a boolean for a field of that type (what
+    cattrs would build, each value checked above): most configs, built without importing cattrs.
+    None when a value needs structuring, or building refuses one (cattrs then says which)."""
+    values: dict[str, Any] = {}
+    for fname, value in data.items():
+        field, tp = fields[fname], types.get(fname, Any)
+        if not field.init or getattr(field, "alias", fname) != fname:
+            return None
+        if value is None and _check_type(None, tp):
+            values[fname] = None
+            continue
+        args = typing.get_args(tp) if typing.get_origin(tp) is not None else ()
+        if args and type(None) in args and len(args) == 2:  # Optional[X]
+            tp = args[0] if args[1] is type(None) else args[1]
+        if tp is float and type(value) in (int, float):
+            values[fname] = float(value)
+        elif tp in _PLAIN and type(value) is tp:
+            values[fname] = value
+        else:
+            return None
+    try:
+        return cls(**values)
+    except Exception:
+        return None
 
 
 def _refused_by_field_checks(fields: Mapping[str, attrs.Attribute[Any]], types: Mapping[str, Any],

@@ -1,6 +1,7 @@
 """smsgate's pluggy hook specifications. Specs only: the implementations live in plugins.
 
-A *provider* plugin declares itself with :func:`smsgate_provider` and implements the request
+A *provider* plugin declares itself with a :class:`smsgate.Provider` (read at discovery, without
+importing the hooks; the older way is the :func:`smsgate_provider` hook) and implements the request
 hooks (:func:`validate_message`, :func:`build_request`, :func:`sign`, :func:`parse_response`) and,
 if its vendor pushes, :func:`verify_callback` and :func:`parse_callback`. The core calls a
 provider's hooks only for that provider's own work, so a provider never asks "is this mine?".
@@ -41,6 +42,9 @@ def smsgate_provider() -> Provider | None:
 
     Called once per plugin when the plugin manager loads it, directly on that plugin (wrappers do
     not see this call). A plugin that implements this hook is a provider; one provider per plugin.
+    This is the older way to declare a provider: a plugin whose entry point names its
+    ``Provider`` declaration is listed without importing its hooks, and does not implement this
+    hook (see docs/writing-a-plugin.md).
     """
 
 

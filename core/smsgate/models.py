@@ -11,27 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+# What a provider's declaration needs lives with it (provider.py), so that declaring a provider
+# does not build every value class below; re-exported here, where they have always been.
+from .provider import CHINA_TZ as CHINA_TZ, Operation as Operation
 from .wire import load_json  # light (json, attrs); imported here, not per answer
 
 if TYPE_CHECKING:
     import cattrs
-
-#: Vendors in this field speak China Standard Time (no daylight saving time).
-CHINA_TZ = _dt.timezone(_dt.timedelta(hours=8), "CST")
-
-
-class Operation(str, enum.Enum):
-    """Which vendor call a request is for. One set of hooks serves all of them."""
-
-    SEND = "send"  #: same content (template + params, or text) to every recipient
-    SEND_BATCH = "send_batch"  #: personalised: each recipient its own params or text
-    PULL_REPORTS = "pull_reports"  #: fetch delivery reports
-    PULL_INBOUND = "pull_inbound"  #: fetch inbound (MO) messages
-    BALANCE = "balance"  #: account balance
-    STATISTICS = "statistics"  #: send statistics per day over a date range
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Status(str, enum.Enum):

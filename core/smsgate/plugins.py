@@ -1,24 +1,39 @@
-"""The plugin manager: entry-point discovery, default plugins, provider scoping."""
+"""The plugin manager: entry-point discovery, provider declarations, per-provider hook scoping.
+
+Discovery is cheap. A provider declared the current way (an entry point naming a
+:class:`smsgate.Provider` that says where its ``hooks`` are) is known from that declaration
+alone: its hooks module and Config class are imported, and registered with pluggy, the first
+time the provider is used (:meth:`PluginManager.provider`, :meth:`~PluginManager.hooks_for`).
+pluggy itself and the core's own hook implementations are loaded then too. A plugin whose entry
+point names its hooks module (the older form, with a ``smsgate_provider`` hook) is imported and
+registered at discovery, as before.
+
+pluggy calls implementations of one kind (tryfirst, plain, trylast) last-registered first, so
+every plugin keeps its place: a provider loaded late is registered where discovery found it, as
+if it had been registered then (the plugins registered after that place are registered again
+behind it).
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
-import pluggy
 
-from . import hookspecs
 from .errors import ConfigError
+from .provider import Provider
 
 ENTRY_POINT_GROUP = "smsgate"
-#: built-in plugins: the loopback provider, and the core's own implementations of the hooks that
-#: exist to be wrapped (transmit, vendor_request, send_message)
-DEFAULT_PLUGINS = ("smsgate.default_plugins.loopback", "smsgate.sending.transport", "smsgate.sending.pipeline",
-                   "smsgate.sending.flow")
+#: the built-in providers' declarations, written as a third-party plugin's are
+DEFAULT_PROVIDERS = ("smsgate.default_plugins:LOOPBACK",)
+#: the core's own implementations of the hooks that exist to be wrapped (transmit, vendor_request,
+#: send_message); registered when pluggy is first needed
+CORE_PLUGINS = ("smsgate.sending.transport", "smsgate.sending.pipeline", "smsgate.sending.flow")
 #: hooks a provider implements for its own work; wrappers see them for every provider
 PROVIDER_HOOKS = (
     "validate_message",
@@ -46,17 +61,38 @@ class BrokenPlugin:
 
 @attrs.frozen
 class ProviderEntry:
+    """An installed provider: its declaration, and once it is loaded, its hooks.
+
+    ``spec`` is the :class:`smsgate.Provider`; ``plugin`` the object holding its hook
+    implementations, None until the provider is first used. :meth:`PluginManager.provider`
+    returns a loaded entry, whose ``spec.config_class`` is the class itself.
+    """
+
     spec: Any  # smsgate.Provider
-    plugin: Any = attrs.field(repr=False)
+    plugin: Any = attrs.field(default=None, repr=False)
     distribution: str | None = None
     version: str | None = None
 
 
-def _dist_of(entry_point: Any) -> tuple[str | None, str | None]:
-    dist = getattr(entry_point, "dist", None)
-    if dist is None:
-        return None, None
-    return dist.metadata["Name"], dist.version
+def import_object(path: str) -> Any:
+    """The object an import path names: ``package.module`` or ``package.module:name.attr``."""
+    module, _, attr = path.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+class _Slot:
+    """One plugin's place in registration order: a registered object, a core plugin still to
+    import (``path``), or a declared provider (``provider``) whose hooks may not be loaded yet."""
+
+    __slots__ = ("name", "plugin", "path", "provider", "registered")
+
+    def __init__(self, name: str | None, plugin: Any = None, path: str | None = None,
+                 provider: str | None = None):
+        self.name, self.plugin, self.path, self.provider = name, plugin, path, provider
+        self.registered = False
 
 
 class PluginManager:
@@ -64,84 +100,208 @@ class PluginManager:
 
     ``load_entrypoints`` reads the ``smsgate`` entry point group (limited by ``SMSGATE_PLUGINS``,
     a comma list of entry point names; the built-in plugins always load). A plugin that fails to
-    import or to declare itself is recorded in ``broken`` and skipped.
+    import or to declare itself is recorded in ``broken`` and skipped; so is a declared provider
+    whose hooks fail to import when it is first used (:meth:`provider` then raises ConfigError).
+
+    ``providers`` maps each provider's name to its :class:`ProviderEntry`; listing them imports
+    nothing of a declared plugin but its declaration.
     """
 
     def __init__(self, *, load_entrypoints: bool = True, environ: dict[str, str] | None = None):
-        self.pm = pluggy.PluginManager("smsgate")
-        self.pm.add_hookspecs(hookspecs)
+        self._pluggy: Any = None  # the pluggy.PluginManager, built on first need
         # pluggy's own call machinery, before any hook-call monitoring replaces it
-        self._plain_hookexec = getattr(self.pm, "_inner_hookexec", None)
+        self._plain_hookexec: Any = None
         self.providers: dict[str, ProviderEntry] = {}
         self.broken: list[BrokenPlugin] = []
+        self._slots: list[_Slot] = []
         self._callers: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        for modname in DEFAULT_PLUGINS:
-            self.register(importlib.import_module(modname), name=modname, distribution="smsgate")
+        self._generation = 0  # changes whenever the registered plugins do; scoped callers follow it
+        self._lock = threading.RLock()
+        for path in DEFAULT_PROVIDERS:
+            declaration = import_object(path)
+            self.register(declaration, name=declaration.hooks, distribution="smsgate")
+        self._slots += [_Slot(path, path=path) for path in CORE_PLUGINS]
         if load_entrypoints:
             self.load_entrypoints(environ=os.environ if environ is None else environ)
 
     # -- loading ---------------------------------------------------------------------------
     def load_entrypoints(self, environ: Mapping[str, str]) -> None:
-        from importlib.metadata import entry_points
+        from .entrypoints import entry_points
 
         wanted = environ.get("SMSGATE_PLUGINS")
         allowed = None if wanted is None else {w.strip() for w in wanted.split(",") if w.strip()}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        for ep in entry_points(ENTRY_POINT_GROUP):
             if allowed is not None and ep.name not in allowed:
                 continue
-            dist, version = _dist_of(ep)
+            dist, version = ep.distribution, ep.version
             try:
                 plugin = ep.load()
-            except Exception as exc:  # a broken plugin must not break the others
-                self.broken.append(BrokenPlugin(ep.name, dist, f"{type(exc).__name__}: {exc}"))
-                continue
-            try:
+                if not isinstance(plugin, Provider) and getattr(plugin, "smsgate_provider", None) is None:
+                    # an entry point still naming the hooks module of a plugin that now declares
+                    # itself in its package (installed metadata older than the code)
+                    plugin = _package_declaration(plugin) or plugin
                 self.register(plugin, name=ep.name, distribution=dist, version=version)
-            except Exception as exc:
+            except Exception as exc:  # a broken plugin must not break the others
                 self.broken.append(BrokenPlugin(ep.name, dist, f"{type(exc).__name__}: {exc}"))
 
     def register(self, plugin: Any, name: str | None = None, distribution: str | None = None,
                  version: str | None = None) -> None:
-        """Register a plugin object (module or instance). Providers are recognised by their
-        ``smsgate_provider`` hook; anything else is a wrapper for every provider."""
-        declare = getattr(plugin, "smsgate_provider", None)
-        spec = None
-        if declare is not None and callable(declare):
-            spec = declare()
-            if spec is None:
-                raise ConfigError(f"plugin {name or plugin!r}: smsgate_provider returned nothing")
-            if spec.name in self.providers:
-                raise ConfigError(f"provider {spec.name!r} is declared twice")
-        self.pm.register(plugin, name=name)
-        if spec is not None:
-            if version is None and distribution:
-                try:
-                    from importlib.metadata import version as _v
-
-                    version = _v(distribution)
-                except Exception:
-                    version = None
-            self.providers[spec.name] = ProviderEntry(spec, plugin, distribution, version)
+        """Register a plugin: a :class:`smsgate.Provider` declaration (its hooks are imported on
+        first use), or an object (module or instance) with hook implementations. An object with
+        a ``smsgate_provider`` hook is a provider; anything else is a wrapper for every provider."""
+        if isinstance(plugin, Provider):
+            spec, slot = plugin, _Slot(name, path=plugin.hooks, provider=plugin.name)
+            if spec.hooks is None:
+                raise ConfigError(f"provider {spec.name!r}: its declaration names no hooks module "
+                                  "(Provider(hooks='package.module'))", provider=spec.name)
+            plugin = None
+        else:
+            declare = getattr(plugin, "smsgate_provider", None)
+            spec = None
+            if declare is not None and callable(declare):
+                spec = declare()
+                if spec is None:
+                    raise ConfigError(f"plugin {name or plugin!r}: smsgate_provider returned nothing")
+            slot = _Slot(name, plugin=plugin, provider=spec.name if spec is not None else None)
         with self._lock:
-            self._callers.clear()
+            if spec is not None and spec.name in self.providers:
+                raise ConfigError(f"provider {spec.name!r} is declared twice")
+            self._slots.append(slot)
+            if plugin is not None:
+                try:
+                    self._register_in_order([slot])
+                except BaseException:
+                    self._slots.remove(slot)
+                    raise
+            if spec is not None:
+                if version is None and distribution:
+                    from .entrypoints import version as _version
+
+                    version = _version(distribution)
+                self.providers[spec.name] = ProviderEntry(spec, plugin, distribution, version)
 
     def unregister(self, plugin: Any) -> None:
-        self.pm.unregister(plugin)
-        self.providers = {k: v for k, v in self.providers.items() if v.plugin is not plugin}
+        """Unregister a plugin object, or a provider's declaration (and its hooks, if loaded)."""
         with self._lock:
+            if isinstance(plugin, Provider):
+                entry = self.providers.pop(plugin.name, None)
+                slots = [s for s in self._slots if entry is not None and s.provider == plugin.name]
+            else:
+                slots = [s for s in self._slots if s.plugin is plugin]
+                self.providers = {k: v for k, v in self.providers.items() if v.plugin is not plugin}
+            for slot in slots:
+                if slot.registered and self._pluggy is not None and self._pluggy.is_registered(slot.plugin):
+                    self._pluggy.unregister(slot.plugin)
+                self._slots.remove(slot)
+            if not slots and not isinstance(plugin, Provider):
+                self._core().unregister(plugin)  # registered on pluggy directly; pluggy says if it was not
+            self._changed()
+
+    def load_all(self) -> None:
+        """Load every declared provider's hooks now; one that fails moves to ``broken``."""
+        for name in list(self.providers):
+            try:
+                self.provider(name)
+            except ConfigError:
+                pass
+
+    @property
+    def pm(self) -> Any:
+        """The underlying :class:`pluggy.PluginManager`, with every provider's hooks loaded (so
+        that calling a hook on it reaches every plugin, as pluggy's own users expect)."""
+        self.load_all()
+        return self._core()
+
+    def _core(self) -> Any:
+        """The pluggy manager, built on first need with the core's own plugins."""
+        if self._pluggy is None:
+            with self._lock:
+                if self._pluggy is None:
+                    import pluggy
+
+                    from . import hookspecs
+
+                    pm = pluggy.PluginManager("smsgate")
+                    pm.add_hookspecs(hookspecs)
+                    self._plain_hookexec = getattr(pm, "_inner_hookexec", None)
+                    self._pluggy = pm
+                    core = [s for s in self._slots if s.path is not None and s.provider is None]
+                    for slot in core:
+                        slot.plugin = importlib.import_module(slot.path)  # type: ignore[arg-type]
+                    self._register_in_order(core)
+        return self._pluggy
+
+    def _register_in_order(self, adding: list[_Slot]) -> None:
+        """Register ``adding`` with pluggy at their places: the registered plugins behind the
+        first of them are taken off and registered again after them, in their order."""
+        pm = self._core()
+        with self._lock:
+            start = min(self._slots.index(s) for s in adding)
+            behind = [s for s in self._slots[start:] if s.registered and s not in adding]
+            for slot in behind:
+                if pm.is_registered(slot.plugin):
+                    pm.unregister(slot.plugin)
+                else:  # taken off pluggy directly: leave it off
+                    slot.registered = False
+            failure: BaseException | None = None
+            for slot in self._slots[start:]:
+                if slot in adding or (slot in behind and slot.registered):
+                    try:
+                        slot.name = pm.register(slot.plugin, name=slot.name)
+                        slot.registered = True
+                    except BaseException as exc:
+                        if slot not in adding:
+                            raise
+                        failure = failure or exc
+            self._changed()
+            if failure is not None:
+                raise failure
+
+    def _changed(self) -> None:
+        with self._lock:
+            self._generation += 1
             self._callers.clear()
+
+    def _load(self, name: str) -> ProviderEntry:
+        """Import a declared provider's hooks and Config class and register the hooks."""
+        with self._lock:
+            entry = self.providers[name]
+            if entry.plugin is not None:
+                return entry
+            slot = next(s for s in self._slots if s.provider == name)
+            spec = entry.spec
+            try:
+                plugin = import_object(spec.hooks)
+                config_class = spec.config_class
+                if isinstance(config_class, str):
+                    config_class = import_object(config_class)
+                if not isinstance(config_class, type):
+                    raise TypeError(f"config_class {spec.config_class!r} is not a class")
+                slot.plugin = plugin
+                self._register_in_order([slot])
+            except Exception as exc:
+                self._slots.remove(slot)
+                del self.providers[name]
+                error = f"{type(exc).__name__}: {exc}"
+                self.broken.append(BrokenPlugin(slot.name or name, entry.distribution, error))
+                raise ConfigError(f"provider {name!r}: its plugin failed to load: {error}", provider=name) from None
+            loaded = attrs.evolve(entry, spec=attrs.evolve(spec, config_class=config_class), plugin=plugin)
+            self.providers[name] = loaded
+            return loaded
 
     # -- scoping ---------------------------------------------------------------------------
     def provider(self, name: str) -> ProviderEntry:
-        try:
-            return self.providers[name]
-        except KeyError:
-            known = ", ".join(sorted(self.providers)) or "none"
-            broken = [b.name for b in self.broken if b.name == name]
-            hint = f" (its plugin failed to load: {self.broken_error(name)})" if broken else ""
-            raise ConfigError(f"unknown provider {name!r}{hint}; installed providers: {known}",
-                              provider=name) from None
+        """The provider's entry, its hooks loaded (imported on first use)."""
+        entry = self.providers.get(name)
+        if entry is not None and entry.plugin is not None:
+            return entry
+        if entry is not None:
+            return self._load(name)
+        known = ", ".join(sorted(self.providers)) or "none"
+        error = self.broken_error(name)
+        hint = f" (its plugin failed to load: {error})" if error is not None else ""
+        raise ConfigError(f"unknown provider {name!r}{hint}; installed providers: {known}",
+                          provider=name) from None
 
     def broken_error(self, name: str) -> str | None:
         for b in self.broken:
@@ -155,22 +315,34 @@ class PluginManager:
         with self._lock:
             caller = self._callers.get(provider)
             if caller is None:
-                mine = self.provider(provider).plugin
-                others = [e.plugin for e in self.providers.values() if e.plugin is not mine]
-                caller = _ScopedHooks(
-                    {h: _ScopedHook(self.pm, self.pm.subset_hook_caller(h, remove_plugins=others),
-                                    self._plain_hookexec)
-                     for h in PROVIDER_HOOKS}
-                )
+                self.provider(provider)
+                self._core()
+                caller = _ScopedHooks({h: _ScopedHook(self, provider, h) for h in PROVIDER_HOOKS})
                 self._callers[provider] = caller
             return caller
 
+    def _others(self, provider: str) -> list[Any]:
+        """The loaded hooks of every provider but ``provider``."""
+        entry = self.providers.get(provider)
+        mine = entry.plugin if entry is not None else None
+        return [e.plugin for e in self.providers.values() if e.plugin is not None and e.plugin is not mine]
+
     def implemented_hooks(self, provider: str) -> list[str]:
         plugin = self.provider(provider).plugin
-        return [h.name for h in self.pm.get_hookcallers(plugin) or []]
+        return [h.name for h in self._core().get_hookcallers(plugin) or []]
 
     def names(self) -> Iterable[str]:
         return sorted(self.providers)
+
+
+def _package_declaration(plugin: Any) -> Provider | None:
+    """The declaration in ``plugin``'s package that names ``plugin`` as its hooks, if any."""
+    module = getattr(plugin, "__name__", None)
+    if not isinstance(module, str) or "." not in module:
+        return None
+    package = sys.modules.get(module.rpartition(".")[0])
+    found = [v for v in vars(package).values() if isinstance(v, Provider) and v.hooks == module] if package else []
+    return found[0] if len(found) == 1 else None
 
 
 class _ScopedHooks:
@@ -186,25 +358,43 @@ class _ScopedHook:
     style is registered for this hook and no hook-call monitoring is on, calling the
     implementations in pluggy's order and returning the first non-None result is exactly what
     pluggy does for a ``firstresult`` hook, so that is done directly. Anything else goes through
-    pluggy. The implementation list is fixed when the scoped caller is built; the manager rebuilds
-    it whenever a plugin is registered or unregistered through :class:`PluginManager`.
+    pluggy. The implementation list is taken when the scoped caller is built and taken again
+    whenever the manager's plugins changed since (a provider loaded on first use, a wrapper
+    registered), so a caller kept across that never runs another provider's hooks.
     """
 
-    __slots__ = ("_pm", "_caller", "_direct", "_plain", "implemented")
+    __slots__ = ("_manager", "_provider", "_name", "_generation", "_pm", "_caller", "_direct", "_plain",
+                 "_implemented")
 
-    def __init__(self, pm: pluggy.PluginManager, caller: Any, plain_hookexec: Any):
-        self._pm = pm
-        self._caller = caller
-        self._plain = plain_hookexec
-        impls = caller.get_hookimpls()
-        self.implemented = bool(impls)  #: any implementation (provider's or wrapper) at all
-        direct = None
-        if plain_hookexec is not None and not any(i.wrapper or i.hookwrapper for i in impls):
-            # pluggy calls implementations last-registered first (tryfirst/trylast already sorted)
-            direct = tuple((i.function, tuple(i.argnames)) for i in reversed(impls))
-        self._direct = direct
+    def __init__(self, manager: PluginManager, provider: str, name: str):
+        self._manager, self._provider, self._name = manager, provider, name
+        self._build()
+
+    def _build(self) -> None:
+        manager = self._manager
+        with manager._lock:
+            generation = manager._generation
+            pm, plain = manager._core(), manager._plain_hookexec
+            caller = pm.subset_hook_caller(self._name, remove_plugins=manager._others(self._provider))
+            impls = caller.get_hookimpls()
+            direct = None
+            if plain is not None and not any(i.wrapper or i.hookwrapper for i in impls):
+                # pluggy calls implementations last-registered first (tryfirst/trylast already sorted)
+                direct = tuple((i.function, tuple(i.argnames)) for i in reversed(impls))
+            self._pm, self._plain, self._caller, self._direct = pm, plain, caller, direct
+            self._implemented = bool(impls)
+            self._generation = generation
+
+    @property
+    def implemented(self) -> bool:
+        """Any implementation (the provider's or a wrapper) at all."""
+        if self._generation != self._manager._generation:
+            self._build()
+        return self._implemented
 
     def __call__(self, **kwargs: Any) -> Any:
+        if self._generation != self._manager._generation:
+            self._build()
         direct = self._direct
         if direct is None or self._pm._inner_hookexec is not self._plain:
             return self._caller(**kwargs)
@@ -215,4 +405,6 @@ class _ScopedHook:
         return None
 
     def get_hookimpls(self) -> list[Any]:
+        if self._generation != self._manager._generation:
+            self._build()
         return list(self._caller.get_hookimpls())

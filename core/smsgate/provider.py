@@ -1,8 +1,13 @@
-"""What a provider plugin declares (name, Config class, capabilities), and the hook context."""
+"""What a provider plugin declares (name, Config class, capabilities), and the hook context.
+
+Plugin discovery imports this module and the plugins' declarations, nothing heavier: keep it
+free of the value classes (``models``), the config machinery and pluggy.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -10,7 +15,22 @@ from typing import Any
 
 import attrs
 
-from .models import CHINA_TZ, Operation
+#: Vendors in this field speak China Standard Time (no daylight saving time).
+CHINA_TZ = _dt.timezone(_dt.timedelta(hours=8), "CST")
+
+
+class Operation(str, enum.Enum):
+    """Which vendor call a request is for. One set of hooks serves all of them."""
+
+    SEND = "send"  #: same content (template + params, or text) to every recipient
+    SEND_BATCH = "send_batch"  #: personalised: each recipient its own params or text
+    PULL_REPORTS = "pull_reports"  #: fetch delivery reports
+    PULL_INBOUND = "pull_inbound"  #: fetch inbound (MO) messages
+    BALANCE = "balance"  #: account balance
+    STATISTICS = "statistics"  #: send statistics per day over a date range
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def _ops(value: Any) -> frozenset[Operation]:
@@ -127,20 +147,44 @@ class Capabilities:
         }
 
 
+def _is_import_path(text: str) -> bool:
+    module, colon, name = text.partition(":")
+    return all(part.isidentifier() for part in module.split(".")) and (
+        not colon or all(part.isidentifier() for part in name.split(".")))
+
+
+def _import_path(instance: Any, attribute: Any, value: Any) -> None:
+    """A string must be ``package.module`` or ``package.module:name`` (a class passes as it is)."""
+    if isinstance(value, str) and not _is_import_path(value):
+        raise ValueError(f"Provider.{attribute.name}: not an import path ('package.module' or "
+                         f"'package.module:name'): {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class Provider:
-    """A provider's declaration, returned by its ``smsgate_provider`` hook.
+    """A provider's declaration: its name, Config class, capabilities, and where its hooks are.
+
+    A plugin declares it in its package's ``__init__.py`` and names it in its entry point
+    (``acme = "smsgate_acme:PROVIDER"``). Discovery reads it without importing anything else of
+    the plugin: ``hooks`` (the module holding the hook implementations, ``"smsgate_acme.plugin"``,
+    or ``"module:object"``) and ``config_class`` (``"smsgate_acme.plugin:AcmeConfig"``, or the
+    class itself) are imported the first time the provider is used.
+
+    The older form, a ``smsgate_provider`` hook in the hooks module returning this with
+    ``config_class`` a class and no ``hooks``, still works, but listing providers then imports
+    the whole plugin.
 
     ``simulator`` is the import path (``module:Class``) of the plugin's simulator, a subclass of
     :class:`smsgate.testing.SimulatorServer`; the demo and the conformance suite use it.
     """
 
     name: str
-    config_class: type
+    config_class: type | str = attrs.field(validator=_import_path)
     capabilities: Capabilities
     description: str = ""
     simulator: str | None = None
     docs_url: str | None = None
+    hooks: str | None = attrs.field(default=None, validator=_import_path)
 
 
 def default_nonce() -> str:

@@ -70,17 +70,32 @@ def _groups() -> list[Any]:
     return [importlib.import_module(f"{__name__}.{name}") for name in GROUPS]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``command``, only that command's group is added (building every
+    command's parser is most of the CLI's own start-up, and parsing one command needs only its own)."""
     parser = _Parser(prog="smsgate", description="Send SMS through Chinese SMS vendors.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (to stderr)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for group in _groups():
+    groups = _groups()
+    mine = [g for g in groups if command in g.COMMANDS]
+    for group in mine or groups:
         group.add_commands(sub)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, when nothing before it but ``-v`` options (else None: the whole
+    parser then reads it, with its usual errors and help)."""
+    for arg in argv:
+        if arg in ("-v", "--verbose") or (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            continue
+        return None if arg.startswith("-") else arg
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(sys.stderr)

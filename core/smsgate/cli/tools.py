@@ -13,6 +13,9 @@ from .common import EXIT_FAILED, EXIT_OK, port as _port, print_json as _print_js
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("providers", help="list installed providers and broken plugins")
     p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--load", action="store_true",
+                   help="also import every provider's hooks (listing reads only their declarations), "
+                        "so one that cannot load shows as broken")
 
     p = sub.add_parser("demo", help="run every installed provider against its simulator")
     p.add_argument("--json", action="store_true", help="print JSON rows")
@@ -34,6 +37,8 @@ def cmd_providers(args: argparse.Namespace) -> int:
     from ..plugins import PluginManager
 
     pm = PluginManager()
+    if args.load:
+        pm.load_all()
     rows = []
     for name in pm.names():
         entry = pm.providers[name]

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from smsgate.config import ProviderConfig, secret
+from smsgate.default_plugins import LOOPBACK
 from smsgate.errors import AuthError, ProviderError, RateLimited, ValidationError
 from smsgate.hookspecs import hookimpl
 from smsgate.models import (
@@ -33,10 +34,9 @@ from smsgate.models import (
     SendReply,
     Status,
 )
-from smsgate.provider import Capabilities, Provider
 from smsgate.wire import json_text
 
-NAME = "loopback"
+NAME = LOOPBACK.name
 MEMORY_URL = "memory://loopback"
 
 
@@ -49,26 +49,7 @@ class LoopbackConfig(ProviderConfig):
     reject_numbers: list[str] = attrs.field(factory=list)
 
 
-CAPABILITIES = Capabilities(
-    operations={Operation.SEND, Operation.SEND_BATCH, Operation.PULL_REPORTS, Operation.BALANCE},
-    max_recipients={Operation.SEND: 100, Operation.SEND_BATCH: 100},
-    templates=True,
-    text=True,
-    scheduling=True,
-    callbacks={"report"},
-    max_text_length=1000,
-)
-
-
-@hookimpl
-def smsgate_provider() -> Provider:
-    return Provider(
-        name=NAME,
-        config_class=LoopbackConfig,
-        capabilities=CAPABILITIES,
-        description="In-process (memory://) or loopback-HTTP fake vendor for tests and demos",
-        simulator="smsgate.testing.loopback:LoopbackSimulator",
-    )
+CAPABILITIES = LOOPBACK.capabilities
 
 
 def signature(secret_value: str, timestamp: str, nonce: str, body: bytes) -> str:

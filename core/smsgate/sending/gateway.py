@@ -192,7 +192,9 @@ class Gateway:
         """The hook context for ``name``'s work (public so tests and tools can call hooks directly)."""
         name = self._resolve(name)
         entry, config = self.provider(name)
-        extras = {"transport": self.transport, **self._extras}
+        # the shared transport is the core transmit's default: only a Gateway's own goes in the
+        # context, so a send that never leaves the process (memory://) never imports urllib3
+        extras = {**self._extras} if self._transport is None else {"transport": self._transport, **self._extras}
         return HookContext(provider=entry.spec.name, config=config, operation=operation, clock=self.clock,
                            nonce_factory=self.nonce, request_index=index, extras=extras)
 

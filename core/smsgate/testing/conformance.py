@@ -117,6 +117,43 @@ class ProviderConformance:
             assert caps.max_recipients.get(op, 0) >= 1, f"declare max_recipients for {op.value}"
         assert caps.templates or caps.text
 
+    def test_provider_is_declared_without_importing_its_hooks(self) -> None:
+        """Discovery (``smsgate providers``, every command's start) reads the plugin's declaration
+        only: a :class:`smsgate.Provider` naming its ``hooks`` module and ``config_class``, which
+        are imported when the provider is first used (docs/writing-a-plugin.md, "Declare")."""
+        import subprocess
+        import sys
+
+        code = (
+            "import json, sys\n"
+            "from smsgate import PluginManager, Provider\n"
+            f"entry = PluginManager().providers.get({self.provider!r})\n"
+            "spec = entry and entry.spec\n"
+            "hooks = spec.hooks if isinstance(spec, Provider) else None\n"
+            "package = (hooks or '').rpartition('.')[0]\n"
+            "config = spec.config_class if isinstance(spec and spec.config_class, str) else None\n"
+            "imported = sorted(m for m in sys.modules if package and m.startswith(package + '.'))\n"
+            "from smsgate.entrypoints import entry_points\n"
+            f"values = [e.value for e in entry_points('smsgate') if e.name == {self.provider!r}]\n"
+            "print(json.dumps({'found': entry is not None, 'loaded': bool(entry and entry.plugin is not None),\n"
+            "                  'hooks': hooks, 'config': config, 'imported': imported, 'entry_point': values}))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        seen = json.loads(out.stdout.strip().splitlines()[-1])
+        assert seen["found"], f"provider {self.provider!r} not found by discovery"
+        how = ("declare it with a smsgate.Provider(name=..., hooks='pkg.plugin', config_class='pkg.plugin:Config', "
+               "capabilities=...) in the package and point the entry point at it (docs/writing-a-plugin.md)")
+        assert seen["hooks"], f"provider {self.provider!r} is declared by its hooks module: {how}"
+        stale = [v for v in seen["entry_point"] if v == seen["hooks"]]
+        assert not stale, (f"the installed entry point {self.provider} = {stale[0]!r} names the hooks module, not "
+                           "the declaration: name it ('package:PROVIDER'), and reinstall (pip install -e) if "
+                           "pyproject.toml already does")
+        assert seen["config"], f"provider {self.provider!r}: give config_class as 'module:Class': {how}"
+        assert not seen["loaded"] and not seen["imported"], (
+            f"listing providers imported {seen['imported']} of {self.provider!r}: its declaration must not "
+            "import the hooks, the Config class, the dialect or the vendor's JSON classes")
+
     def test_hooks_exist_in_specs_and_are_documented(self) -> None:
         pm = self.plugin_manager()
         implemented = set(pm.implemented_hooks(self.provider))
@@ -124,8 +161,10 @@ class ProviderConformance:
             spec = getattr(hookspecs, name, None)
             assert spec is not None, f"{name} is not an smsgate hook"
             assert (inspect.getdoc(spec) or "").strip(), f"hook {name} has no documentation"
-        for required in ("smsgate_provider", "build_request", "parse_response"):
+        for required in ("build_request", "parse_response"):
             assert required in implemented, f"provider must implement {required}"
+        assert "smsgate_provider" not in implemented, (
+            "the provider is declared twice: by its Provider declaration and by a smsgate_provider hook")
         callbacks = self.spec().capabilities.callbacks
         if callbacks:
             assert {"verify_callback", "parse_callback"} <= implemented, "pushes need verify/parse_callback"

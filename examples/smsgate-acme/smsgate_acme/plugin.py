@@ -13,9 +13,8 @@ import json
 
 import attrs
 
-from smsgate import (AuthError, Capabilities, HookContext, HttpRequest, HttpResponse, InsufficientBalance, Message,
-                     Operation, Provider, ProviderConfig, ProviderError, Reason, SendReply, WireError, hookimpl,
-                     secret)
+from smsgate import (AuthError, HookContext, HttpRequest, HttpResponse, InsufficientBalance, Message, Operation,
+                     ProviderConfig, ProviderError, Reason, SendReply, WireError, hookimpl, secret)
 
 from .dialect import acme_signature
 from .wire import WIRE, AcmeAnswer
@@ -26,18 +25,6 @@ class AcmeConfig(ProviderConfig):
     base_url: str = "https://api.acme.example"
     account: str
     password: str = secret()
-
-
-@hookimpl
-def smsgate_provider() -> Provider:
-    return Provider(
-        name="acme",
-        config_class=AcmeConfig,
-        capabilities=Capabilities(operations={Operation.SEND}, max_recipients={Operation.SEND: 50},
-                                  templates=False, text=True, max_text_length=300),
-        description="Acme SMS (tutorial)",
-        simulator="smsgate_acme.simulator:AcmeSimulator",
-    )
 
 
 @hookimpl

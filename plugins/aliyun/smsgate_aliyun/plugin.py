@@ -22,14 +22,12 @@ import attrs
 from smsgate import (
     AuthError,
     CallbackResult,
-    Capabilities,
     DeliveryReport,
     HttpRequest,
     HttpResponse,
     InboundMessage,
     InsufficientBalance,
     Operation,
-    Provider,
     ProviderError,
     RateLimited,
     SendReply,
@@ -44,9 +42,9 @@ from smsgate import (
 
 from smsgate.receiving.guard import UnsignedPushConfig, push_allowed
 
-from . import dialect, wire
+from . import CAPABILITIES, PROVIDER, dialect, wire  # CAPABILITIES: read from here too
 
-NAME = "aliyun"
+NAME = PROVIDER.name
 
 #: the central endpoint (cn-hangzhou and every other mainland region)
 CENTRAL_HOST = "dysmsapi.aliyuncs.com"
@@ -60,8 +58,6 @@ REGION_HOSTS = {
     "us-east-1": "dysmsapi.us-east-1.aliyuncs.com",
 }
 
-MAX_SEND_PHONES = 1000  #: SendSms: "上限为1000个手机号码"
-MAX_BATCH_PHONES = 100  #: SendBatchSms: at most 100 numbers a request
 MAX_OUT_ID = 255  #: OutId: "fewer than 256 characters"
 PAGE_SIZE = 50  #: QuerySendDetails' largest page
 
@@ -95,30 +91,6 @@ class AliyunConfig(UnsignedPushConfig):
     sign_name: str | None = None
     #: redeclared after ``region`` so that its default can follow the region
     base_url: str = attrs.field(default=attrs.Factory(lambda self: endpoint_for(self.region), takes_self=True))
-
-
-CAPABILITIES = Capabilities(
-    operations={Operation.SEND, Operation.SEND_BATCH, Operation.PULL_REPORTS},
-    max_recipients={Operation.SEND: MAX_SEND_PHONES, Operation.SEND_BATCH: MAX_BATCH_PHONES},
-    templates=True,
-    text=False,  # templates only (approved in the console)
-    named_params=True,  # TemplateParam is a JSON object: {"code":"1234"} for ${code}
-    positional_params=False,
-    scheduling=False,
-    callbacks={"report", "inbound"},
-)
-
-
-@hookimpl
-def smsgate_provider() -> Provider:
-    return Provider(
-        name=NAME,
-        config_class=AliyunConfig,
-        capabilities=CAPABILITIES,
-        description="Alibaba Cloud SMS (Dysmsapi 2017-05-25): ACS3-HMAC-SHA256, SendSms/SendBatchSms, "
-                    "QuerySendDetails, SmsReport/SmsUp pushes",
-        simulator="smsgate_aliyun.simulator:AliyunSimulator",
-    )
 
 
 # -- validation --------------------------------------------------------------------------------

@@ -25,13 +25,6 @@ DELIVER_PATH = "/sms/deliver"
 SUBMIT_MAC_FIELDS = ("ecName", "apId", "secretKey", "mobiles", "content", "sign", "addSerial")
 TMPSUBMIT_MAC_FIELDS = ("ecName", "apId", "secretKey", "templateId", "mobiles", "params", "sign", "addSerial")
 
-#: the most mobiles one ``/sms/submit`` or ``/sms/tmpsubmit`` takes
-MAX_MOBILES = 5000
-#: many-to-many submits carry *fewer than* 1000 numbers
-MAX_PERSONAL = 999
-#: 注3: pulls at most once per 5 seconds (taken as one budget for both pulls together)
-PULL_INTERVAL = 5.0
-
 
 def json_text(value: Any) -> str:
     """Compact JSON text, Chinese kept as characters (the form the vendor's examples use)."""

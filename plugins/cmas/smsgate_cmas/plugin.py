@@ -19,14 +19,11 @@ import attrs
 
 from smsgate import (
     AuthError,
-    Budget,
-    Capabilities,
     ConfigError,
     DeliveryReport,
     HttpRequest,
     InboundMessage,
     Operation,
-    Provider,
     ProviderConfig,
     ProviderError,
     RateLimited,
@@ -37,9 +34,9 @@ from smsgate import (
     secret,
 )
 
-from . import dialect, wire
+from . import CAPABILITIES, PROVIDER, PULL_INTERVAL, dialect, wire  # CAPABILITIES: read from here too
 
-NAME = "cmas"
+NAME = PROVIDER.name
 
 _ADD_SERIAL = re.compile(r"\d{0,20}")
 
@@ -54,33 +51,6 @@ class CmasConfig(ProviderConfig):
     secret_key: str = secret()  #: 接口账号密码 (enters the mac; sent in clear only to the pulls)
     sign: str  #: 签名编码, from 『管理』→『接口管理』→『短信接入用户管理』
     add_serial: str = ""  #: 扩展码, "" for exact match (checked when sending: digits, at most 20)
-
-
-CAPABILITIES = Capabilities(
-    operations={Operation.SEND, Operation.SEND_BATCH, Operation.PULL_REPORTS, Operation.PULL_INBOUND},
-    max_recipients={Operation.SEND: dialect.MAX_MOBILES, Operation.SEND_BATCH: dialect.MAX_PERSONAL},
-    templates=True,
-    text=True,
-    named_params=False,  # params travel as a JSON array
-    positional_params=True,
-    scheduling=False,
-    callbacks=frozenset(),
-    # 注3 "在获取状态报告和上行短息请求5秒钟内只能请求一次" may mean one call per 5 s for each
-    # pull or for both together: the cautious reading, one budget for both, can never be refused
-    budgets=(Budget("pull", {Operation.PULL_REPORTS, Operation.PULL_INBOUND}, calls=1, per=dialect.PULL_INTERVAL),),
-    max_text_length=None,  # the document gives none
-)
-
-
-@hookimpl
-def smsgate_provider() -> Provider:
-    return Provider(
-        name=NAME,
-        config_class=CmasConfig,
-        capabilities=CAPABILITIES,
-        description="China Mobile 云MAS HTTPS (submit, tmpsubmit, report and inbound pulls)",
-        simulator="smsgate_cmas.simulator:CmasSimulator",
-    )
 
 
 # -- validation ----------------------------------------------------------------------------
@@ -194,7 +164,7 @@ TOO_FREQUENT = "TooFrequent"
 def _error_for(code: str) -> ProviderError | None:
     if code == TOO_FREQUENT:
         return RateLimited("cmas allows one report pull and one inbound pull per 5 s", code=code,
-                           vendor_message="5秒钟内只能请求一次", retry_after=dialect.PULL_INTERVAL, provider=NAME)
+                           vendor_message="5秒钟内只能请求一次", retry_after=PULL_INTERVAL, provider=NAME)
     known = RSPCODES.get(code)
     if known is None:
         return None
@@ -220,7 +190,7 @@ def parse_response(ctx: Any, operation: Operation, request: HttpRequest, respons
         # in front of it, after the request was passed on: it proves nothing about the send
         raise RateLimited(f"cmas answered HTTP 429 to {request.path} without its TooFrequent code; "
                           "the request may have been taken", code="HTTP429", not_sent=False,
-                          retry_after=dialect.PULL_INTERVAL, provider=NAME)
+                          retry_after=PULL_INTERVAL, provider=NAME)
     if response.status != 200 or data is None:
         raise ProviderError(f"cmas answered HTTP {response.status} with a body that is not its JSON",
                             code=f"HTTP{response.status}", not_sent=False, provider=NAME)

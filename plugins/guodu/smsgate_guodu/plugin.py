@@ -31,17 +31,15 @@ from smsgate.models import (
     Status,
 )
 from smsgate.phones import mask_phone, mask_phones_in
-from smsgate.provider import Capabilities, Provider
 from smsgate.receiving.guard import UnsignedPushConfig, push_allowed, redact_path
 from smsgate.wire import load_json
 
-from . import dialect, wire
+from . import CAPABILITIES, MAX_TEXT_LENGTH, PROVIDER, dialect, wire  # CAPABILITIES: read from here too
 
-NAME = "guodu"
+NAME = PROVIDER.name
 SUBMIT_PATH = "/HttpQuickProcess/submitJson"
 #: the document's hard ceiling on phones a request; its note lowers it to 200 (the default)
 HARD_MAX_PHONES = 500
-MAX_TEXT_LENGTH = 500
 #: the document: at most 250 messages in one push
 MAX_PUSH_ITEMS = 250
 
@@ -83,19 +81,6 @@ class GuoduConfig(UnsignedPushConfig):
     max_phones: int = attrs.field(default=200, validator=_check_max_phones)
 
 
-CAPABILITIES = Capabilities(
-    operations={Operation.SEND, Operation.SEND_BATCH},
-    # SEND: the default of max_phones (the request_limit hook answers the configured value).
-    # SEND_BATCH: submitJson has one Content, so a personalised send is one request a phone.
-    max_recipients={Operation.SEND: 200, Operation.SEND_BATCH: 1},
-    templates=False,
-    text=True,
-    scheduling=True,
-    callbacks={"report", "inbound"},
-    max_text_length=MAX_TEXT_LENGTH,
-)
-
-
 #: ``InboundMessage.raw`` key marking a push that was kept whole because its shape is unknown
 UNRECOGNISED = "guodu_unrecognised_push"
 
@@ -116,17 +101,6 @@ def _log() -> Any:
     from smsgate.log import get_logger
 
     return get_logger("smsgate.guodu")
-
-
-@hookimpl
-def smsgate_provider() -> Provider:
-    return Provider(
-        name=NAME,
-        config_class=GuoduConfig,
-        capabilities=CAPABILITIES,
-        description="国都企信通 submitJson: free text to up to 200 phones a request, report pushes",
-        simulator="smsgate_guodu.simulator:GuoduSimulator",
-    )
 
 
 # -- sending ---------------------------------------------------------------------------------

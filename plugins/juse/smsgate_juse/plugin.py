@@ -22,14 +22,12 @@ import attrs
 from smsgate import (
     AuthError,
     CallbackResult,
-    Capabilities,
     DeliveryReport,
     HttpRequest,
     HttpResponse,
     InboundMessage,
     InsufficientBalance,
     Operation,
-    Provider,
     ProviderConfig,
     ProviderError,
     RateLimited,
@@ -42,17 +40,15 @@ from smsgate import (
     secret,
 )
 
-from . import dialect, wire
+from . import CAPABILITIES, PROVIDER, dialect, wire  # CAPABILITIES: read from here too
 
-NAME = "juse"
+NAME = PROVIDER.name
 PROD_URL = "https://msg.gooeto.com/api"
 TEST_URL = "https://msgtest.gooeto.com/api"
 DEV_URL = "https://msgdev.gooeto.com/api"
 
 SEND_SMS_PATH = "/spi/sendSms"
 SEND_TASK_PATH = "/spi/sendSmsTask"
-#: most phones one sendSmsTask request carries (the document's limit)
-MAX_TASK_PHONES = 1000
 #: positional params map to param1..paramN; the single-send API keeps params in a TreeMap
 #: (sorted by key), where "param10" would sort before "param2", so at most 9 are taken
 MAX_POSITIONAL_PARAMS = 9
@@ -83,29 +79,6 @@ class JuseConfig(ProviderConfig):
     app_type: Any = attrs.field(default="2", converter=str, validator=_check_app_type)
     #: path prefix the message center's nginx strips before the service sees (and signs) the path
     ignore_path: str = "/api"
-
-
-CAPABILITIES = Capabilities(
-    operations={Operation.SEND},
-    max_recipients={Operation.SEND: MAX_TASK_PHONES},
-    templates=True,
-    text=False,
-    named_params=True,
-    positional_params=True,
-    scheduling=True,
-    callbacks={"report", "inbound", "task"},
-)
-
-
-@hookimpl
-def smsgate_provider() -> Provider:
-    return Provider(
-        name=NAME,
-        config_class=JuseConfig,
-        capabilities=CAPABILITIES,
-        description="juse message center (消息中心): template SMS, signed headers, AES-encrypted phones",
-        simulator="smsgate_juse.simulator:JuseSimulator",
-    )
 
 
 # -- messages -----------------------------------------------------------------------------------

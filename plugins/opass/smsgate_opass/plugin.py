@@ -26,8 +26,6 @@ import attrs
 from smsgate import (
     AuthError,
     Balance,
-    Budget,
-    Capabilities,
     CallbackResult,
     DayStatistics,
     DeliveryReport,
@@ -36,7 +34,6 @@ from smsgate import (
     InboundMessage,
     InsufficientBalance,
     Operation,
-    Provider,
     ProviderError,
     RateLimited,
     Reason,
@@ -52,9 +49,9 @@ from smsgate import (
 
 from smsgate.receiving.guard import UnsignedPushConfig, push_allowed
 
-from . import dialect, wire
+from . import CAPABILITIES, PROVIDER, dialect, wire  # CAPABILITIES: read from here too
 
-NAME = "opass"
+NAME = PROVIDER.name
 #: the domain the document recommends ("推荐使用"); ``https://opassapi.infocloud.cc`` also serves
 DEFAULT_BASE_URL = "https://opassapi.infocloud.com.cn"
 
@@ -66,12 +63,9 @@ PATHS = {
     Operation.STATISTICS: "/sms/send/statistics",
 }
 
-MAX_PHONES = 1000  #: /message/send and /message/sendBatch: "最多可以向1000个手机号码"
 MAX_BID_LENGTH = 64  #: bid: "长度不超过64字符"
 MAX_PULL_IDS = 600  #: report query: "任务号，最多不超过600" (the vendor SDK's msgId limit)
 MAX_STATISTICS_PAGE_SIZE = 50  #: statistics: "pageSize 每页显示条数。取值1~50"
-#: the query interfaces the FAQ's three calls a minute cover
-QUERY_OPERATIONS = frozenset({Operation.PULL_REPORTS, Operation.BALANCE, Operation.STATISTICS})
 
 
 def _sign_method(value: Any) -> str:
@@ -92,39 +86,6 @@ class OpassConfig(UnsignedPushConfig):
     api_key: str = secret()
     access_key: str = secret()
     sign_method: str = attrs.field(default=dialect.DEFAULT_SIGN_METHOD, converter=_sign_method)
-
-
-CAPABILITIES = Capabilities(
-    operations={Operation.SEND, Operation.SEND_BATCH, Operation.PULL_REPORTS, Operation.BALANCE,
-                Operation.STATISTICS},
-    max_recipients={Operation.SEND: MAX_PHONES, Operation.SEND_BATCH: MAX_PHONES},
-    templates=True,
-    text=False,  # template only; free text needs a one-variable template (the document's "大变量")
-    named_params=False,  # variables are positional: a JSON array
-    positional_params=True,
-    scheduling=False,  # FAQ: "接口短信是否支持定时发送？不支持"
-    callbacks={"report", "inbound"},
-    budgets=(
-        # FAQ: "查询类接口默认每个企业每分钟只允许请求三次": every query call counts together
-        Budget("query", QUERY_OPERATIONS, calls=3, per=60.0),
-        Budget("balance", {Operation.BALANCE}, calls=1, per=15.0),  # "默认限制15秒一次"
-        Budget("statistics", {Operation.STATISTICS}, calls=4, per=60.0),  # "单用户QPS限制4次/分钟"
-    ),
-    # the report pull section: "建议查询频次1分钟"; it also leaves room in the query budget
-    poll_interval=60.0,
-    rate="300/second",  # FAQ: "当前短信API接口吞吐量约300/TPS"
-)
-
-
-@hookimpl
-def smsgate_provider() -> Provider:
-    return Provider(
-        name=NAME,
-        config_class=OpassConfig,
-        capabilities=CAPABILITIES,
-        description="经分助手 / infocloud (opassapi.infocloud.com.cn): HMAC-signed template SMS, report pull and pushes",
-        simulator="smsgate_opass.simulator:OpassSimulator",
-    )
 
 
 # -- validation --------------------------------------------------------------------------------

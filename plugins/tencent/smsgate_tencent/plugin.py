@@ -21,14 +21,12 @@ import attrs
 from smsgate import (
     AuthError,
     CallbackResult,
-    Capabilities,
     DeliveryReport,
     HttpRequest,
     HttpResponse,
     InboundMessage,
     InsufficientBalance,
     Operation,
-    Provider,
     ProviderError,
     RateLimited,
     Reason,
@@ -43,9 +41,9 @@ from smsgate import (
 
 from smsgate.receiving.guard import UnsignedPushConfig, push_allowed
 
-from . import dialect, wire
+from . import CAPABILITIES, PROVIDER, dialect, wire  # CAPABILITIES: read from here too
 
-NAME = "tencent"
+NAME = PROVIDER.name
 DEFAULT_ENDPOINT = "https://sms.tencentcloudapi.com"
 SERVICE = "sms"  #: the credential scope's service, whatever host the endpoint names
 VERSION = "2021-01-11"
@@ -57,7 +55,6 @@ ACTIONS = {
     Operation.PULL_INBOUND: "PullSmsReplyStatus",
 }
 
-MAX_PHONES = 200  #: PhoneNumberSet: "单次请求最多支持200个手机号"
 MAX_PULL = 100  #: Limit: "拉取最大条数，最多100条"
 MAX_SESSION_CONTEXT = 511  #: SessionContext: "长度需小于512字节" (UTF-8 bytes)
 #: the regions the SMS API lists for mainland service
@@ -92,31 +89,6 @@ class TencentConfig(UnsignedPushConfig):
     #: the approved signature (签名内容, not its id) used when a message gives none
     sign_name: str = ""
     region: str = attrs.field(default="ap-guangzhou", validator=_check_region)
-
-
-CAPABILITIES = Capabilities(
-    operations={Operation.SEND, Operation.SEND_BATCH, Operation.PULL_REPORTS, Operation.PULL_INBOUND},
-    max_recipients={Operation.SEND: MAX_PHONES, Operation.SEND_BATCH: 1},
-    templates=True,
-    text=False,  # SendSms takes an approved template only
-    named_params=False,  # template variables are {1}, {2} ...: positional
-    positional_params=True,
-    scheduling=False,  # SendSms has no send time
-    callbacks={"report", "inbound"},
-)
-
-
-@hookimpl
-def smsgate_provider() -> Provider:
-    return Provider(
-        name=NAME,
-        config_class=TencentConfig,
-        capabilities=CAPABILITIES,
-        description="Tencent Cloud SMS (腾讯云短信, API 2021-01-11): TC3-HMAC-SHA256, per-number outcomes, "
-                    "status and reply pulls and pushes",
-        simulator="smsgate_tencent.simulator:TencentSimulator",
-        docs_url="https://cloud.tencent.com/document/product/382/55981",
-    )
 
 
 # -- validation ---------------------------------------------------------------------------------
