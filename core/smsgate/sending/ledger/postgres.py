@@ -32,7 +32,9 @@ SCHEMA = (
     "reason_code TEXT, reason_text TEXT, not_sent BOOLEAN, sent_at DOUBLE PRECISION NOT NULL, "
     "settled_at DOUBLE PRECISION, delivery_status TEXT, delivery_code TEXT, delivery_text TEXT, "
     "delivered_at TEXT, reported_at DOUBLE PRECISION, PRIMARY KEY (key, request_index, phone))",
-    "CREATE INDEX IF NOT EXISTS ledger_recipients_message ON ledger_recipients (vendor, message_id) "
+    # with the phone: a report's own-row lookup by id + phone stays one seek as reports add rows
+    # (ledgers from before request rows keep their ledger_recipients_message on (vendor, message_id))
+    "CREATE INDEX IF NOT EXISTS ledger_recipients_message_phone ON ledger_recipients (vendor, message_id, phone) "
     "WHERE message_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS ledger_recipients_unresolved ON ledger_recipients (vendor, phone, sent_at) "
     "WHERE outcome IN ('sending', 'unknown')",
