@@ -69,7 +69,9 @@ class PostgresLedger(SqlLedger):
                         "settle": ("BEGIN", "SET LOCAL synchronous_commit = off")}
     # concurrent CREATE ... IF NOT EXISTS can still collide in the catalog: creators queue on a lock
     schema_preamble: tuple[str, ...] = (f"SELECT pg_advisory_xact_lock({_LOCK_ID})",)
-    schema_done = "SELECT to_regclass('ledger_requests_unresolved') IS NOT NULL"
+    # every object of the schema's newest additions (one transaction made each set of them)
+    schema_done = ("SELECT to_regclass('ledger_requests_unresolved') IS NOT NULL "
+                   "AND to_regclass('ledger_recipients_message_phone') IS NOT NULL")
 
     def __init__(self, url: str, schema: str | None = None, synchronous: str | None = None,
                  connect_timeout: float = 10.0):

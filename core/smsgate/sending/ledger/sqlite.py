@@ -70,7 +70,9 @@ def sqlite_path(url: str) -> str:
 
 class SqliteLedger(SqlLedger):
     schema = SCHEMA
-    schema_done = "SELECT COUNT(*) FROM sqlite_master WHERE name = 'ledger_requests_unresolved'"
+    # every object of the schema's newest additions (one transaction made each set of them)
+    schema_done = ("SELECT COUNT(*) = 2 FROM sqlite_master WHERE name IN "
+                   "('ledger_requests_unresolved', 'ledger_recipients_message_phone')")
 
     def __init__(self, url: str, synchronous: str = "NORMAL", busy_timeout: float = 30.0, schema: str | None = None):
         super().__init__(url)
