@@ -11,6 +11,7 @@ import pickle
 
 import pytest
 
+from smsgate.models import part_phones
 from smsgate import (Gateway, Message, Outcome, ProviderError, Reason, RecipientResult, RequestOutcome,
                      SendReply, SendResult, converter, hookimpl, to_jsonable)
 
@@ -146,9 +147,16 @@ def test_a_route_fails_over_only_what_was_not_sent(smsgate_outbox):
         else:
             assert r == first  # final at a: accepted or unknown never moves
     assert len(result.recipients) == 50
-    # what stayed at a stays as a's requests gave it; only the 11 phones that moved are one by one
-    assert len(result.outcomes) == 18 and result.outcomes[0] == RequestOutcome(
-        phones=tuple(PHONES[:10]), outcome=Outcome.ACCEPTED, message_id="A0", request_id="R0")
+    # stored as the requests gave them: what stayed at a as a's; the moved phones as b's requests
+    # gave them ([21, 30..38] and [39], b taking 10 a request), cut where their earlier attempts
+    # differ, each run sharing its earlier attempt (a's refusal, itself stored once)
+    assert result.outcomes[0] == RequestOutcome(phones=tuple(PHONES[:10]), outcome=Outcome.ACCEPTED,
+                                                message_id="A0", request_id="R0")
+    moved = [p for p in result.outcomes if p.provider == "b"]
+    assert [part_phones(p) for p in moved] == [(PHONES[21],), tuple(PHONES[30:39]), (PHONES[39],)]
+    assert all(isinstance(p, RequestOutcome) and len(p.earlier) == 1 for p in moved)
+    assert moved[1].earlier[0] is moved[2].earlier[0] and moved[1].earlier[0].phones == tuple(PHONES[30:40])
+    assert len(result.outcomes) == 10
 
 
 class ScriptedAt(Scripted):

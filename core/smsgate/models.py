@@ -171,7 +171,8 @@ class RequestOutcome:
 
     Phone ``p`` of ``phones`` reads as ``RecipientResult(phone=p, outcome=outcome,
     message_id=message_ids.get(p, message_id), reason=reason, request_id=request_id,
-    provider=provider)``; :meth:`results` builds exactly those.
+    provider=provider, earlier=...)``, its earlier attempts each read the same way for ``p``;
+    :meth:`results` builds exactly those.
     """
 
     phones: tuple[str, ...]
@@ -182,11 +183,20 @@ class RequestOutcome:
     reason: Reason | None = None
     request_id: str | None = None
     provider: str | None = None
+    #: a route's earlier attempts, the same for every one of these phones, each at another provider
+    #: and proven not sent, in order (each a stored outcome that may speak for more phones than these:
+    #: phone ``p`` reads its own); empty when the first attempt was final
+    earlier: tuple[RecipientResult | RequestOutcome, ...] = ()
 
     def results(self) -> list[RecipientResult]:
         """One :class:`RecipientResult` per phone, in order."""
         outcome, reason, request_id, provider = self.outcome, self.reason, self.request_id, self.provider
         ids, message_id = self.message_ids, self.message_id
+        if self.earlier:
+            earlier = self.earlier
+            return [RecipientResult(phone=p, outcome=outcome, message_id=ids.get(p, message_id), reason=reason,
+                                    request_id=request_id, provider=provider,
+                                    earlier=tuple(attempt_for(e, p) for e in earlier)) for p in self.phones]
         if ids:
             return [RecipientResult(phone=p, outcome=outcome, message_id=ids.get(p, message_id), reason=reason,
                                     request_id=request_id, provider=provider) for p in self.phones]
@@ -208,6 +218,16 @@ class RequestOutcome:
 
 #: what a :class:`SendResult` stores: a phone's own outcome, or one outcome shared by several phones
 OutcomePart = RecipientResult | RequestOutcome
+
+
+def attempt_for(part: OutcomePart, phone: str) -> RecipientResult:
+    """``phone``'s attempt in a stored outcome that speaks for it (without earlier attempts)."""
+    if isinstance(part, RecipientResult):
+        return part
+    ids = part.message_ids
+    return RecipientResult(phone=phone, outcome=part.outcome, message_id=ids.get(phone, part.message_id)
+                           if ids else part.message_id, reason=part.reason, request_id=part.request_id,
+                           provider=part.provider)
 
 
 def part_phones(part: OutcomePart) -> tuple[str, ...]:
@@ -348,6 +368,9 @@ class SendResult:
         for part in self.outcomes:
             if not isinstance(part, RequestOutcome):
                 out.append(part.to_json_dict(provider))
+                continue
+            if part.earlier:  # a route's failover: each phone with its own attempts
+                out.extend(r.to_json_dict(provider) for r in part.results())
                 continue
             base = RecipientResult(phone="", outcome=part.outcome, message_id=part.message_id, reason=part.reason,
                                    request_id=part.request_id, provider=part.provider)._json(provider)

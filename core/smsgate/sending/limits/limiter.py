@@ -32,7 +32,7 @@ import attrs
 
 from ...errors import LimitsUnavailable, RateLimited
 from ...log import get_logger
-from ...models import CHINA_TZ, Outcome, OutcomePart, Reason, RecipientResult, RequestOutcome, part_phones
+from ...models import CHINA_TZ, Outcome, OutcomePart, Reason, RecipientResult, part_phones
 from ...phones import mask_phone
 from .memory_store import MemoryStore
 from .rates import Rate
@@ -190,7 +190,7 @@ class Limits:
         if not held:
             return
         self._release(hold, [held[p] for r in results
-                             if _never_left(r) and (isinstance(r, RequestOutcome) or all(map(_never_left, r.earlier)))
+                             if _never_left(r) and all(map(_never_left, r.earlier))
                              for p in part_phones(r) if p in held])
 
     def release(self, hold: PhoneHold) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from ...errors import ValidationError
-from ...models import Message, Outcome, OutcomePart, Reason, RecipientResult, SendResult, expand, part_phones
+from ...models import Message, Outcome, OutcomePart, Reason, RecipientResult, SendResult, attempt_for, part_phones
 from ...phones import mask_phone
 from ..flow import Target, plan_requests, prepare, run_requests, with_deadline
 from ..ledger import stage as ledger_stage
@@ -83,9 +83,9 @@ def send_route(route: Route, message: Message, log: Any) -> SendResult:
     limits = first_target.limits
     hold = (limits.hold_phones(message.to, route.limit_scope or message.template_id, route.name)
             if limits is not None else None)
-    # outcomes kept as the requests gave them (no object per recipient); only a phone that moves on
-    # gets its attempts one by one
-    tried: dict[str, list[RecipientResult]] = {}  # a moved phone's attempts so far, each proven not sent
+    # outcomes kept as the requests gave them (no object per recipient): a moved phone's attempts
+    # so far are a tuple of stored outcomes, one tuple shared by the phones that moved together
+    tried = _Tries()
     final: list[OutcomePart] = []  # outcomes that did not move: final, in each attempt's order
     first_attempt = True
     refused = hold.refused_results() if hold is not None else []
@@ -130,14 +130,13 @@ def send_route(route: Route, message: Message, log: Any) -> SendResult:
             provider = None if target.name == first_target.name else target.name
             for part in results:
                 if moves(part):
-                    for r in expand((part,)):
-                        tried.setdefault(r.phone, []).append(attrs.evolve(r, provider=target.name))
+                    tried.add(part_phones(part), attrs.evolve(part, provider=target.name))
                     moved.extend(part_phones(part))
                 elif first_attempt:  # no earlier attempts: the part as it is
                     final.append(part if part.provider == provider else attrs.evolve(part, provider=provider))
-                else:
-                    final.extend(attrs.evolve(r, provider=provider, earlier=tuple(tried.pop(r.phone)))
-                                 for r in expand((part,)))
+                else:  # each run of phones with the same earlier attempts: the part for them
+                    final.extend(_with_earlier(part, provider, run, chain)
+                                 for run, chain in tried.runs(part_phones(part)))
             first_attempt = False
             if moved and target is not legs[-1][0]:
                 log.info("smsgate.route.failover", route=route.name, provider=target.name,
@@ -147,7 +146,7 @@ def send_route(route: Route, message: Message, log: Any) -> SendResult:
         if not claimed:
             _give_back(route, limits, hold, passes)
         raise
-    never_tried = [p for p in pending if p not in tried]
+    never_tried = [p for p in pending if p not in tried.of]
     if never_tried:  # every provider's breaker was open: nothing left for them
         reason = Reason(code=CIRCUIT_OPEN, not_sent=True,
                         message=f"{route.label}: every provider is skipped for now (circuit breaker open "
@@ -165,7 +164,10 @@ def send_route(route: Route, message: Message, log: Any) -> SendResult:
             journal.never_left(0, refused)
     elif never_tried and journal is not None:
         journal.at(first_target.name, first_target.context.provider).never_left(index, closed)
-    final.extend(_final(tried[p], first_target.name) for p in pending if p in tried)  # refused by the last
+    # refused by the last provider tried: that refusal is final, the ones before it earlier attempts
+    final.extend(_with_earlier(chain[-1], None if chain[-1].provider == first_target.name else chain[-1].provider,
+                               run, chain[:-1])
+                 for run, chain in tried.runs([p for p in pending if p in tried.of]))
     final.extend(r if r.provider != first_target.name else attrs.evolve(r, provider=None) for r in refused)
     if hold is not None:
         limits.settle(hold, final)
@@ -173,10 +175,49 @@ def send_route(route: Route, message: Message, log: Any) -> SendResult:
                       segments=message_segments(message), key=None if journal is None else journal.key)
 
 
-def _final(tries: list[RecipientResult], first: str) -> RecipientResult:
-    last = tries[-1]
-    return attrs.evolve(last, provider=None if last.provider == first else last.provider,
-                        earlier=tuple(tries[:-1]))
+class _Tries:
+    """The attempts of the phones that moved on so far: phone -> a tuple of stored outcomes (each
+    with its provider), the same tuple object for every phone that moved together."""
+
+    def __init__(self) -> None:
+        self.of: dict[str, tuple[OutcomePart, ...]] = {}
+        # (earlier tuple, new attempt) -> the longer tuple; the key objects are kept alive in the
+        # value, so their ids cannot be reused while cached
+        self._longer: dict[tuple[int, int], tuple[tuple[OutcomePart, ...], OutcomePart, tuple[OutcomePart, ...]]] = {}
+
+    def add(self, phones: tuple[str, ...], attempt: OutcomePart) -> None:
+        alone = (attempt,)
+        of, longer = self.of, self._longer
+        for phone in phones:
+            before = of.get(phone)
+            if before is None:
+                of[phone] = alone
+                continue
+            key = (id(before), id(attempt))
+            known = longer.get(key)
+            if known is None:
+                known = longer[key] = (before, attempt, before + alone)
+            of[phone] = known[2]
+
+    def runs(self, phones: Sequence[str]) -> list[tuple[list[str], tuple[OutcomePart, ...]]]:
+        """``phones`` (each with attempts) cut into runs sharing one tuple of attempts, in order."""
+        out: list[tuple[list[str], tuple[OutcomePart, ...]]] = []
+        of = self.of
+        for phone in phones:
+            chain = of.pop(phone)
+            if out and out[-1][1] is chain:
+                out[-1][0].append(phone)
+            else:
+                out.append(([phone], chain))
+        return out
+
+
+def _with_earlier(part: OutcomePart, provider: str | None, phones: list[str],
+                  earlier: tuple[OutcomePart, ...]) -> OutcomePart:
+    """``part``'s outcome for ``phones`` (some or all of its phones), at ``provider``, after ``earlier``."""
+    if isinstance(part, RecipientResult):
+        return attrs.evolve(part, provider=provider, earlier=tuple(attempt_for(e, part.phone) for e in earlier))
+    return attrs.evolve(part, phones=tuple(phones), provider=provider, earlier=earlier)
 
 
 def _give_back(route: Route, limits: Any, hold: Any, passes: list[Any]) -> None:
