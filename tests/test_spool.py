@@ -333,7 +333,8 @@ def test_payloads_are_json_text_of_the_plain_event(spool):
     events = [rep("A"), inbound("hé\udfff"), rep("C", phone="+86 138-0013-8000")]
     spool.put(events)
     stored = [r[0] for r in spool._book.execute("SELECT payload FROM events ORDER BY id")]
-    assert stored == [json_text(plain_event(e, k), default=str) for e, k in zip(events, ["report", "inbound", "report"])]
+    kinds = ["report", "inbound", "report"]
+    assert stored == [json_text(plain_event(e, k), default=str) for e, k in zip(events, kinds)]
     assert stored[1].isascii() and "\\udfff" in stored[1]  # the surrogate's whole text is \u-escaped
 
 
@@ -363,3 +364,13 @@ def test_a_put_wakes_one_claim_per_handler_not_one_per_worker(spool):
     # each worker's first look, then per put the claim that takes the rows and the one that finds
     # the rest empty (a woken sibling may slip in once); without the gate every worker claims per put
     assert len(claims) <= workers + 3 * puts, claims
+
+
+def test_claims_walk_the_primary_key(spool):
+    plan = spool._book.execute(
+        "EXPLAIN QUERY PLAN SELECT event_id FROM deliveries WHERE handler=? AND ((state='pending' AND next_at<=?) "
+        "OR (state='leased' AND lease_until<?)) ORDER BY event_id LIMIT ?", ("h", 1, 1, 10)).fetchall()
+    assert "PRIMARY KEY" in str(plan) and "TEMP B-TREE" not in str(plan)
+    indexes = [r[0] for r in spool._book.execute(
+        "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='deliveries' AND sql IS NOT NULL")]
+    assert indexes == []  # nothing else to write on every put, lease and completion

@@ -74,7 +74,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error TEXT,
     PRIMARY KEY (handler, event_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries (handler, state, next_at);
+-- claims walk the primary key (handler, event_id) in event order; an index on (handler, state,
+-- next_at) served no claim and cost a write on every put, lease and completion (spools made
+-- by earlier versions lose it here)
+DROP INDEX IF EXISTS deliveries_ready;
 """
 
 

@@ -99,7 +99,8 @@ def test_the_fast_report_reader_gives_what_the_converter_gives():
 
     strict = Wire(use_alias=True, strict_str=False, hooks=wire.WIRE._hooks)  # no fast reader
     value = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=False),
-                      st.text(max_size=6), st.sampled_from(["0", " 2 ", "-1", "", "x1"]), st.lists(st.integers(), max_size=1))
+                      st.text(max_size=6), st.sampled_from(["0", " 2 ", "-1", "", "x1"]),
+                      st.lists(st.integers(), max_size=1))
     keys = st.sampled_from(["msgId", "mobile", "status", "msg", "reportTime", "other"])
     item = st.dictionaries(keys, value, max_size=6) | st.fixed_dictionaries(
         {"msgId": st.text(min_size=1, max_size=5), "mobile": st.text(min_size=1, max_size=5),
