@@ -77,7 +77,7 @@ class SqlLedger:
     schema: tuple[str, ...] = ()
     #: run first in the schema's transaction (PostgreSQL: a lock, so concurrent creators queue)
     schema_preamble: tuple[str, ...] = ()
-    #: a query answering whether the last object of ``schema`` exists
+    #: a query answering whether the newest objects of ``schema`` exist (then all do)
     schema_done = ""
     #: the SQL function giving the position of its second argument in its first (0: absent)
     position = "instr"
