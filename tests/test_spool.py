@@ -374,3 +374,19 @@ def test_claims_walk_the_primary_key(spool):
     indexes = [r[0] for r in spool._book.execute(
         "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='deliveries' AND sql IS NOT NULL")]
     assert indexes == []  # nothing else to write on every put, lease and completion
+
+
+def test_an_event_that_cannot_be_read_back_fails_its_handler_and_the_worker_goes_on(spool):
+    seen = []
+    d = Dispatcher(spool, [Handler(name="one", fn=lambda r: seen.append(r.message_id), max_attempts=1)],
+                   poll_interval=0.02)
+    spool.put([rep("A")])
+    spool._writer.execute("UPDATE events SET payload='{\"provider\": '")
+    spool.put([rep("B")])
+    d.start()
+    try:
+        assert d.drain(30)
+    finally:
+        d.stop()
+    assert seen == ["B"] and d.failures == 1
+    assert spool.counts()["handlers"]["one"]["dead"] == 1

@@ -39,6 +39,10 @@ class Handler:
     retry_cap: float = 600.0
 
 
+def _call_with_event(fn: Callable[..., Any], item: SpooledEvent) -> Any:
+    return fn(item.event)
+
+
 class _ClaimGate:
     """One handler's workers claim one at a time; ``drained_at`` is the spool generation (puts of
     this process) after which a claim found fewer rows than it asked for."""
@@ -184,8 +188,11 @@ class Dispatcher:
                 lost.update(set(rest) - held)
             if item.id in lost:
                 continue
-            arg = item if handler.envelope else item.event
-            self._run(handler, [item], functools.partial(handler.fn, arg), delay)
+            # .event is read inside the call: a stored event that cannot be read back fails this
+            # handler's call (retried, then dead), it does not end the worker thread
+            call = functools.partial(handler.fn, item) if handler.envelope else functools.partial(_call_with_event,
+                                                                                                   handler.fn, item)
+            self._run(handler, [item], call, delay)
 
     def _run(self, handler: Handler, items: list[SpooledEvent], call: Callable[[], Any],
              delay: Callable[[int], float]) -> None:
