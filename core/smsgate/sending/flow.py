@@ -16,7 +16,6 @@ from ..hookspecs import hookimpl
 from ..log import get_logger
 from ..models import Message, OutcomePart, SendResult
 from ..provider import HookContext
-from .ledger import stage as ledger_stage
 from .transport import deadline_after
 from .pipeline import check_content, execute_send, merge, normalise_recipients, only, plan
 
@@ -63,6 +62,8 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
     batches = plan_requests(target, sending, ctx)
     journal = None
     if target.ledger is not None or message.key is not None:  # (a key without a ledger is refused there)
+        from .ledger import stage as ledger_stage  # here: a send without a ledger never imports it
+
         try:
             journal = ledger_stage.open_send(target.ledger, target.name, ctx.provider, message, batches, ctx.clock,
                                              log)

@@ -78,14 +78,12 @@ class Gateway:
         #: per-phone quotas, request rates and vendor call budgets ([limits], docs/limits.md)
         self.limits = Limits(limits, clock=lambda: self.monotonic(), sleep=lambda seconds: self.sleep(seconds))
         from ..log import get_logger
-        from .routing import Breakers, RoutingSettings
+        from .routing import RoutingSettings
 
         self.log = get_logger("smsgate.pipeline")
         #: routes, default_route and logical templates ([routes.NAME], [templates.NAME.PROVIDER]), checked
         self.routing = RoutingSettings()
-        #: the providers' circuit breakers (shared through the limits store when it is Redis);
-        #: ``breakers.clock`` is replaceable, so tests check cool-downs without waiting
-        self.breakers = Breakers(self.limits)
+        self._breakers: Any = None
         self._balancers: dict[str, Any] = {}
         self._balancers_lock = threading.Lock()
         self.check()
@@ -121,6 +119,19 @@ class Gateway:
             raise ConfigError.combine(problems, self.settings.source)
 
     # -- configuration ---------------------------------------------------------------------
+    @property
+    def breakers(self) -> Any:
+        """The providers' circuit breakers (``smsgate.sending.routing.Breakers``; shared through
+        the limits store when it is Redis), made on first use; ``breakers.clock`` is replaceable,
+        so tests check cool-downs without waiting."""
+        if self._breakers is None:
+            with self._balancers_lock:
+                if self._breakers is None:
+                    from .routing import Breakers
+
+                    self._breakers = Breakers(self.limits)
+        return self._breakers
+
     @property
     def transport(self) -> Any:
         if self._transport is None:

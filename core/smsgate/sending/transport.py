@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import socket
 import threading
 import time
 from typing import Any
@@ -63,6 +62,8 @@ class _Watch:
             if self.done:
                 return
             self.expired = True
+        import socket  # here: a process that never opens a connection never imports it
+
         try:
             self.sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once
         except OSError:

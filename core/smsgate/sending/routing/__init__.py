@@ -9,10 +9,31 @@ the routed send, a stage of the send flow.
 
 from __future__ import annotations
 
-from .balancer import SmoothWeighted
-from .breaker import Breakers
-from .route import CIRCUIT_OPEN, Route, moves, send_route, verdict
-from .settings import RouteSettings, RoutingSettings, TemplateEntry, routing_settings
+from typing import TYPE_CHECKING, Any
+
+# Names load on first use: a Gateway reads the (empty) routing settings of every config, and a
+# send to one provider should not import the routed send, the balancer and the breakers.
+_EXPORTS = {"SmoothWeighted": "balancer", "Breakers": "breaker", "CIRCUIT_OPEN": "route", "Route": "route",
+            "moves": "route", "send_route": "route", "verdict": "route", "RouteSettings": "settings",
+            "RoutingSettings": "settings", "TemplateEntry": "settings", "routing_settings": "settings"}
 
 __all__ = ["Breakers", "CIRCUIT_OPEN", "Route", "RouteSettings", "RoutingSettings", "SmoothWeighted",
            "TemplateEntry", "moves", "routing_settings", "send_route", "verdict"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .balancer import SmoothWeighted
+    from .breaker import Breakers
+    from .route import CIRCUIT_OPEN, Route, moves, send_route, verdict
+    from .settings import RouteSettings, RoutingSettings, TemplateEntry, routing_settings
