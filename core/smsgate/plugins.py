@@ -215,27 +215,30 @@ class PluginManager:
     def _core(self) -> Any:
         """The pluggy manager, built on first need with the core's own plugins."""
         if self._pluggy is None:
-            with self._lock:
-                if self._pluggy is None:
-                    import pluggy
-
-                    from . import hookspecs
-
-                    pm = pluggy.PluginManager("smsgate")
-                    pm.add_hookspecs(hookspecs)
-                    self._plain_hookexec = getattr(pm, "_inner_hookexec", None)
-                    self._pluggy = pm
-                    core = [s for s in self._slots if s.path is not None and s.provider is None]
-                    for slot in core:
-                        slot.plugin = importlib.import_module(slot.path)  # type: ignore[arg-type]
-                    self._register_in_order(core)
+            self._register_in_order([])
         return self._pluggy
 
     def _register_in_order(self, adding: list[_Slot]) -> None:
         """Register ``adding`` with pluggy at their places: the registered plugins behind the
-        first of them are taken off and registered again after them, in their order."""
-        pm = self._core()
+        first of them are taken off and registered again after them, in their order. The first
+        call builds the pluggy manager; the core's plugins are registered with whatever it adds."""
         with self._lock:
+            if self._pluggy is None:
+                import pluggy
+
+                from . import hookspecs
+
+                pm = pluggy.PluginManager("smsgate")
+                pm.add_hookspecs(hookspecs)
+                self._plain_hookexec = getattr(pm, "_inner_hookexec", None)
+                core = [s for s in self._slots if s.path is not None and s.provider is None]
+                for slot in core:
+                    slot.plugin = importlib.import_module(slot.path)  # type: ignore[arg-type]
+                self._pluggy = pm
+                adding = [s for s in self._slots if s in core or s in adding]
+            pm = self._pluggy
+            if not adding:
+                return
             start = min(self._slots.index(s) for s in adding)
             behind = [s for s in self._slots[start:] if s.registered and s not in adding]
             for slot in behind:
