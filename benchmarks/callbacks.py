@@ -24,6 +24,7 @@ events stored per second, events handled == events in. The last line repeats the
 ``callbacks cpu_ms_per_push=<ms> p99_ms=<ms> events_per_s=<n>``.
 
     python benchmarks/callbacks.py [--connections 20] [--pushes 10] [--cpu-pushes 200] [--json]
+    python benchmarks/callbacks.py --stages 80     # CPU per stage of a guodu push, no server
 
 Needs the guodu and juse plugins installed (``pip install -e plugins/guodu -e plugins/juse``) and
 waitress (``pip install -e '.[serve]'``).
@@ -135,6 +136,44 @@ def in_process_cpu(cfg: str, tmp: str, juse: object, pushes: int, juse_records: 
             "juse_cpu_ms_per_push": round(statistics.median(juse_cpu) * 1000, 3)}
 
 
+def stages(cfg: str, tmp: str, pushes: int) -> dict[str, float]:
+    """CPU of each stage of a guodu push of 250 reports, and of the handlers' work on it, in one
+    thread (``time.thread_time``, median over ``pushes``): what ``--stages`` prints."""
+    from smsgate import CallbackRequest, Gateway
+    from smsgate.receiving import Receiver, store
+
+    receiver = Receiver(Gateway(cfg), spool=os.path.join(tmp, "stages-spool.sqlite3"),
+                        events_jsonl=os.path.join(tmp, "stages-events.jsonl"))
+    receiver.add_handler(slow_handler, name="callbacks.slow_handler")
+    spool, dispatcher, gateway = receiver.spool, receiver.dispatcher, receiver.gateway
+    spent: dict[str, list[float]] = {}
+
+    def timed(stage: str, fn):
+        t0 = time.thread_time()
+        value = fn()
+        spent.setdefault(stage, []).append(time.thread_time() - t0)
+        return value
+
+    try:
+        for n in range(pushes):  # the handler threads are not started: the loop below runs them
+            request = CallbackRequest(method="POST", path="/callbacks/guodu", body=guodu_body(n % 100, n // 100),
+                                      remote_addr="127.0.0.1")
+            events = list(timed("verify + parse", lambda: gateway.handle_callback("guodu", request)).events)
+            timed("dedup keys", lambda: store.push_keys(events))
+            timed("encode payloads", lambda: [store.encode_event(e, "report") for e in events])
+            timed("put (keys, payloads, commit)", lambda: spool.put(events))
+        for handler in dispatcher.handlers.values():
+            while True:
+                batch = timed(f"claim {handler.name}", lambda: spool.claim(handler.name, dispatcher.owner, 250))
+                if not batch:
+                    break
+                timed(f"call {handler.name}", lambda: handler.fn(batch))
+                timed(f"complete {handler.name}", lambda: spool.complete(handler.name, [i.id for i in batch]))
+    finally:
+        receiver.close()
+    return {stage: round(statistics.median(values) * 1000, 3) for stage, values in spent.items()}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
@@ -152,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                              "it is answered, i.e. saturation)")
     parser.add_argument("--cpu-pushes", type=int, default=200,
                         help="guodu (and juse) pushes for the in-process CPU measurement (0: skip it)")
+    parser.add_argument("--stages", type=int, default=0, metavar="N",
+                        help="only measure the CPU of each stage over N guodu pushes in this process, and exit")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -170,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         fh.write(f'[providers.juse]\nbase_url = "http://127.0.0.1:9/api"\napp_id = "{juse.app_id}"\n'
                  f'app_secret = "{juse.app_secret}"\n')
     handled_file = os.path.join(tmp, "handled.txt")
+    if args.stages:
+        os.environ["BENCH_HANDLED_FILE"] = os.path.join(tmp, "stages-handled.txt")
+        os.environ["BENCH_HANDLER_SLEEP"] = "0"
+        for stage, ms in stages(cfg, tmp, args.stages).items():
+            print(f"{stage:>40}: {ms} ms")
+        return 0
     cpu: dict[str, float] = {}
     if args.cpu_pushes:
         os.environ["BENCH_HANDLED_FILE"] = os.path.join(tmp, "cpu-handled.txt")
