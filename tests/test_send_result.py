@@ -199,3 +199,15 @@ def test_stored_and_per_recipient_results_are_the_same_value():
     assert converter().structure(data, SendResult) == stored
     with pytest.raises(TypeError):
         SendResult(provider="p")
+
+
+def test_already_normal_numbers_keep_their_order_and_lose_only_duplicates():
+    from smsgate.sending.pipeline import normalise_recipients
+
+    ascending = Message(to=PHONES, text="hi")
+    assert normalise_recipients(ascending) is ascending  # nothing to change: the same message
+    for to in ([PHONES[0], PHONES[0], PHONES[1]], [PHONES[2], PHONES[1], PHONES[2]], [PHONES[1], PHONES[0]]):
+        assert normalise_recipients(Message(to=to, text="hi")).to == tuple(dict.fromkeys(to))
+    # not all plain normal numbers: each goes through normalise_phone, in order
+    assert normalise_recipients(Message(to=[PHONES[1], "+86 " + PHONES[0], PHONES[1]], text="hi")).to == (
+        PHONES[1], PHONES[0])
