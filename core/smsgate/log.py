@@ -46,11 +46,9 @@ def _structlog_configured() -> bool:
     return structlog is not None and bool(structlog.is_configured())
 
 
-def _structlog_enabled(level: int) -> bool:
+def _structlog_enabled(structlog: Any, level: int) -> bool:
     """Whether the app's structlog wrapper lets ``level`` through (its filtering bound loggers
     say so; any other wrapper class is assumed to)."""
-    import structlog
-
     check = getattr(structlog.get_config().get("wrapper_class"), "is_enabled_for", None)
     if check is None:
         return True
@@ -125,8 +123,10 @@ class Logger:
         """True when an event at ``level`` would go anywhere (skip building costly fields otherwise)."""
         if _captures:
             return True
-        if _structlog_configured():
-            return _structlog_enabled(level)
+        if not _stdlib_only:  # (what _structlog_configured says, inline: asked for every event)
+            structlog = sys.modules.get("structlog")
+            if structlog is not None and structlog.is_configured():
+                return _structlog_enabled(structlog, level)
         return self._stdlib.isEnabledFor(level)
 
 

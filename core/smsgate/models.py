@@ -6,6 +6,7 @@ import datetime as _dt
 import enum
 import functools
 import json
+import operator
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -538,6 +539,9 @@ def _headers(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), str(v)) for k, v in value)
 
 
+_name = operator.itemgetter(0)  # a header's name
+
+
 def _find_header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
     lname = name.lower()
     for key, value in headers:
@@ -562,8 +566,11 @@ class HttpRequest:
         """This request with ``extra`` headers, replacing any of the same name (in any case)."""
         # every signed request passes here: C-level loops, and no generic evolve for the usual class
         added = tuple(zip(map(str, extra), map(str, extra.values())))
-        lower = {k.lower() for k, _ in added}
-        headers = (*[h for h in self.headers if h[0].lower() not in lower], *added)
+        names = set(map(str.lower, map(_name, added)))
+        headers = self.headers
+        if not names.isdisjoint(map(str.lower, map(_name, headers))):
+            headers = tuple(h for h in headers if h[0].lower() not in names)
+        headers += added
         if type(self) is HttpRequest:
             return HttpRequest(method=self.method, url=self.url, headers=headers, body=self.body)
         return attrs.evolve(self, headers=headers)

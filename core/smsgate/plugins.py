@@ -17,6 +17,7 @@ behind it).
 from __future__ import annotations
 
 import importlib
+import operator
 import os
 import sys
 import threading
@@ -366,7 +367,7 @@ class _ScopedHook:
     registered), so a caller kept across that never runs another provider's hooks.
     """
 
-    __slots__ = ("_manager", "_provider", "_name", "_generation", "_pm", "_caller", "_direct", "_plain",
+    __slots__ = ("_manager", "_provider", "_name", "_generation", "_pm", "_caller", "_direct", "_single", "_plain",
                  "_implemented")
 
     def __init__(self, manager: PluginManager, provider: str, name: str):
@@ -382,9 +383,11 @@ class _ScopedHook:
             impls = caller.get_hookimpls()
             direct = None
             if plain is not None and not any(i.wrapper or i.hookwrapper for i in impls):
-                # pluggy calls implementations last-registered first (tryfirst/trylast already sorted)
-                direct = tuple((i.function, tuple(i.argnames)) for i in reversed(impls))
+                # pluggy calls implementations last-registered first (tryfirst/trylast already sorted);
+                # each with a C-level picker of its own arguments from the call's keywords
+                direct = tuple((i.function, _arguments(tuple(i.argnames))) for i in reversed(impls))
             self._pm, self._plain, self._caller, self._direct = pm, plain, caller, direct
+            self._single = direct[0] if direct is not None and len(direct) == 1 else None
             self._implemented = bool(impls)
             self._generation = generation
 
@@ -401,8 +404,11 @@ class _ScopedHook:
         direct = self._direct
         if direct is None or self._pm._inner_hookexec is not self._plain:
             return self._caller(**kwargs)
-        for function, argnames in direct:
-            result = function(*[kwargs[name] for name in argnames])
+        single = self._single
+        if single is not None:
+            return single[0](*single[1](kwargs))
+        for function, arguments in direct:
+            result = function(*arguments(kwargs))
             if result is not None:
                 return result
         return None
@@ -411,3 +417,14 @@ class _ScopedHook:
         if self._generation != self._manager._generation:
             self._build()
         return list(self._caller.get_hookimpls())
+
+
+def _arguments(names: tuple[str, ...]) -> Any:
+    """A function from a hook call's keywords to the positional arguments of an implementation
+    taking ``names``."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    if names:
+        name = names[0]
+        return lambda kwargs: (kwargs[name],)
+    return lambda kwargs: ()
