@@ -46,6 +46,16 @@ def test_declarations_are_loaded_on_first_use_only():
     assert loaded.spec.capabilities == entry.spec.capabilities and pm.providers["opass"] is loaded
     assert "build_request" in pm.implemented_hooks("opass")
     assert pm.providers["juse"].plugin is None  # the others stay declared only
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def transmit(self, ctx, request):
+            return (yield)
+
+    wrapper = Wrapper()
+    assert not pm.is_registered(wrapper)
+    pm.register(wrapper)
+    assert pm.is_registered(wrapper) and pm.providers["juse"].plugin is None  # (metrics and tracing ask this)
     assert pm.pm.get_plugin("opass") is loaded.plugin  # pluggy's own manager: every provider loaded
     assert all(e.plugin is not None for e in pm.providers.values())
 

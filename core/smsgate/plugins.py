@@ -198,6 +198,11 @@ class PluginManager:
                 self._core().unregister(plugin)  # registered on pluggy directly; pluggy says if it was not
             self._changed()
 
+    def is_registered(self, plugin: Any) -> bool:
+        """Whether ``plugin`` is registered (without loading any provider's hooks, as ``pm`` does)."""
+        return any(s.plugin is plugin and s.registered for s in self._slots) or (
+            self._pluggy is not None and self._pluggy.is_registered(plugin))
+
     def load_all(self) -> None:
         """Load every declared provider's hooks now; one that fails moves to ``broken``."""
         for name in list(self.providers):

@@ -130,7 +130,7 @@ class Metrics:
 
     def install(self, plugins: Any) -> "Metrics":
         """Register with ``plugins`` (a :class:`smsgate.PluginManager`) unless already there."""
-        if not plugins.pm.is_registered(self):
+        if not plugins.is_registered(self):
             plugins.register(self)
         return self
 

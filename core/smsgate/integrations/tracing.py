@@ -68,7 +68,7 @@ class Tracing:
 
     def install(self, plugins: Any) -> "Tracing":
         """Register with ``plugins`` (a :class:`smsgate.PluginManager`) unless already there."""
-        if not plugins.pm.is_registered(self):
+        if not plugins.is_registered(self):
             plugins.register(self)
         return self
 
