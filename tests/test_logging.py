@@ -185,6 +185,11 @@ def test_structlog_filtering_level_is_respected_before_building_the_trace():
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     log = get_logger("smsgate.request")
     assert not log.is_enabled(logging.DEBUG) and log.is_enabled(logging.INFO)
+    # configured again, the new level counts (the answer is kept per wrapper class, not per logger)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    assert log.is_enabled(logging.DEBUG)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    assert not log.is_enabled(logging.INFO) and log.is_enabled(logging.WARNING)
 
 
 def test_cli_main_puts_logging_back_as_it_found_it(capsys):

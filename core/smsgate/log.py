@@ -46,16 +46,33 @@ def _structlog_configured() -> bool:
     return structlog is not None and bool(structlog.is_configured())
 
 
+#: (structlog filtering wrapper class, level) -> whether it lets the level through
+_filtering: dict[tuple[Any, int], bool] = {}
+
+
 def _structlog_enabled(structlog: Any, level: int) -> bool:
     """Whether the app's structlog wrapper lets ``level`` through (its filtering bound loggers
     say so; any other wrapper class is assumed to)."""
-    check = getattr(structlog.get_config().get("wrapper_class"), "is_enabled_for", None)
+    # asked twice per request: the wrapper class read from structlog's config object rather than
+    # through get_config(), which builds a dict of the whole config on every call
+    config = getattr(sys.modules.get("structlog._config"), "_CONFIG", None)
+    wrapper = getattr(config, "default_wrapper_class", None)
+    if wrapper is None:
+        wrapper = structlog.get_config().get("wrapper_class")
+    known = _filtering.get((wrapper, level))
+    if known is not None:
+        return known
+    check = getattr(wrapper, "is_enabled_for", None)
     if check is None:
         return True
     try:
-        return bool(check(None, level))
+        enabled = bool(check(None, level))
     except Exception:  # another wrapper's method of that name: do not guess
         return True
+    if getattr(wrapper, "__module__", None) == "structlog._native":
+        # make_filtering_bound_logger's classes: one fixed minimum level each, so the answer keeps
+        _filtering[(wrapper, level)] = enabled
+    return enabled
 
 
 def use_stdlib_only() -> None:
