@@ -269,7 +269,7 @@ def call_vendor(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any
 def vendor_request(ctx: Any, operation: Operation, payload: Any, hooks: Any) -> Any:
     """The core's ``vendor_request``: :func:`run_request`. A query's bad input (not a send's,
     whose recipients each get an outcome) raises its ValidationError as it is."""
-    sending = operation in (Operation.SEND, Operation.SEND_BATCH)
+    sending = operation is Operation.SEND or operation is Operation.SEND_BATCH
     return run_request(hooks, ctx, operation, payload, invalid_raises=not sending)
 
 
@@ -340,7 +340,7 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
 def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, log: Any) -> list[OutcomePart]:
     provider = ctx.provider
     try:
-        reply = call_vendor(hooks, ctx, operation, batch)
+        reply = hooks.vendor_request(ctx=ctx, operation=operation, payload=batch, hooks=hooks)  # (call_vendor)
     except TransportError as exc:
         if exc.not_sent:
             reason = Reason(code="CONNECT", message=strip_userinfo(str(exc)), not_sent=True)
@@ -407,6 +407,8 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
     """Send every batch (concurrently, at most ``max_concurrency`` at once) and merge the outcomes.
     The batches are requests ``start``, ``start + 1``, ... of the send (a route's later attempts
     continue the numbering of the earlier ones)."""
+    if len(batches) == 1:  # the usual send: one request, its outcomes as they are
+        return send_outcomes(hooks, make_ctx, operation, batches[0], start, log, journal, gate)
     if len(batches) <= 1 or max_concurrency <= 1:
         out: list[OutcomePart] = []
         for i, batch in enumerate(batches, start):
@@ -437,6 +439,8 @@ def in_order(provider: str, to: Sequence[str], results: Sequence[OutcomePart]) -
     """``results`` arranged in the order of ``to``, one outcome per phone (a phone given twice: the
     later wins), without an object per recipient: a shared outcome is cut into the runs of phones
     that stay together."""
+    if len(results) == 1 and type(results[0]) is RequestOutcome and results[0].phones == tuple(to):
+        return list(results)  # one request's shared outcome for every phone, in order (the usual send)
     phones = list(chain.from_iterable(part_phones(r) for r in results))
     if phones == list(to):  # the usual case: in order, all there, once each
         return list(results)
