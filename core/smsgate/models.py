@@ -144,7 +144,7 @@ class RecipientResult:
     provider: str | None = None
     #: a route's earlier attempts for this recipient, each at another provider and each proven
     #: not sent (rejected, ``reason.not_sent``), in order; empty when its first attempt was final
-    earlier: tuple["RecipientResult", ...] = ()
+    earlier: tuple[RecipientResult, ...] = ()
 
     @property
     def attempts(self) -> tuple["RecipientResult", ...]:
