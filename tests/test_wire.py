@@ -97,3 +97,12 @@ def test_json_encoder_writes_what_json_dumps_writes(value, separators):
     text.encode("utf-8")  # always UTF-8, escaped when the value holds a lone surrogate
     surrogate = isinstance(value, list) and "\udfff" in value
     assert text == json.dumps(value, ensure_ascii=surrogate, separators=separators, default=str)
+
+
+def test_json_bytes_is_json_text_encoded():
+    from smsgate.wire import json_bytes, json_text
+
+    for value in ({"phones": ["13800138000"], "params": ["1234"], "sign": None}, {"text": "验证码 é"},
+                  {"text": "half an emoji \udfff"}, [1, 2.5, True, None], {}):
+        assert json_bytes(value) == json_text(value).encode("utf-8")
+    assert json_bytes({"text": "\udfff"}) == b'{"text":"\\udfff"}'

@@ -36,7 +36,7 @@ from smsgate.models import (
     SendReply,
     Status,
 )
-from smsgate.wire import json_text
+from smsgate.wire import json_bytes
 
 NAME = LOOPBACK.name
 MEMORY_URL = "memory://loopback"
@@ -107,7 +107,7 @@ def build_request(ctx: Any, operation: Operation, payload: Any) -> HttpRequest:
     else:
         return None  # type: ignore[return-value]
     return HttpRequest(url=ctx.url(path), headers=(("Content-Type", "application/json"), ("X-Api-Key", cfg.api_key)),
-                       body=json_text(body).encode())
+                       body=json_bytes(body))
 
 
 @hookimpl
