@@ -47,6 +47,9 @@ def normalise_recipients(message: Message) -> Message:
         # the usual bulk input: already-normal ASCII numbers, taken as they are (one C regex call
         # each); anything else goes through normalise_phone below, in order
         to = message.to
+        if len(to) == 1:  # one recipient (most sends): no sets, maps or duplicates to look at
+            if type(to[0]) is str and _NORMAL.fullmatch(to[0]):
+                return message
         # every one a plain str (one C pass over their types), then the regex mapped over them in C
         if set(map(type, to)) == {str} and all(map(_NORMAL.fullmatch, to)):
             # no duplicates: kept as given. Numbers in ascending order (a list read with ORDER BY) have
