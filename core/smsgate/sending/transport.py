@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from ..errors import TransportError
 from ..hookspecs import hookimpl
-from ..models import HttpRequest, HttpResponse
+from ..models import HttpRequest, HttpResponse, Operation
 
 DEFAULT_POOL_SIZE = 16
 _MAY_HAVE_LEFT = "the request may have been taken, so it is not resent"
@@ -368,11 +368,14 @@ def default_transport() -> Transport:
         return _default
 
 
+#: the operations whose answers may be as long as a send's (None: a context without one). Made once:
+#: an import statement and enum members read through their class cost more per request than the rest
+_SENDING = (Operation.SEND, Operation.SEND_BATCH, None)
+
+
 @hookimpl(trylast=True)
 def transmit(ctx: Any, request: HttpRequest) -> HttpResponse:
-    from ..models import Operation
-
     transport = ctx.extras.get("transport") or default_transport()
-    is_send = ctx.operation in (Operation.SEND, Operation.SEND_BATCH, None)
+    is_send = ctx.operation in _SENDING
     return transport.send(request, provider=ctx.provider, config=ctx.config, deadline=ctx.extras.get("deadline"),
                           max_answer=MAX_SEND_ANSWER if is_send else MAX_OTHER_ANSWER)
