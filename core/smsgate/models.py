@@ -47,6 +47,9 @@ class Outcome(str, enum.Enum):
         return self.value
 
 
+_ACCEPTED = Outcome.ACCEPTED  # read per send by SendResult.ok (see _SEND above)
+
+
 def _freeze_params(value: Any) -> Any:
     if value is None:
         return None
@@ -304,7 +307,10 @@ class SendResult:
     @property
     def ok(self) -> bool:
         parts = self.outcomes
-        return bool(parts) and all(p.outcome is Outcome.ACCEPTED for p in parts)
+        for part in parts:  # a loop, not all() over a generator: asked after most sends
+            if part.outcome is not _ACCEPTED:
+                return False
+        return bool(parts)
 
     def _phones(self, outcome: Outcome) -> list[str]:
         out: list[str] = []
