@@ -112,7 +112,7 @@ def main() -> None:
                 sys.exit(f"{vendor}: {out.stderr.strip()[-2000:]}")
             stats = json.loads(out.stdout.strip().splitlines()[-1])
             name = ("bulk+ledger" if ledger_url else "bulk") + ("/shuffled" if args.shuffled else "")
-            print(f"{name} {vendor} n={args.count} cpu_s={stats['cpu_s']:.2f} peak_mb={stats['peak_mb']:.0f}",
+            print(f"{name} {vendor} n={args.count} cpu_s={stats['cpu_s']:.3f} peak_mb={stats['peak_mb']:.0f}",
                   flush=True)
 
 
