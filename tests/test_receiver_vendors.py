@@ -5,11 +5,9 @@ apiKey refused, a guodu push of 250 reports parsed; and ``smsgate serve`` with a
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -212,7 +210,7 @@ def test_cmas_poll_once_through_the_cli(tmp_path):
 
 # -- smsgate serve with every vendor -----------------------------------------------------------------
 
-def test_serve_accepts_every_vendors_push(tmp_path):
+def test_serve_accepts_every_vendors_push(tmp_path, start_serve):
     juse = pytest.importorskip("smsgate_juse.simulator")
     opass = pytest.importorskip("smsgate_opass.simulator")
     guodu = pytest.importorskip("smsgate_guodu.simulator")
@@ -226,20 +224,10 @@ def test_serve_accepts_every_vendors_push(tmp_path):
             lines += [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in sim.demo_config().items()]
         cfg = tmp_path / "smsgate.toml"
         cfg.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        proc = subprocess.Popen([sys.executable, "-m", "smsgate.cli", "serve", "--config", str(cfg), "--port", "0",
-                                 "--spool", str(tmp_path / "spool.sqlite3"),
-                                 "--events-jsonl", str(tmp_path / "events.jsonl")],
-                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        base = None
-        for line in proc.stderr:
-            m = re.search(r"receiving on (http://[\d.]+:\d+)", line)
-            if m:
-                base = m.group(1)
-                break
-        drain = threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True)
-        drain.start()
+        serve = start_serve(["--config", cfg, "--spool", tmp_path / "spool.sqlite3",
+                             "--events-jsonl", tmp_path / "events.jsonl"])
+        base = serve.url
         try:
-            assert base
             gw = Gateway(str(cfg))
             expected = 0
             for name, sim in sims.items():
@@ -259,10 +247,8 @@ def test_serve_accepts_every_vendors_push(tmp_path):
                     break
                 time.sleep(0.05)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-            drain.join(30)
-            proc.stderr.close()
+            serve.send_signal(signal.SIGTERM)
+            serve.reap()
     finally:
         for sim in sims.values():
             sim.stop()
