@@ -8,8 +8,9 @@ pulls). Names load on first use, so importing this package is cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "Receiver": "receiver", "handler_options": "receiver", "load_handler": "receiver",
@@ -26,13 +27,7 @@ __all__ = ["AsgiApp", "BackgroundServer", "Dispatcher", "Handler", "JsonlSink", 
            "handler_options", "load_handler", "run_server"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'smsgate.receiving' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "SimulatorServer": "simulator", "SimRequest": "simulator", "Fault": "simulator",
@@ -20,13 +22,7 @@ __all__ = [  # written out for type checkers; equal to sorted(_EXPORTS)
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(name)
-    import importlib
-
-    return getattr(importlib.import_module(f"smsgate.testing.{module}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover - what type checkers see behind the lazy names

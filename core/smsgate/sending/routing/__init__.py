@@ -9,7 +9,9 @@ the routed send, a stage of the send flow.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ...lazy import lazy_exports
 
 # Names load on first use: a Gateway reads the (empty) routing settings of every config, and a
 # send to one provider should not import the routed send, the balancer and the breakers.
@@ -21,15 +23,7 @@ __all__ = ["Breakers", "CIRCUIT_OPEN", "Route", "RouteSettings", "RoutingSetting
            "TemplateEntry", "moves", "routing_settings", "send_route", "verdict"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover
