@@ -9,12 +9,24 @@ its own, so the peak resident memory (``ru_maxrss``) is that send's, with the in
 phone strings and the imports included. CPU is ``time.process_time`` of the send alone.
 
     python benchmarks/bulk.py [--count 1000000] [--vendors opass,guodu,juse] [--ledger] [--shuffled]
+    python benchmarks/bulk.py --linearity [--pairs 7] [--count 1000000] [--vendors ...]
 
 The phones are in ascending order, as a list read with ORDER BY would be; ``--shuffled`` sends them
 in a random order (the same one every run) instead.
 
 Prints ``bulk <vendor> n=<count> cpu_s=<s> peak_mb=<m>`` per vendor (``bulk+ledger`` with the
 ledger). Goals (issue #18): <= 2 s and <= 200 MB without the ledger, <= 4 s with it.
+
+``--linearity`` measures the other goal, ten times the recipients for at most ten times the CPU:
+``--pairs`` rounds (default 7), each sending ``count / 10`` and then ``count`` recipients through
+every vendor (fresh processes, back to back; every other round the larger first, so a load that
+rises or falls during a round favours neither), and prints per vendor each round's ratio and
+their median::
+
+    linearity <vendor> n=<small>/<count> cpu_s=<median small>/<median count> ratio=<median> min=<r> max=<r> rounds=<r,r,...>
+
+The smaller send takes tens of milliseconds, so one pair alone moves by ±20% on a busy machine;
+the median of the per-round ratios is the figure to quote, with its spread.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ import argparse
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,23 +110,56 @@ def main() -> None:
     parser.add_argument("--vendors", default="opass,guodu,juse")
     parser.add_argument("--ledger", action="store_true", help="also each vendor with the SQLite send ledger")
     parser.add_argument("--shuffled", action="store_true", help="the phones in a random order, not ascending")
+    parser.add_argument("--linearity", action="store_true",
+                        help="rounds of count/10 then count recipients; the median ratio of their CPU")
+    parser.add_argument("--pairs", type=int, default=7, help="rounds of --linearity")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(one_send(*json.loads(args.child))))
         return
+    vendors = args.vendors.split(",")
+    if args.linearity:
+        linearity(vendors, args.count, args.pairs, args.shuffled)
+        return
     tmp = tempfile.mkdtemp(prefix="smsgate-bulk-")
-    for vendor in args.vendors.split(","):
+    for vendor in vendors:
         for ledger_url in ([None, f"sqlite:///{tmp}/{vendor}.sqlite3"] if args.ledger else [None]):
-            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
-                                  json.dumps([vendor, args.count, ledger_url, args.shuffled])],
-                                 capture_output=True, text=True)
-            if out.returncode:
-                sys.exit(f"{vendor}: {out.stderr.strip()[-2000:]}")
-            stats = json.loads(out.stdout.strip().splitlines()[-1])
+            stats = child(vendor, args.count, ledger_url, args.shuffled)
             name = ("bulk+ledger" if ledger_url else "bulk") + ("/shuffled" if args.shuffled else "")
             print(f"{name} {vendor} n={args.count} cpu_s={stats['cpu_s']:.3f} peak_mb={stats['peak_mb']:.0f}",
                   flush=True)
+
+
+def child(vendor: str, count: int, ledger_url: str | None, shuffled: bool) -> dict[str, Any]:
+    """One send in a fresh process (its own peak memory, nothing warm from an earlier send)."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
+                          json.dumps([vendor, count, ledger_url, shuffled])], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"{vendor}: {out.stderr.strip()[-2000:]}")
+    stats: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return stats
+
+
+def linearity(vendors: list[str], count: int, pairs: int, shuffled: bool) -> None:
+    """``pairs`` rounds of a send of ``count // 10`` and one of ``count`` per vendor; per vendor the
+    median of the rounds' CPU ratios, with the smallest, the largest and every round's."""
+    small = count // 10
+    cpu: dict[str, list[tuple[float, float]]] = {v: [] for v in vendors}
+    for round_ in range(pairs):
+        for vendor in vendors:
+            sizes = (small, count) if round_ % 2 == 0 else (count, small)
+            got = {n: child(vendor, n, None, shuffled)["cpu_s"] for n in sizes}
+            cpu[vendor].append((got[small], got[count]))
+            print(f"round {round_ + 1} {vendor} n={small}/{count} cpu_s={got[small]:.3f}/{got[count]:.3f} "
+                  f"ratio={got[count] / got[small]:.2f}", flush=True)
+    for vendor in vendors:
+        ratios = [big / little for little, big in cpu[vendor]]
+        print(f"linearity{'/shuffled' if shuffled else ''} {vendor} n={small}/{count} "
+              f"cpu_s={statistics.median(c[0] for c in cpu[vendor]):.3f}/"
+              f"{statistics.median(c[1] for c in cpu[vendor]):.3f} ratio={statistics.median(ratios):.2f} "
+              f"min={min(ratios):.2f} max={max(ratios):.2f} rounds={','.join(f'{r:.2f}' for r in ratios)}",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ import pickle
 
 import pytest
 
-from smsgate.models import part_phones
+import attrs
+
+from smsgate.models import expand, part_phones
 from smsgate import (Gateway, Message, Outcome, ProviderError, Reason, RecipientResult, RequestOutcome,
                      SendReply, SendResult, converter, hookimpl, to_jsonable)
 
@@ -211,3 +213,81 @@ def test_already_normal_numbers_keep_their_order_and_lose_only_duplicates():
     # not all plain normal numbers: each goes through normalise_phone, in order
     assert normalise_recipients(Message(to=[PHONES[1], "+86 " + PHONES[0], PHONES[1]], text="hi")).to == (
         PHONES[1], PHONES[0])
+
+
+def test_bulk_numbers_are_checked_every_one_across_chunks():
+    """The bulk check reads the phones a chunk at a time, each chunk joined into one text for one
+    regex call: every phone is still checked, whatever chunk it falls in, and one that is not a
+    plain normal number (or hides two numbers) goes through normalise_phone and is named."""
+    from smsgate import ValidationError
+    from smsgate.sending.pipeline import _CHUNK, normalise_recipients
+
+    count = 2 * _CHUNK + 5
+    phones = [f"138{i:08d}" for i in range(count)]
+    ascending = Message(to=phones, text="hi")
+    assert normalise_recipients(ascending) is ascending
+    for at in (0, _CHUNK - 1, _CHUNK, 2 * _CHUNK, count - 1):
+        for bad in ("1380013800", "12800138000", "13800138000,13800138001", "13800138000 ", "１３８００１３８０００"):
+            to = list(phones)
+            to[at] = bad
+            if bad in ("13800138000 ", "１３８００１３８０００"):  # not plain, but a number once normalised
+                assert normalise_recipients(Message(to=to, text="hi")).to[at] == "13800138000"
+                continue
+            with pytest.raises(ValidationError) as err:
+                normalise_recipients(Message(to=to, text="hi"))
+            assert err.value.invalid == (bad,), (at, bad)
+    # a long and a short number side by side keep the joined length: both named
+    to = list(phones)
+    to[_CHUNK + 1:_CHUNK + 3] = ["138001380001", "1380013800"]
+    with pytest.raises(ValidationError) as err:
+        normalise_recipients(Message(to=to, text="hi"))
+    assert err.value.invalid == ("138001380001", "1380013800")
+    # not a plain str: each goes through normalise_phone, which refuses what is not text at all
+    for odd in (int(phones[_CHUNK + 7]), phones[_CHUNK + 7].encode()):
+        to = list(phones)
+        to[_CHUNK + 7] = odd
+        with pytest.raises(ValidationError) as err:
+            normalise_recipients(Message(to=to, text="hi"))
+        assert err.value.invalid == (str(odd),)
+    subclassed = list(phones)
+    subclassed[_CHUNK + 7] = type("Phone", (str,), {})(phones[_CHUNK + 7])
+    assert normalise_recipients(Message(to=subclassed, text="hi")).to == tuple(phones)
+
+
+def test_bulk_duplicates_and_order_across_chunks():
+    from smsgate.sending.pipeline import _CHUNK, normalise_recipients
+
+    phones = [f"138{i:08d}" for i in range(2 * _CHUNK + 5)]
+    for at in (_CHUNK, 2 * _CHUNK, len(phones) - 1):  # a phone repeated right after itself, at a chunk's start
+        to = list(phones)
+        to[at] = to[at - 1]
+        assert normalise_recipients(Message(to=to, text="hi")).to == tuple(dict.fromkeys(to))
+    # out of order across a chunk boundary, no duplicates: kept as given
+    swapped = list(phones)
+    swapped[_CHUNK - 1], swapped[_CHUNK] = swapped[_CHUNK], swapped[_CHUNK - 1]
+    message = Message(to=swapped, text="hi")
+    assert normalise_recipients(message) is message
+
+
+def test_outcomes_are_put_in_the_messages_order_and_none_is_lost():
+    from smsgate.sending.pipeline import in_order
+
+    to = tuple(PHONES[:6])
+    parts = [RequestOutcome(phones=to[0:3], outcome=Outcome.ACCEPTED, message_id="a"),
+             RecipientResult(phone=to[3], outcome=Outcome.REJECTED, reason=BLACK),
+             RequestOutcome(phones=to[4:6], outcome=Outcome.ACCEPTED, message_id="b")]
+    assert in_order("p", to, parts) == parts
+    # equal phones that are other objects (a plugin's own strings) are in order too
+    copies = [RequestOutcome(phones=tuple("".join(p) for p in to[0:3]), outcome=Outcome.ACCEPTED, message_id="a"),
+              *parts[1:]]
+    assert in_order("p", list(to), copies) == copies
+    # out of order: arranged in the message's order, a shared outcome cut into runs
+    assert expand(in_order("p", to, [parts[2], parts[0], parts[1]])) == expand(parts)
+    mixed = in_order("p", (to[0], to[4], to[1], to[2], to[3], to[5]), parts)
+    assert [part_phones(p) for p in mixed] == [(to[0],), (to[4],), to[1:3], (to[3],), (to[5],)]
+    for lost in ([parts[0], parts[2]], parts[:2], [parts[0], parts[1], attrs.evolve(parts[2], phones=to[4:5])]):
+        with pytest.raises(ProviderError, match="no outcome for [12] recipient"):
+            in_order("p", to, lost)
+    # a part for a phone the message does not have is not one of its outcomes
+    extra = RequestOutcome(phones=(PHONES[40],), outcome=Outcome.ACCEPTED)
+    assert in_order("p", to, [*parts, extra]) == parts
