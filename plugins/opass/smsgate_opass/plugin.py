@@ -273,8 +273,10 @@ def _send_reply(answer: wire.SmsResponse, request: HttpRequest, operation: Opera
                             request_id=request_id, provider=NAME) from None
     msg_id = _clean(body.msgId if body.msgId is not None else body.msgid)
     desc = _clean(body.desc)
-    phones = _phones_of(request, operation)
     failed = set(_split_phones(body.failPhones))
+    if not failed and msg_id is not None:  # the usual answer: every phone taken, none to read back
+        return SendReply(message_id=msg_id, request_id=request_id)
+    phones = _phones_of(request, operation)
     reason = Reason(code="failPhones", message=desc or "the vendor refused this number (failPhones)")
     rejected = {p: reason for p in phones if p in failed}
     if msg_id is None and len(rejected) < len(phones):
