@@ -163,6 +163,22 @@ def test_an_answer_over_1_mib_is_not_read_whole_and_the_send_is_unknown(raw_serv
     assert server.sent < 64 * 1024 * 1024  # the client stopped reading far before 300 MB
 
 
+def test_a_short_compressed_answer_that_unpacks_over_1_mib_is_not_read_whole(raw_server):
+    # its Content-Length is small, so only reading it in pieces finds that it is too large
+    import gzip
+
+    body = gzip.compress(b"{" * (2 * 1024 * 1024))
+
+    def packed(server, conn):
+        server.write(conn, b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+
+    server = raw_server(packed)
+    result = send_in_thread(gateway(server.url), Message(to=["13800138000"], text="hi"))
+    [r] = result.recipients
+    assert r.outcome is Outcome.UNKNOWN and "larger than" in r.reason.message
+
+
 def test_a_vendor_error_text_with_a_phone_is_logged_masked(raw_server):
     def error(server, conn):
         body = '{"code":"BUSY","message":"号码13800138000发送失败"}'.encode()

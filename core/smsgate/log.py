@@ -48,6 +48,15 @@ def _structlog_configured() -> bool:
 
 #: (structlog filtering wrapper class, level) -> whether it lets the level through
 _filtering: dict[tuple[Any, int], bool] = {}
+#: structlog's configuration object (what ``is_configured()`` and ``get_config()`` read; configure
+#: and reset_defaults change it in place), once structlog is imported
+_structlog_config: Any = None
+
+
+def _find_structlog_config() -> Any:
+    global _structlog_config
+    _structlog_config = getattr(sys.modules.get("structlog._config"), "_CONFIG", None)
+    return _structlog_config
 
 
 def _structlog_enabled(structlog: Any, level: int) -> bool:
@@ -140,10 +149,16 @@ class Logger:
         """True when an event at ``level`` would go anywhere (skip building costly fields otherwise)."""
         if _captures:
             return True
-        if not _stdlib_only:  # (what _structlog_configured says, inline: asked for every event)
-            structlog = sys.modules.get("structlog")
-            if structlog is not None and structlog.is_configured():
-                return _structlog_enabled(structlog, level)
+        if not _stdlib_only:  # (what _structlog_configured says, inline: asked twice per request)
+            config = _structlog_config or _find_structlog_config()
+            if config is not None:  # structlog's own state, read without a call into structlog
+                if config.is_configured:
+                    known = _filtering.get((config.default_wrapper_class, level))
+                    return known if known is not None else _structlog_enabled(sys.modules["structlog"], level)
+            else:
+                structlog = sys.modules.get("structlog")
+                if structlog is not None and structlog.is_configured():
+                    return _structlog_enabled(structlog, level)
         return self._stdlib.isEnabledFor(level)
 
 

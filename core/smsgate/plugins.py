@@ -372,8 +372,8 @@ class _ScopedHook:
     registered), so a caller kept across that never runs another provider's hooks.
     """
 
-    __slots__ = ("_manager", "_provider", "_name", "_generation", "_pm", "_caller", "_direct", "_single", "_plain",
-                 "_implemented")
+    __slots__ = ("_manager", "_provider", "_name", "_generation", "_pm", "_caller", "_direct", "_function",
+                 "_arguments", "_plain", "_implemented")
 
     def __init__(self, manager: PluginManager, provider: str, name: str):
         self._manager, self._provider, self._name = manager, provider, name
@@ -392,7 +392,8 @@ class _ScopedHook:
                 # each with a C-level picker of its own arguments from the call's keywords
                 direct = tuple((i.function, _arguments(tuple(i.argnames))) for i in reversed(impls))
             self._pm, self._plain, self._caller, self._direct = pm, plain, caller, direct
-            self._single = direct[0] if direct is not None and len(direct) == 1 else None
+            # one implementation (most hooks): called straight, with its argument picker
+            self._function, self._arguments = direct[0] if direct is not None and len(direct) == 1 else (None, None)
             self._implemented = bool(impls)
             self._generation = generation
 
@@ -406,12 +407,14 @@ class _ScopedHook:
     def __call__(self, **kwargs: Any) -> Any:
         if self._generation != self._manager._generation:
             self._build()
-        direct = self._direct
-        if direct is None or self._pm._inner_hookexec is not self._plain:
+        if self._pm._inner_hookexec is not self._plain:  # hook-call monitoring: through pluggy
             return self._caller(**kwargs)
-        single = self._single
-        if single is not None:
-            return single[0](*single[1](kwargs))
+        function = self._function
+        if function is not None:
+            return function(*self._arguments(kwargs))
+        direct = self._direct
+        if direct is None:  # a wrapper: through pluggy
+            return self._caller(**kwargs)
         for function, arguments in direct:
             result = function(*arguments(kwargs))
             if result is not None:

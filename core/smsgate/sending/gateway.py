@@ -64,7 +64,8 @@ class Gateway:
         self._ledger_lock = threading.Lock()
         self._configs: dict[str, tuple[Any, Any]] = {}
         self._rates: dict[str, Any] = {}
-        self._targets: dict[tuple[str, Operation | None], Any] = {}  # (name, operation) -> flow.Target
+        # (provider as given, operation) -> (flow.Target, the plugins' generation it was made in)
+        self._targets: dict[tuple[str | None, Operation | None], tuple[Any, int]] = {}
         # limit waits use these (replaceable, so tests check the rules without real waiting)
         self.monotonic: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
@@ -286,22 +287,25 @@ class Gateway:
         hooks from here rather than looking each up again. It is made anew when the provider's
         scoped hooks changed (a plugin registered or unregistered) or the clock or nonce source
         was replaced."""
-        name = self._resolve(provider)
-        target = self._targets.get((name, operation))
-        if target is not None:
+        # kept under the name as given (None: the default provider), with the plugins' generation,
+        # which changes whenever a plugin is registered or unregistered (and with it the scoped hooks)
+        cached = self._targets.get((provider, operation))
+        if cached is not None:
+            target, generation = cached
             ctx = target.context
-            if (target.hooks is self.plugins.hooks_for(ctx.provider) and ctx.clock is self.clock
-                    and ctx.nonce_factory is self.nonce):
+            if generation == self.plugins._generation and ctx.clock is self.clock and ctx.nonce_factory is self.nonce:
                 return target
         from .flow import Target
 
+        generation = self.plugins._generation  # read first: a plugin loaded below makes the next call look again
+        name = self._resolve(provider)
         entry, config = self.provider(name)
         target = Target(name=name, capabilities=entry.spec.capabilities, hooks=self.plugins.hooks_for(entry.spec.name),
                         context=self.context(name, operation),
                         max_concurrency=int(getattr(config, "max_concurrency", 4)), ledger=self.ledger,
                         limits=self.limits, rate=self.rate(name),
                         send_timeout=float(getattr(config, "send_timeout", 60.0)))
-        self._targets[(name, operation)] = target
+        self._targets[(provider, operation)] = (target, generation)
         return target
 
     def status(self, key: str) -> Any:

@@ -15,6 +15,7 @@ pull or query): a larger one is not read whole, and the request is ``unknown`` t
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import threading
@@ -142,14 +143,32 @@ def _watched(cls: type) -> type:
     return Watched
 
 
+@functools.lru_cache(maxsize=256)
+def _url_parts(url: str) -> tuple[str, str | None, int | None, str, str]:
+    """``(scheme, host, port, where, path)`` of a request's URL, ``where`` without user info (a
+    password?), which never reaches a message; ``path`` with the query. Kept per URL: a provider
+    sends most requests to one URL, and taking it apart costs more than the rest of the call."""
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return parts.scheme, parts.hostname, parts.port, parts.netloc.rsplit("@", 1)[-1], path
+
+
 class _AnswerTooLarge(Exception):
     pass
 
 
 def _read_capped(resp: Any, limit: int) -> bytes:
-    length = resp.headers.get("Content-Length")
-    if length and length.strip().isdigit() and int(length) > limit:
-        raise _AnswerTooLarge()
+    headers = resp.headers
+    length = headers.get("Content-Length")
+    if length and length.strip().isdigit():
+        if int(length) > limit:
+            raise _AnswerTooLarge()
+        if "Content-Encoding" not in headers:
+            # the usual answer: exactly ``length`` bytes as they are, taken in one read (http.client
+            # stops at the length). An encoded body may unpack to far more: read in pieces below
+            return resp.read()  # type: ignore[no-any-return]
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -171,8 +190,11 @@ class Transport:
 
         self._urllib3 = urllib3
         self._exc = exceptions
+        #: failures that prove the connection was never made (the request did not leave)
+        self._never_connected = (exceptions.NewConnectionError, exceptions.ConnectTimeoutError,
+                                 exceptions.NameResolutionError)
         from urllib3.connection import HTTPConnection, HTTPSConnection
-        from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+        from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool, port_by_scheme
 
         self.pool = urllib3.PoolManager(num_pools=num_pools, maxsize=pool_maxsize, block=False)
         # connections whose exchanges a send's deadline can cut off (see the module's text)
@@ -185,6 +207,8 @@ class Transport:
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         self._timeouts: dict[tuple[float, float], Any] = {}
+        self._pool_keys: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}  # see _pool
+        self._default_ports = port_by_scheme
 
     def _timeout(self, config: Any) -> Any:
         key = (float(getattr(config, "connect_timeout", 5.0)), float(getattr(config, "read_timeout", 15.0)))
@@ -211,13 +235,10 @@ class Transport:
         """Send ``request``; ``deadline`` (``time.monotonic()`` seconds) ends the exchange if it is
         still open then; an answer above ``max_answer`` bytes is not read."""
         exc_ = self._exc
-        ConnectTimeoutError, HTTPError, NameResolutionError = (
-            exc_.ConnectTimeoutError, exc_.HTTPError, exc_.NameResolutionError)
-        NewConnectionError, ProtocolError, ReadTimeoutError, SSLError = (
-            exc_.NewConnectionError, exc_.ProtocolError, exc_.ReadTimeoutError, exc_.SSLError)
         verify = getattr(config, "verify_tls", True)
         pool_kwargs: dict[str, Any] = {}
-        if request.url.startswith("https:"):
+        url = request.url
+        if url.startswith("https:"):
             if verify:
                 pool_kwargs = {"cert_reqs": "CERT_REQUIRED"}
             else:
@@ -227,18 +248,14 @@ class Transport:
         longest = max(base.connect_timeout, base.read_timeout)
         retries_left = int(getattr(config, "connect_retries", 2))
         attempts = 0
-        parts = urlsplit(request.url)
-        where = parts.netloc.rsplit("@", 1)[-1]  # user info (a password?) never reaches a message
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
+        scheme, hostname, port, where, path = _url_parts(url)
         while True:
             attempts += 1
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:  # checked before connecting: nothing of this attempt left
                     raise TransportError(f"send_timeout reached before the request to {where} was sent",
-                                         not_sent=True, attempts=attempts - 1, url=_safe_url(request.url),
+                                         not_sent=True, attempts=attempts - 1, url=_safe_url(url),
                                          kind="deadline")
                 if remaining < longest:  # the deadline comes before a timeout would: the timeouts shrink
                     timeout = self._urllib3.Timeout(connect=min(base.connect_timeout, remaining),
@@ -246,9 +263,7 @@ class Transport:
             _local.deadline, _local.watch = deadline, None
             resp = None
             try:
-                pool = self.pool.connection_from_host(
-                    parts.hostname, parts.port, scheme=parts.scheme, pool_kwargs=pool_kwargs or None
-                )
+                pool = self._pool(scheme, hostname, port, pool_kwargs)
                 resp = pool.urlopen(
                     request.method,
                     path,
@@ -272,7 +287,7 @@ class Transport:
                     resp.release_conn()
                 failure = (f"the answer of {where} is larger than {max_answer // 1024} KiB and was not read; "
                            f"{_MAY_HAVE_LEFT}", False, "too_large")
-            except (NewConnectionError, ConnectTimeoutError, NameResolutionError) as exc:
+            except self._never_connected as exc:
                 self._end_watch()
                 # The connection was never made: the request certainly did not leave.
                 if retries_left > 0 and (deadline is None or time.monotonic() < deadline):
@@ -282,7 +297,7 @@ class Transport:
                         pause = max(0.0, min(pause, deadline - time.monotonic()))
                     time.sleep(pause)
                     continue
-                failure = (f"could not connect to {parts.scheme}://{where} after {attempts} attempt(s): "
+                failure = (f"could not connect to {scheme}://{where} after {attempts} attempt(s): "
                            f"{_short(exc)}", True, "connect")
             except Exception as exc:
                 if resp is not None:
@@ -291,16 +306,16 @@ class Transport:
                 if self._end_watch():
                     failure = (f"no complete answer from {where} within send_timeout; {_MAY_HAVE_LEFT}",
                                False, "deadline")
-                elif isinstance(exc, SSLError) and _certificate_refused(exc):
+                elif isinstance(exc, exc_.SSLError) and _certificate_refused(exc):
                     # verification is part of the handshake: nothing was written
                     failure = (f"the TLS certificate of {where} could not be verified: {_short(exc)} "
                                "(set verify_tls = false for this provider only if you must)", True, "tls_certificate")
-                elif isinstance(exc, SSLError):  # urllib3 reports handshake and exchange TLS errors alike
+                elif isinstance(exc, exc_.SSLError):  # urllib3 reports handshake and exchange TLS errors alike
                     failure = (f"TLS failed talking to {where} ({_short(exc)}); {_MAY_HAVE_LEFT}", False, "tls")
-                elif isinstance(exc, ReadTimeoutError):
+                elif isinstance(exc, exc_.ReadTimeoutError):
                     failure = (f"no answer from {where} within {timeout.read_timeout:g} s; {_MAY_HAVE_LEFT}",
                                False, "read_timeout")
-                elif isinstance(exc, (ProtocolError, HTTPError, OSError)):
+                elif isinstance(exc, (exc_.ProtocolError, exc_.HTTPError, OSError)):
                     failure = (f"connection to {where} broke after the request was sent ({_short(exc)}); "
                                f"{_MAY_HAVE_LEFT}", False, "broken")
                 else:
@@ -308,7 +323,27 @@ class Transport:
             finally:
                 _local.deadline = None
             message, not_sent, kind = failure
-            raise TransportError(message, not_sent=not_sent, attempts=attempts, url=_safe_url(request.url), kind=kind)
+            raise TransportError(message, not_sent=not_sent, attempts=attempts, url=_safe_url(url), kind=kind)
+
+    def _pool(self, scheme: str, host: str | None, port: int | None, pool_kwargs: dict[str, Any]) -> Any:
+        """The host's connection pool, as ``PoolManager.connection_from_host`` finds it. urllib3
+        builds the pool's key (a tuple of some thirty fields) on every call, which costs more than
+        the rest of finding the pool: the key is made once per host and reused."""
+        kind = (scheme, host, port, pool_kwargs.get("cert_reqs"))
+        known = self._pool_keys.get(kind)
+        if known is not None:
+            key, context = known
+            return self.pool.connection_from_pool_key(key, request_context=dict(context))  # (a new pool takes keys out)
+        pool = self.pool.connection_from_host(host, port, scheme=scheme, pool_kwargs=pool_kwargs or None)
+        # what connection_from_host asked for; kept only if it is the key urllib3 filed the pool under
+        context = {**self.pool.connection_pool_kw, **pool_kwargs, "scheme": scheme, "host": host,
+                   "port": self._default_ports.get(scheme, 80) if port is None else port}
+        key = self.pool.key_fn_by_scheme[scheme](context)
+        if self.pool.pools.get(key) is pool:
+            if len(self._pool_keys) >= 64:  # hosts come from the config: a few
+                self._pool_keys.clear()
+            self._pool_keys[kind] = (key, context)
+        return pool
 
     @staticmethod
     def _end_watch() -> bool:
