@@ -8,6 +8,8 @@ for ever, or read hundreds of MB, without the bounds).
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -116,6 +118,32 @@ def test_a_dripping_server_is_cut_off_at_send_timeout_and_the_send_is_unknown(ra
     result = send_in_thread(gateway(server.url), Message(to=["13800138000"], text="hi"))
     [r] = result.recipients
     assert r.outcome is Outcome.UNKNOWN and "send_timeout" in r.reason.message
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_has_its_own_watchdog(raw_server):
+    # the parent's watchdog thread is not copied into a child: the child's first watched exchange
+    # starts the child's own, so a dripping server is still cut off there
+    server = raw_server(drip_body)
+    assert send_in_thread(gateway(server.url), Message(to=["13800138000"], text="hi")).unknown
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its send ended unknown by its deadline
+        try:
+            result = send_in_thread(gateway(server.url), Message(to=["13800138001"], text="hi"))
+            os._exit(0 if "send_timeout" in result.recipients[0].reason.message else 1)
+        finally:
+            os._exit(2)
+    give_up = time.monotonic() + LIMIT
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > give_up:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the child's send did not end")
+        time.sleep(0.1)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_shorter_deadline_is_kept_while_a_longer_one_is_open(raw_server):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import os
 import threading
 import time
 from typing import Any
@@ -48,21 +49,21 @@ _local = threading.local()  # the deadline of the exchange this thread is making
 
 
 class _Watch:
-    """One exchange's socket, shut down by the watchdog if the exchange outlives its deadline."""
+    """One exchange's socket, shut down by the watchdog if the exchange outlives its deadline.
+    Both ends hold the watchdog's lock, so an exchange is either finished or cut off, never both."""
 
-    __slots__ = ("sock", "done", "expired", "lock")
+    __slots__ = ("sock", "done", "expired")
 
     def __init__(self, sock: Any):
         self.sock = sock
         self.done = False
         self.expired = False
-        self.lock = threading.Lock()
 
     def expire(self) -> None:
-        with self.lock:
-            if self.done:
-                return
-            self.expired = True
+        """(The watchdog's lock held.)"""
+        if self.done:
+            return
+        self.expired = True
         import socket  # here: a process that never opens a connection never imports it
 
         try:
@@ -72,7 +73,7 @@ class _Watch:
 
     def finish(self) -> bool:
         """The exchange ended; True if the watchdog had already cut it off."""
-        with self.lock:
+        with _WATCHDOG.lock:
             self.done = True
             return self.expired
 
@@ -87,16 +88,17 @@ class _Watchdog:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self.lock = threading.Lock()
+        self._cond = threading.Condition(self.lock)
         self._heap: list[tuple[float, int, _Watch]] = []
         self._seq = itertools.count()
-        self._thread: threading.Thread | None = None
+        self._running = False  # the thread is started and has not ended
         self._wake_at: float | None = None  # when the thread wakes by itself (None: only when notified)
         self._compact_at = 64
 
     def watch(self, deadline: float, sock: Any) -> _Watch:
         watch = _Watch(sock)
-        with self._cond:
+        with self.lock:  # (the condition's lock, taken directly: cheaper than through the condition)
             heap = self._heap
             while heap and heap[0][2].done:
                 heapq.heappop(heap)
@@ -105,26 +107,35 @@ class _Watchdog:
                 heapq.heapify(heap)
                 self._compact_at = max(64, 2 * len(heap))
             heapq.heappush(heap, (deadline, next(self._seq), watch))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="smsgate-deadline", daemon=True)
-                self._thread.start()
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="smsgate-deadline", daemon=True).start()
             elif self._wake_at is None or deadline < self._wake_at:
                 self._cond.notify()
         return watch
 
     def _run(self) -> None:
-        with self._cond:
-            heap = self._heap
-            while True:
-                now = time.monotonic()
-                while heap and (heap[0][2].done or heap[0][0] <= now):
-                    _, _, watch = heapq.heappop(heap)
-                    watch.expire()
-                self._wake_at = heap[0][0] if heap else None
-                self._cond.wait(self._wake_at - now if self._wake_at is not None else None)
+        try:
+            with self._cond:
+                heap = self._heap
+                while True:
+                    now = time.monotonic()
+                    while heap and (heap[0][2].done or heap[0][0] <= now):
+                        _, _, watch = heapq.heappop(heap)
+                        watch.expire()
+                    self._wake_at = heap[0][0] if heap else None
+                    self._cond.wait(self._wake_at - now if self._wake_at is not None else None)
+        finally:  # (never, short of the interpreter going away): the next registration starts another
+            self._running = False
+
+    def _forked(self) -> None:
+        """In a child process: no thread (it was not copied), and locks no other thread holds."""
+        self.__init__()  # type: ignore[misc]
 
 
 _WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG._forked)
 
 
 def _watched(cls: type) -> type:
@@ -206,16 +217,23 @@ class Transport:
         self.backoff = backoff
         self._warned: set[str] = set()
         self._lock = threading.Lock()
-        self._timeouts: dict[tuple[float, float], Any] = {}
+        self._configs: dict[int, tuple[Any, tuple[Any, float, bool, int]]] = {}  # see _settings
         self._pool_keys: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}  # see _pool
         self._default_ports = port_by_scheme
 
-    def _timeout(self, config: Any) -> Any:
-        key = (float(getattr(config, "connect_timeout", 5.0)), float(getattr(config, "read_timeout", 15.0)))
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            timeout = self._timeouts[key] = self._urllib3.Timeout(connect=key[0], read=key[1])
-        return timeout
+    def _settings(self, config: Any) -> tuple[Any, float, bool, int]:
+        """A provider config's ``(Timeout, the longer of its two timeouts, verify_tls,
+        connect_retries)``, read once per config object (configs are frozen)."""
+        known = self._configs.get(id(config))
+        if known is not None and known[0] is config:  # (kept alive here, so its id is not reused)
+            return known[1]  # type: ignore[no-any-return]
+        connect, read = float(getattr(config, "connect_timeout", 5.0)), float(getattr(config, "read_timeout", 15.0))
+        settings = (self._urllib3.Timeout(connect=connect, read=read), max(connect, read),
+                    bool(getattr(config, "verify_tls", True)), int(getattr(config, "connect_retries", 2)))
+        if len(self._configs) >= 64:  # one per configured provider: a few
+            self._configs.clear()
+        self._configs[id(config)] = (config, settings)
+        return settings
 
     def _warn_insecure(self, provider: str) -> None:
         with self._lock:
@@ -235,7 +253,8 @@ class Transport:
         """Send ``request``; ``deadline`` (``time.monotonic()`` seconds) ends the exchange if it is
         still open then; an answer above ``max_answer`` bytes is not read."""
         exc_ = self._exc
-        verify = getattr(config, "verify_tls", True)
+        base, longest, verify, retries_left = self._settings(config)
+        timeout = base
         pool_kwargs: dict[str, Any] = {}
         url = request.url
         if url.startswith("https:"):
@@ -244,9 +263,6 @@ class Transport:
             else:
                 self._warn_insecure(provider)
                 pool_kwargs = {"cert_reqs": "CERT_NONE", "assert_hostname": False}
-        timeout = base = self._timeout(config)
-        longest = max(base.connect_timeout, base.read_timeout)
-        retries_left = int(getattr(config, "connect_retries", 2))
         attempts = 0
         scheme, hostname, port, where, path = _url_parts(url)
         while True:
