@@ -355,8 +355,11 @@ def _package_declaration(plugin: Any) -> Provider | None:
 
 
 class _ScopedHooks:
-    def __init__(self, callers: dict[str, Any]):
-        self.__dict__.update(callers)
+    """A provider's hook callers by name (``hooks.sign(ctx=..., ...)``): each a plain function,
+    whose :class:`_ScopedHook` is its ``hook`` attribute (``hooks.sign.hook.implemented``)."""
+
+    def __init__(self, callers: dict[str, "_ScopedHook"]):
+        self.__dict__.update({name: hook.call for name, hook in callers.items()})
 
 
 class _ScopedHook:
@@ -373,11 +376,12 @@ class _ScopedHook:
     """
 
     __slots__ = ("_manager", "_provider", "_name", "_generation", "_pm", "_caller", "_direct", "_function",
-                 "_arguments", "_plain", "_implemented")
+                 "_arguments", "_plain", "_implemented", "call")
 
     def __init__(self, manager: PluginManager, provider: str, name: str):
         self._manager, self._provider, self._name = manager, provider, name
         self._build()
+        self.call = self._make_call()
 
     def _build(self) -> None:
         manager = self._manager
@@ -404,22 +408,35 @@ class _ScopedHook:
             self._build()
         return self._implemented
 
+    def _make_call(self) -> Any:
+        """This hook as a plain function. Several hooks run per request, and an object's
+        ``__call__`` costs more than the rest of the direct path: the call's keywords go into a
+        dict, are handed to the method one by one and gathered into a dict again."""
+        hook = self
+
+        def call(**kwargs: Any) -> Any:
+            if hook._generation != hook._manager._generation:
+                hook._build()
+            if hook._pm._inner_hookexec is not hook._plain:  # hook-call monitoring: through pluggy
+                return hook._caller(**kwargs)
+            function = hook._function
+            if function is not None:  # one implementation (most hooks): called straight
+                return function(*hook._arguments(kwargs))
+            direct = hook._direct
+            if direct is None:  # a wrapper: through pluggy
+                return hook._caller(**kwargs)
+            for function, arguments in direct:
+                result = function(*arguments(kwargs))
+                if result is not None:
+                    return result
+            return None
+
+        call.hook = hook  # type: ignore[attr-defined]
+        call.__name__ = call.__qualname__ = self._name
+        return call
+
     def __call__(self, **kwargs: Any) -> Any:
-        if self._generation != self._manager._generation:
-            self._build()
-        if self._pm._inner_hookexec is not self._plain:  # hook-call monitoring: through pluggy
-            return self._caller(**kwargs)
-        function = self._function
-        if function is not None:
-            return function(*self._arguments(kwargs))
-        direct = self._direct
-        if direct is None:  # a wrapper: through pluggy
-            return self._caller(**kwargs)
-        for function, arguments in direct:
-            result = function(*arguments(kwargs))
-            if result is not None:
-                return result
-        return None
+        return self.call(**kwargs)
 
     def get_hookimpls(self) -> list[Any]:
         if self._generation != self._manager._generation:

@@ -107,7 +107,7 @@ def prepare(target: Target, message: Message, ctx: HookContext | None = None) ->
     if message.operation not in caps.operations:
         raise ValidationError(f"provider {target.name!r} cannot {message.operation.value}", field="personal")
     check_content(message, caps, target.name)
-    if hooks.validate_message.implemented:  # skipped when no plugin has anything to say
+    if hooks.validate_message.hook.implemented:  # skipped when no plugin has anything to say
         replaced = hooks.validate_message(ctx=target.context if ctx is None else ctx, message=message)
         if replaced is not None:
             message = replaced
@@ -120,7 +120,7 @@ def plan_requests(target: Target, message: Message, ctx: HookContext | None = No
         return []
     hooks, operation = target.hooks, message.operation
     limit = hooks.request_limit(ctx=target.context if ctx is None else ctx, operation=operation) \
-        if hooks.request_limit.implemented else None
+        if hooks.request_limit.hook.implemented else None
     return plan(message, limit or target.capabilities.limit(message.operation))
 
 
