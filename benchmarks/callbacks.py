@@ -160,7 +160,7 @@ def stages(cfg: str, tmp: str, pushes: int) -> dict[str, float]:
                                       remote_addr="127.0.0.1")
             events = list(timed("verify + parse", lambda: gateway.handle_callback("guodu", request)).events)
             timed("dedup keys", lambda: store.push_keys(events))
-            timed("encode payloads", lambda: [store.encode_event(e, "report") for e in events])
+            timed("encode payloads", lambda: store.encode_events([(e, "report") for e in events]))
             timed("put (keys, payloads, commit)", lambda: spool.put(events))
         for handler in dispatcher.handlers.values():
             while True:

@@ -41,11 +41,15 @@ import attrs
 from ..config import INBOUND_DEDUP
 from ..errors import SmsError
 from ..log import get_logger
-from ..wire import json_encoder
+from ..wire import json_utf8
 
 log = get_logger("smsgate.spool")
 
 KINDS = ("report", "inbound", "task")
+# A payload is bound as its UTF-8 bytes (:func:`encode_events`) and stored as the text they spell:
+# no decoding to str here and no encoding back by sqlite3. That takes a UTF-8 database (checked
+# when a spool is opened; SQLite's default, and every spool file this module makes).
+_TEXT = "CAST(? AS TEXT)"
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _SCHEMA = """
@@ -309,31 +313,15 @@ def plain_event(event: Any, kind: str) -> dict[str, Any]:
             "failed": event.failed, "raw": event.raw}
 
 
-_dumps = json_encoder(default=str)  # what json_text(value, default=str) writes, minus its UTF-8 check
-
-
-def _utf8_texts(texts: list[str]) -> list[str]:
-    """JSON ``texts`` as text that encodes to UTF-8: each one holding a lone surrogate is written
-    as ``\\u``-escaped ASCII JSON instead (as :func:`smsgate.wire.json_text` does); ``json.loads``
-    reads both forms back to the same value. One check for the whole list in the common case."""
-    try:
-        "".join(texts).encode("utf-8")
-        return texts
-    except UnicodeEncodeError:
-        pass
-    out = []
-    for text in texts:
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":"))
-        out.append(text)
-    return out
+def encode_events(events: Iterable[tuple[Any, str]]) -> list[bytes]:
+    """The stored JSON of each ``(event, kind)``, UTF-8 encoded: :func:`plain_event` through
+    :func:`smsgate.wire.json_utf8` (lossless even for text holding lone surrogates)."""
+    return json_utf8([plain_event(event, kind) for event, kind in events], default=str)
 
 
 def encode_event(event: Any, kind: str | None = None) -> str:
-    """The stored JSON of an event: lossless even for text holding lone surrogates."""
-    return _utf8_texts([_dumps(plain_event(event, kind or event_kind(event)))])[0]
+    """The stored JSON of an event."""
+    return encode_events([(event, kind or event_kind(event))])[0].decode("utf-8")
 
 
 _scan: Any = None
@@ -429,6 +417,9 @@ class Spool:
         try:
             self._writer = self._connect(self.synchronous)
             self._writer.executescript(_SCHEMA)
+            encoding = self._writer.execute("PRAGMA encoding").fetchone()[0]
+            if encoding != "UTF-8":
+                raise sqlite3.DatabaseError(f"the file's text encoding is {encoding}, not UTF-8")
             # checkpoints run on the bookkeeping connection (handler threads), not in a push's answer
             self._writer.execute("PRAGMA wal_autocheckpoint=0")
             self._book = self._connect("NORMAL")
@@ -507,8 +498,7 @@ class Spool:
         for e, (key, kind) in zip(events, _keyed(events, self.inbound_dedup)):
             if key not in rows:  # the same report (or task summary) twice in one push
                 rows[key] = (e, kind)
-        # every payload encoded, then one UTF-8 check for them all (a lone surrogate is the rare case)
-        payloads = _utf8_texts([_dumps(plain_event(e, kind)) for e, kind in rows.values()])
+        payloads = encode_events(rows.values())
         now = self.clock()
         with self._write_lock:
             try:
@@ -517,7 +507,7 @@ class Spool:
                     before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
                     conn.executemany(
                         "INSERT OR IGNORE INTO events (dedup_key, provider, kind, source, spooled_at, payload) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        f"VALUES (?, ?, ?, ?, ?, {_TEXT})",
                         [(k, e.provider, kind, source, now, payload)
                          for (k, (e, kind)), payload in zip(rows.items(), payloads)])
                     ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id>? ORDER BY id", (before,))]

@@ -1,0 +1,177 @@
+"""The ``speedups`` extra (orjson): what is stored and read with it is what the standard library
+path stores and reads, for every value; and everything works without it.
+
+The ``json_path`` fixture runs a test once with orjson (skipped where it is not installed) and
+once with the standard library alone, as an installation without the extra runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import enum
+import json
+import os
+import uuid
+
+import attrs
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from smsgate import wire  # noqa: E402
+from smsgate.models import DeliveryReport, InboundMessage, Status, TaskSummary  # noqa: E402
+from smsgate.receiving.store import Spool, plain_event  # noqa: E402
+
+EXAMPLES = int(os.environ.get("SMSGATE_FUZZ_EXAMPLES", "300"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize="CI" in os.environ,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(params=["orjson", "stdlib"])
+def json_path(request, monkeypatch):
+    """Which encoder and parser smsgate.wire uses: orjson (the extra) or the standard library."""
+    module = pytest.importorskip("orjson") if request.param == "orjson" else None
+    monkeypatch.setattr(wire, "_orjson_module", module)
+    return request.param
+
+
+def _with_orjson(monkeypatch):
+    monkeypatch.setattr(wire, "_orjson_module", pytest.importorskip("orjson"))
+
+
+def _without_orjson(monkeypatch):
+    monkeypatch.setattr(wire, "_orjson_module", None)
+
+
+class Colour(enum.Enum):
+    RED = 1
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Text(str):
+    pass
+
+
+class Number(int):
+    pass
+
+
+class Real(float):
+    pass
+
+
+@dataclasses.dataclass
+class Point:
+    x: int = 1
+
+
+class Opaque:
+    def __str__(self) -> str:
+        return "opaque"
+
+
+#: what a plugin may put into an event's fields or ``raw``: mostly JSON's own values, and now and
+#: then one that orjson writes otherwise or refuses (NaN, infinities, ints beyond 64 bits, lone
+#: surrogates, enum members, dates, subclasses, keys that are not text) or that only
+#: ``default=str`` writes, so that most examples hold none or one of those
+plain_texts = st.one_of(st.text(max_size=12), st.sampled_from(["发送成功", "😀", "\x00\x1f\x7f\"\\", "\u2028\u2029"]))
+plain = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**63, max_value=2**64 - 1),
+                  st.floats(allow_nan=False, allow_infinity=False), plain_texts)
+special = st.one_of(
+    st.sampled_from([float("nan"), float("inf"), -float("inf"), 2**64, -2**63 - 1, 10**30, Colour.RED, Level.HIGH,
+                     Status.DELIVERED, Text("t"), Number(7), Real(2.5), Point(), Opaque(), b"bytes", frozenset({1}),
+                     datetime.datetime(2024, 9, 18, 11, 50, 16), datetime.date(2024, 9, 18),
+                     decimal.Decimal("1.10"), uuid.UUID(int=5)]),
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=2))
+scalars = st.integers(0, 11).flatmap(lambda n: special if n == 0 else plain)
+keys = st.integers(0, 11).flatmap(lambda n: st.one_of(
+    st.integers(), st.floats(), st.booleans(), st.none(), st.just(Text("k")), st.just(Status.FAILED),
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=2))
+    if n == 0 else plain_texts)
+values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.lists(inner, max_size=3).map(tuple), st.dictionaries(keys, inner, max_size=4)),
+    max_leaves=16)
+
+
+def _read(data: bytes) -> str:
+    """What json.loads reads back, as text that compares NaN equal to NaN and -0.0 unequal to 0.0."""
+    return repr(json.loads(data.decode("utf-8")))
+
+
+def _encoded(value, path, monkeypatch):
+    monkeypatch.setattr(wire, "_orjson_module", path)
+    try:
+        return wire.json_utf8([value], default=str)[0]
+    except Exception as exc:  # noqa: BLE001 - the two paths must fail alike too
+        return type(exc)
+
+
+@SETTINGS
+@given(value=st.one_of(values, st.dictionaries(keys, values, max_size=6)))
+def test_json_utf8_reads_back_as_the_standard_encoder_writes(value, monkeypatch):
+    orjson = pytest.importorskip("orjson")
+    fast, plain = _encoded(value, orjson, monkeypatch), _encoded(value, None, monkeypatch)
+    if isinstance(plain, type):
+        assert fast is plain
+        return
+    assert plain == wire.json_text(value, default=str).encode("utf-8")
+    assert _read(fast) == _read(plain)
+
+
+@pytest.mark.parametrize("value, stored", [
+    ({"f": float("nan"), "g": [float("inf"), -float("inf")]}, b'{"f":NaN,"g":[Infinity,-Infinity]}'),
+    ({"big": 2**64, "small": -2**63 - 1}, b'{"big":18446744073709551616,"small":-9223372036854775809}'),
+    ({"colour": Colour.RED, "level": Level.HIGH}, b'{"colour":"Colour.RED","level":3}'),
+    ({"at": datetime.datetime(2024, 9, 18, 11, 50, 16)}, b'{"at":"2024-09-18 11:50:16"}'),
+    ({1: "a", None: "b", 2.5: "c", False: "d"}, b'{"1":"a","null":"b","2.5":"c","false":"d"}'),
+    ({"text": "半个\udfff"}, b'{"text":"\\u534a\\u4e2a\\udfff"}'),
+    ({"point": Point(), "text": Text("t")}, b'{"point":"Point(x=1)","text":"t"}'),
+])
+def test_values_orjson_would_write_otherwise_are_the_standard_encoders(value, stored, json_path):
+    assert wire.json_utf8([value], default=str) == [stored]
+
+
+def test_plain_values_go_through_orjson_when_it_is_installed(monkeypatch):
+    orjson = pytest.importorskip("orjson")
+    calls = []
+    monkeypatch.setattr(wire, "_orjson_module", type("Spy", (), {
+        "JSONEncodeError": orjson.JSONEncodeError,
+        "dumps": staticmethod(lambda v: calls.append(v) or orjson.dumps(v))}))
+    report = {"phone": "13800138000", "status": 0, "score": 1e16, "raw": {"msg": "发送成功", "list": [1, None, True]}}
+    assert wire.json_utf8([report, {"f": float("nan")}], default=str)[0] == orjson.dumps(report)
+    assert calls == [report]  # the NaN never reached orjson
+
+
+def _events():
+    return [
+        DeliveryReport(provider="guodu", message_id="G1", phone="13800138000", status=Status.DELIVERED,
+                       raw_status="0", description="发送成功", reported_at="2024-09-18 11:50:16",
+                       raw={"msg": "发送成功", "status": 0, "score": 1e16, "big": 2**70, "nan": float("nan")}),
+        DeliveryReport(provider="guodu", message_id="G2", phone="13800138001", status=Status.FAILED,
+                       raw={"msg": "半个\udfff", "when": datetime.date(2024, 9, 18)}),
+        InboundMessage(provider="guodu", phone="13800138002", content="TD 😀", raw={"k": [1, 2.5, None]}),
+        TaskSummary(provider="juse", task_id="T1", total=3, sent=2, failed=1, raw={"colour": Colour.RED}),
+    ]
+
+
+def test_the_spool_stores_text_that_reads_back_to_the_plain_events(tmp_path, json_path):
+    events = _events()
+    with Spool(tmp_path / "spool.sqlite3") as spool:
+        assert spool.put(events).stored == 4
+        rows = spool._book.execute("SELECT typeof(payload), payload FROM events ORDER BY id").fetchall()
+        stored = spool.events()
+    assert {kind for kind, _ in rows} == {"text"}
+    kinds = ["report", "report", "inbound", "task"]
+    for (_, payload), event, kind in zip(rows, events, kinds):
+        assert _read(payload.encode("utf-8")) == _read(wire.json_text(plain_event(event, kind), default=str).encode())
+    # read back: the same models, with what only default=str could write as its text
+    expected = [events[0], attrs.evolve(events[1], raw={"msg": "半个\udfff", "when": "2024-09-18"}), events[2],
+                attrs.evolve(events[3], raw={"colour": "Colour.RED"})]
+    assert repr([item.event for item in stored]) == repr(expected)
