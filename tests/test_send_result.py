@@ -291,3 +291,33 @@ def test_outcomes_are_put_in_the_messages_order_and_none_is_lost():
     # a part for a phone the message does not have is not one of its outcomes
     extra = RequestOutcome(phones=(PHONES[40],), outcome=Outcome.ACCEPTED)
     assert in_order("p", to, [*parts, extra]) == parts
+
+
+def test_a_replay_keeps_the_message_order_when_requests_do_not(smsgate_outbox, tmp_path):
+    """Quota refusals in the middle are recorded as a request after the others: the replay still
+    answers in the message's order, as the send did."""
+    config = {"limits": {"per_phone": ["1/minute"]}, "ledger": {"url": f"sqlite:///{tmp_path}/ledger.sqlite3"}}
+    with gateway(Scripted(limit=10), **config) as gw:
+        gw.send(Message(to=[PHONES[3], PHONES[27]], text="first"))  # uses their quota
+        first = gw.send(Message(to=PHONES[:30], text="hi", key="middle"))
+        again = gw.send(Message(to=PHONES[:30], text="hi", key="middle"))
+    def seen(result):  # (the ledger keeps no retry_at: a replay's refusals lack it)
+        return [(r.phone, r.outcome, r.message_id, r.reason and r.reason.code) for r in result.recipients]
+
+    assert again.replayed and [r.phone for r in again.recipients] == PHONES[:30]
+    assert seen(again) == seen(first)
+
+
+def test_a_ledger_record_is_once_each_only_when_every_phone_is_in_one_request():
+    from smsgate.sending.ledger import LedgerRequest, SendRecord
+
+    def record(*requests, recipients=4):
+        return SendRecord(key="k", fingerprint="f", provider="p", recipients=recipients, segments=None,
+                          created_at=0.0, requests=tuple(
+                              LedgerRequest(key="k", request_index=i, provider="p", vendor="v", phones=tuple(phones),
+                                            outcome="accepted") for i, phones in enumerate(requests)))
+
+    assert record(PHONES[0:2], PHONES[2:4]).once_each()
+    assert not record(PHONES[0:2], PHONES[1:3]).once_each()  # a phone in two requests (failover), one missing
+    assert not record(PHONES[0:2], PHONES[2:5]).once_each()  # more phones than the send had
+    assert not record(PHONES[0:2], PHONES[2:3]).once_each()  # one missing

@@ -472,7 +472,7 @@ def in_order(provider: str, to: Sequence[str], results: Sequence[OutcomePart]) -
     later wins), without an object per recipient: a shared outcome is cut into the runs of phones
     that stay together."""
     to = tuple(to)  # (the message's own tuple: no copy)
-    if _in_order(to, results):  # the usual case: in order, all there, once each
+    if covers_in_order(to, results):  # the usual case: in order, all there, once each
         return list(results)
     owner: dict[str, int] = {}
     for i, part in enumerate(results):
@@ -497,7 +497,7 @@ def in_order(provider: str, to: Sequence[str], results: Sequence[OutcomePart]) -
     return out
 
 
-def _in_order(to: tuple[str, ...], results: Sequence[OutcomePart]) -> bool:
+def covers_in_order(to: tuple[str, ...], results: Sequence[OutcomePart]) -> bool:
     """Whether ``results`` speak for ``to``'s phones in its order, each once. Compared a part at a
     time against a slice of ``to``: a request's phones are usually the very objects of ``to``, which
     tuple equality takes without comparing their text, and each slice is read while it is in the

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any, Protocol
 
 import attrs
@@ -171,8 +172,9 @@ class SendRecord:
         """Every recipient is in exactly one request, and every own row in a request (the usual
         send: no failover, nothing refused before the requests, nothing written by an older version)."""
         indexes = {q.request_index for q in self.requests}
-        return sum(len(q.phones) for q in self.requests) == self.recipients and \
-            len({p for q in self.requests for p in q.phones}) == self.recipients and \
+        phones = [q.phones for q in self.requests]
+        return sum(map(len, phones)) == self.recipients and \
+            len(set(chain.from_iterable(phones))) == self.recipients and \
             all(r.request_index in indexes for r in self.own_rows)
 
 

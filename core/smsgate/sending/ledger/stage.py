@@ -10,7 +10,6 @@ used for another message. Otherwise it returns a :class:`Journal`, which writes 
 from __future__ import annotations
 
 import uuid
-from itertools import chain
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ import attrs
 
 from ...errors import ConfigError, LedgerError, ValidationError
 from ...models import Message, Outcome, OutcomePart, Reason, RecipientResult, RequestOutcome, SendResult, part_phones
-from ..pipeline import message_segments
+from ..pipeline import covers_in_order, message_segments
 from . import SENDING, Attempt, Ledger, LedgerRow, SendRecord, fingerprint
 
 MAX_KEY_LENGTH = 255
@@ -107,7 +106,7 @@ def replay(record: SendRecord, message: Message) -> SendResult:
                                "(still in flight, or interrupted); not sent again")
     if record.once_each():  # the usual send: per request, as it was sent (no object per recipient)
         parts = _request_parts(record, in_flight)
-        if list(chain.from_iterable(part_phones(p) for p in parts)) == list(message.to):
+        if covers_in_order(message.to, parts):
             return SendResult(provider=record.provider, outcomes=parts, segments=record.segments, key=record.key,
                               replayed=True)
     latest = record.latest()
