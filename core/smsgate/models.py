@@ -283,6 +283,15 @@ class SendResult:
         self.__attrs_init__(provider=provider, outcomes=parts, segments=segments, key=key,
                             replayed=replayed)
 
+    @classmethod
+    def _of_parts(cls, provider: str, outcomes: tuple[OutcomePart, ...], segments: int | None = None,
+                  key: str | None = None) -> "SendResult":
+        """``SendResult(provider=..., outcomes=...)`` for stored parts already in a tuple (every
+        send ends here): made without the checks of ``__init__`` and its call through the class."""
+        result = _new_object(cls)
+        result.__attrs_init__(provider=provider, outcomes=outcomes, segments=segments, key=key, replayed=False)
+        return result
+
     @functools.cached_property
     def recipients(self) -> tuple[RecipientResult, ...]:
         """One :class:`RecipientResult` per recipient, in the message's order (built on first read)."""

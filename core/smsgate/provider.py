@@ -209,10 +209,13 @@ class HookContext:
     def derive(self, *, request_index: int | None = None, extras: Mapping[str, Any] | None = None) -> "HookContext":
         """This context for another request of the same call, or with other ``extras``: what
         ``attrs.evolve`` does, at a fifth of its cost (every send makes one or more)."""
-        return HookContext(provider=self.provider, config=self.config, operation=self.operation, clock=self.clock,
-                           nonce_factory=self.nonce_factory,
-                           request_index=self.request_index if request_index is None else request_index,
-                           extras=self.extras if extras is None else extras)
+        # its __init__ called as a function: a call through the class hands the keywords over twice
+        context = _new_object(HookContext)
+        _init_context(context, provider=self.provider, config=self.config, operation=self.operation,
+                      clock=self.clock, nonce_factory=self.nonce_factory,
+                      request_index=self.request_index if request_index is None else request_index,
+                      extras=self.extras if extras is None else extras)
+        return context
 
     def now(self) -> float:
         """Unix time in seconds, from the context's clock."""
@@ -238,3 +241,6 @@ class HookContext:
         """``config.base_url`` joined with ``path``."""
         base = str(self.config.base_url).rstrip("/")
         return base + "/" + path.lstrip("/")
+
+
+_new_object, _init_context = object.__new__, HookContext.__init__

@@ -121,7 +121,7 @@ def plan_requests(target: Target, message: Message, ctx: HookContext | None = No
     hooks, operation = target.hooks, message.operation
     limit = hooks.request_limit(ctx=target.context if ctx is None else ctx, operation=operation) \
         if hooks.request_limit.hook.implemented else None
-    return plan(message, limit or target.capabilities.limit(message.operation))
+    return plan(message, limit or target.capabilities.limit(operation))
 
 
 def run_requests(target: Target, batches: list[Message], journal: Any, log: Any,

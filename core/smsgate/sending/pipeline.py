@@ -463,8 +463,8 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
 def merge(provider: str, message: Message, results: Sequence[OutcomePart], key: str | None = None) -> SendResult:
     """The send's result: ``results`` (stored parts, see :class:`RequestOutcome`) in the message's
     order. Raises ProviderError, never a silent loss, when a recipient has no outcome."""
-    return SendResult(provider=provider, outcomes=in_order(provider, message.to, results),
-                      segments=message_segments(message), key=key)
+    return SendResult._of_parts(provider, tuple(in_order(provider, message.to, results)), message_segments(message),
+                                key)
 
 
 def in_order(provider: str, to: Sequence[str], results: Sequence[OutcomePart]) -> list[OutcomePart]:
@@ -472,6 +472,8 @@ def in_order(provider: str, to: Sequence[str], results: Sequence[OutcomePart]) -
     later wins), without an object per recipient: a shared outcome is cut into the runs of phones
     that stay together."""
     to = tuple(to)  # (the message's own tuple: no copy)
+    if len(results) == 1 and type(results[0]) is RequestOutcome and results[0].phones == to:
+        return list(results)  # one request's shared outcome for every phone, in order (most sends)
     if covers_in_order(to, results):  # the usual case: in order, all there, once each
         return list(results)
     owner: dict[str, int] = {}
