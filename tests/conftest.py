@@ -16,6 +16,16 @@ def _only_builtin_plugins_unless_asked(monkeypatch):
 
 
 @pytest.fixture
+def spool(tmp_path):
+    """A spool file of its own for the test."""
+    from smsgate.receiving import Spool
+
+    s = Spool(tmp_path / "spool.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def push_reports(tmp_path):
     """``push_reports(sim, gateway, name="loopback")``: the loopback simulator pushes every report it
     has to a Receiver of ``gateway`` (over HTTP), which stores and handles them before this returns."""

@@ -23,13 +23,6 @@ def inbound(content="hello", phone="13800138000"):
     return InboundMessage(provider="p", phone=phone, content=content, received_at="2024-09-18 11:30:16")
 
 
-@pytest.fixture
-def spool(tmp_path):
-    s = Spool(tmp_path / "spool.sqlite3")
-    yield s
-    s.close()
-
-
 def test_dedup_same_report_pushed_and_pulled(spool):
     spool.register_handler("h")
     first = spool.put([rep(), rep("M2")], source="push")

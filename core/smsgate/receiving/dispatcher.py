@@ -218,29 +218,16 @@ class Dispatcher:
     def drain(self, timeout: float = 30.0, include_retries: bool = False) -> bool:
         """Wait until this dispatcher's handlers have nothing due (True) or ``timeout`` passes.
 
-        Rows waiting for a retry later than now do not count unless ``include_retries``.
+        Events waiting for a retry later than now do not count unless ``include_retries``.
         """
         deadline = time.monotonic() + timeout
         names = list(self.handlers)
         while True:
-            if self._due(names, include_retries) == 0:
+            if self.spool.due(names, include_retries) == 0:
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
-
-    def _due(self, names: list[str], include_retries: bool) -> int:
-        if not names:
-            return 0
-        marks = ",".join("?" * len(names))
-        sql = f"SELECT COUNT(*) FROM deliveries WHERE handler IN ({marks}) AND (state='leased' OR (state='pending'"
-        args: list[Any] = list(names)
-        if not include_retries:
-            sql += " AND next_at<=?"
-            args.append(self.spool.clock())
-        sql += "))"
-        with self.spool._book_lock:
-            return int(self.spool._book.execute(sql, args).fetchone()[0])
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the workers after their current call; rows they leased become due again."""

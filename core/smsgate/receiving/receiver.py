@@ -300,7 +300,7 @@ class Receiver:
 
     def _warn_orphan_handlers(self) -> None:
         """Handlers registered in the spool (by an earlier run) that this process does not run
-        still get a row for every new event, and prune() keeps those events for them."""
+        still have every new event waiting for them, and prune() keeps those events for them."""
         try:
             orphans = sorted(set(self.spool.handler_names()) - set(self.dispatcher.handlers))
         except Exception:

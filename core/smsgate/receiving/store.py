@@ -11,8 +11,12 @@ through a :class:`Dispatcher`. Guarantees:
   inbound SMS within one push or pull stay separate events (two "Y" replies in one minute are two
   replies); across pushes, ``inbound_dedup`` says how an identical one is taken (see
   :func:`push_keys`).
-* Each handler registered in the spool gets one delivery row per event. A handler that raises
-  leaves its row for a retry with exponential backoff; other handlers are unaffected.
+* Each handler registered in the spool gets every event of its kinds stored after it registered.
+  Storing writes nothing per handler: each handler's row holds a cursor, the highest event id it
+  has taken, and every later event of its kinds waits for it. A claim takes events past the
+  cursor, moves it and records them as leased delivery rows in one transaction; only leased,
+  retrying and dead events have a row. A handler that raises leaves its row for a retry with
+  exponential backoff; other handlers are unaffected.
 * A process killed at any moment loses nothing committed. Rows it had leased are released when
   its pid is found dead (same host) or its lease expires, and run again: a handler can be called
   a second time for an event it had finished just before the kill, so side effects should be
@@ -65,12 +69,15 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS handlers (
     name TEXT PRIMARY KEY,
     kinds TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    cursor INTEGER NOT NULL DEFAULT 0  -- the highest event id taken; later events of its kinds wait
 );
+-- a row only for an event a handler has taken and not finished (the rest are done, or wait past
+-- its cursor)
 CREATE TABLE IF NOT EXISTS deliveries (
     handler TEXT NOT NULL,
     event_id INTEGER NOT NULL,
-    state TEXT NOT NULL,            -- pending | leased | dead   (done rows are deleted)
+    state TEXT NOT NULL,            -- pending (to run again) | leased | dead   (done rows are deleted)
     attempts INTEGER NOT NULL DEFAULT 0,
     next_at REAL NOT NULL DEFAULT 0,
     owner TEXT,
@@ -104,6 +111,23 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             except sqlite3.Error:  # the connection is broken: nothing more to undo here
                 pass
         raise
+
+
+def _add_cursors(conn: sqlite3.Connection) -> None:
+    """Give the handlers of a spool written before cursors existed theirs. Every put of that
+    version wrote a row for each handler, so the events a handler has not finished all have a row
+    (claimed as before) and the rest are done: its cursor starts at the newest event."""
+
+    def upgraded() -> bool:
+        return any(row[1] == "cursor" for row in conn.execute("PRAGMA table_info(handlers)"))
+
+    if upgraded():
+        return
+    with transaction(conn):
+        if upgraded():  # another process sharing the file was first
+            return
+        conn.execute("ALTER TABLE handlers ADD COLUMN cursor INTEGER NOT NULL DEFAULT 0")
+        conn.execute("UPDATE handlers SET cursor=(SELECT COALESCE(MAX(id), 0) FROM events)")
 
 
 _UNREAD: Any = object()  # an event whose stored JSON has not been decoded yet
@@ -380,6 +404,25 @@ def _owner_dead(owner: str) -> bool:
     return False
 
 
+def _kinds_sql(kinds: str) -> tuple[str, list[str]]:
+    """`` AND kind IN (...)`` for a handler's stored ``kinds`` (nothing when it takes every kind)."""
+    wanted = kinds.split(",")
+    if set(wanted) >= set(KINDS):
+        return "", []
+    return f" AND kind IN ({','.join('?' * len(wanted))})", wanted
+
+
+def _waiting(conn: sqlite3.Connection, handler: str, kinds: str, cursor: int) -> tuple[str, list[Any]]:
+    """WHERE clause (on ``events``) and its arguments: the events waiting for ``handler`` past its
+    cursor. Rows past the cursor are not written by this module, but an older version sharing the
+    file writes one per handler on every put: such an event is taken through its row, not twice."""
+    kind_sql, kind_args = _kinds_sql(kinds)
+    if conn.execute("SELECT 1 FROM deliveries WHERE handler=? AND event_id>? LIMIT 1", (handler, cursor)).fetchone():
+        return (f"id>?{kind_sql} AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.handler=? "
+                "AND d.event_id=events.id)", [cursor, *kind_args, handler])
+    return f"id>?{kind_sql}", [cursor, *kind_args]
+
+
 class _RollBack(Exception):
     """Ends a transaction that only checked something."""
 
@@ -420,6 +463,7 @@ class Spool:
             encoding = self._writer.execute("PRAGMA encoding").fetchone()[0]
             if encoding != "UTF-8":
                 raise sqlite3.DatabaseError(f"the file's text encoding is {encoding}, not UTF-8")
+            _add_cursors(self._writer)
             # checkpoints run on the bookkeeping connection (handler threads), not in a push's answer
             self._writer.execute("PRAGMA wal_autocheckpoint=0")
             self._book = self._connect("NORMAL")
@@ -451,18 +495,36 @@ class Spool:
 
     # -- handlers ----------------------------------------------------------------------------
     def register_handler(self, name: str, kinds: Iterable[str] | None = None, since_id: int | None = None) -> None:
-        """Make ``name`` receive a delivery row for every event of ``kinds`` stored from now on;
-        with ``since_id`` also for the stored events after that id that it has no row for yet."""
-        wanted = sorted(set(kinds or KINDS))
+        """Make ``name`` receive every event of ``kinds`` stored from now on; with ``since_id`` also
+        the stored events of ``kinds`` after that id that it has not taken yet or finished since
+        (those run again). Events already stored keep the kinds that were registered when they
+        were stored."""
+        wanted = ",".join(sorted(set(kinds or KINDS)))
         self._after_fork()
         with self._write_lock, transaction(self._writer) as conn:
-            conn.execute(
-                "INSERT INTO handlers (name, kinds, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET kinds=excluded.kinds", (name, ",".join(wanted), self.clock()))
-            if since_id is not None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO deliveries (handler, event_id, state) SELECT ?, id, 'pending' FROM events "
-                    f"WHERE id>? AND kind IN ({','.join('?' * len(wanted))})", (name, since_id, *wanted))
+            newest = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            found = conn.execute("SELECT kinds, cursor FROM handlers WHERE name=?", (name,)).fetchone()
+            if found is None:
+                cursor = newest if since_id is None else min(since_id, newest)
+                conn.execute("INSERT INTO handlers (name, kinds, created_at, cursor) VALUES (?, ?, ?, ?)",
+                             (name, wanted, self.clock(), cursor))
+            else:
+                before, cursor = found
+                if before != wanted:
+                    # the events waiting past the cursor were stored for the kinds registered then:
+                    # give them rows, so that the new kinds apply from now on only
+                    where, args = _waiting(conn, name, before, cursor)
+                    conn.execute(f"INSERT INTO deliveries (handler, event_id, state) SELECT ?, id, 'pending' "
+                                 f"FROM events WHERE {where}", (name, *args))
+                    cursor = max(cursor, newest)
+                    conn.execute("UPDATE handlers SET kinds=?, cursor=? WHERE name=?", (wanted, cursor, name))
+                if since_id is not None and since_id < cursor:
+                    # the later events are waiting already; those up to the cursor get a row again
+                    # unless they still have one (leased, retrying or dead)
+                    kind_sql, kind_args = _kinds_sql(wanted)
+                    conn.execute(
+                        "INSERT OR IGNORE INTO deliveries (handler, event_id, state) SELECT ?, id, 'pending' FROM "
+                        f"events WHERE id>? AND id<=?{kind_sql}", (name, since_id, cursor, *kind_args))
         if since_id is not None:
             self.notify()
 
@@ -510,14 +572,8 @@ class Spool:
                         f"VALUES (?, ?, ?, ?, ?, {_TEXT})",
                         [(k, e.provider, kind, source, now, payload)
                          for (k, (e, kind)), payload in zip(rows.items(), payloads)])
+                    # nothing per handler: they take the new events past their cursors
                     ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id>? ORDER BY id", (before,))]
-                    if ids:
-                        for name, kinds in conn.execute("SELECT name, kinds FROM handlers").fetchall():
-                            wanted = kinds.split(",")
-                            conn.execute(
-                                "INSERT INTO deliveries (handler, event_id, state) SELECT ?, id, 'pending' FROM "
-                                f"events WHERE id>? AND kind IN ({','.join('?' * len(wanted))})",
-                                (name, before, *wanted))
             except Exception as exc:  # rolled back: nothing of this call is stored
                 log.error("smsgate.spool.write_failed", path=self.path, error=f"{type(exc).__name__}: {exc}",
                           events=len(events))
@@ -584,8 +640,11 @@ class Spool:
             return fn(conn)
 
     def claim(self, handler: str, owner: str, limit: int = 100, lease_seconds: float = 300.0) -> list[SpooledEvent]:
-        """Lease up to ``limit`` due events for ``handler`` (oldest first)."""
+        """Lease up to ``limit`` due events for ``handler``: first its rows that are due again (a
+        retry whose time has come, an expired lease), then new events past its cursor, oldest first."""
         now = self.clock()
+        until = now + lease_seconds
+        columns = "id, provider, kind, source, spooled_at, payload"
 
         due = ("handler=? AND ((state='pending' AND next_at<=?) OR (state='leased' AND lease_until<?)) "
                "ORDER BY event_id LIMIT ?")
@@ -595,24 +654,41 @@ class Spool:
                 rows = conn.execute(
                     "UPDATE deliveries SET state='leased', owner=?, lease_until=? WHERE handler=? AND event_id IN "
                     f"(SELECT event_id FROM deliveries WHERE {due}) RETURNING event_id, attempts",
-                    (owner, now + lease_seconds, handler, handler, now, now, limit)).fetchall()
+                    (owner, until, handler, handler, now, now, limit)).fetchall()
             else:  # SQLite < 3.35
                 rows = conn.execute(f"SELECT event_id, attempts FROM deliveries WHERE {due}",
                                     (handler, now, now, limit)).fetchall()
                 conn.executemany(
                     "UPDATE deliveries SET state='leased', owner=?, lease_until=? WHERE handler=? AND event_id=?",
-                    [(owner, now + lease_seconds, handler, eid) for eid, _ in rows])
-            if not rows:
-                return []
-            attempts = dict(rows)
-            ids = sorted(attempts)
-            out = []
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                out.extend(conn.execute(
-                    f"SELECT id, provider, kind, source, spooled_at, payload FROM events WHERE id IN "
-                    f"({','.join('?' * len(chunk))}) ORDER BY id", chunk).fetchall())
-            return [r + (attempts[r[0]],) for r in out]
+                    [(owner, until, handler, eid) for eid, _ in rows])
+            out: list[tuple[Any, ...]] = []
+            if rows:
+                attempts = dict(rows)
+                ids = sorted(attempts)
+                for i in range(0, len(ids), 500):
+                    chunk = ids[i:i + 500]
+                    out.extend(r + (attempts[r[0]],) for r in conn.execute(
+                        f"SELECT {columns} FROM events WHERE id IN ({','.join('?' * len(chunk))}) ORDER BY id",
+                        chunk).fetchall())
+            room = limit - len(rows)
+            found = conn.execute("SELECT kinds, cursor FROM handlers WHERE name=?", (handler,)).fetchone()
+            if room <= 0 or found is None:
+                return out
+            kinds, cursor = found
+            where, args = _waiting(conn, handler, kinds, cursor)
+            fresh = conn.execute(f"SELECT {columns}, 0 FROM events WHERE {where} ORDER BY id LIMIT ?",
+                                 (*args, room)).fetchall()
+            if fresh:  # the same events, without binding one parameter per row
+                conn.execute("INSERT INTO deliveries (handler, event_id, state, owner, lease_until) "
+                             f"SELECT ?, id, 'leased', ?, ? FROM events WHERE {where} AND id<=?",
+                             (handler, owner, until, *args, fresh[-1][0]))
+            # a full batch ends at its last event; a short one took every event there is
+            taken = fresh[-1][0] if len(fresh) == room else conn.execute(
+                "SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            if taken > cursor:
+                conn.execute("UPDATE handlers SET cursor=? WHERE name=?", (taken, handler))
+            # oldest first (rows past the cursor, from an older version, are among the fresh ids)
+            return sorted(out + fresh) if out else fresh  # ids are unique: only they are compared
 
         rows = self._book_tx(tx)
         # models are built when a handler reads .event (SpooledEvent), not here for every handler
@@ -716,42 +792,89 @@ class Spool:
         return n
 
     # -- looking -----------------------------------------------------------------------------
-    def counts(self) -> dict[str, Any]:
-        """``{"events": n, "handlers": {name: {"pending": n, "leased": n, "dead": n}}}``."""
+    def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``fn(conn)`` in one read transaction: the figures of its several statements come from
+        one state of the file, also while other processes claim."""
         self._after_fork()
         with self._book_lock:
-            events = self._book.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-            rows = self._book.execute(
-                "SELECT handler, state, COUNT(*) FROM deliveries GROUP BY handler, state").fetchall()
-            names = [r[0] for r in self._book.execute("SELECT name FROM handlers").fetchall()]
-        handlers: dict[str, dict[str, int]] = {n: {"pending": 0, "leased": 0, "dead": 0} for n in names}
+            self._book.execute("BEGIN")
+            try:
+                return fn(self._book)
+            finally:
+                self._book.execute("COMMIT")
+
+    @staticmethod
+    def _waiting_counts(conn: sqlite3.Connection, names: list[str] | None = None) -> dict[str, int]:
+        """Per handler (all, or ``names``): the events waiting past its cursor."""
+        counts = {}
+        for name, kinds, cursor in conn.execute("SELECT name, kinds, cursor FROM handlers").fetchall():
+            if names is None or name in names:
+                where, args = _waiting(conn, name, kinds, cursor)
+                counts[name] = int(conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}", args).fetchone()[0])
+        return counts
+
+    def counts(self) -> dict[str, Any]:
+        """``{"events": n, "handlers": {name: {"pending": n, "leased": n, "dead": n}}}``; pending
+        counts the events waiting past the handler's cursor too."""
+
+        def read(conn: sqlite3.Connection) -> tuple[int, list[tuple[str, str, int]], dict[str, int]]:
+            events = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            rows = conn.execute("SELECT handler, state, COUNT(*) FROM deliveries GROUP BY handler, state").fetchall()
+            return events, rows, self._waiting_counts(conn)
+
+        events, rows, waiting = self._read(read)
+        handlers: dict[str, dict[str, int]] = {n: {"pending": w, "leased": 0, "dead": 0} for n, w in waiting.items()}
         for handler, state, n in rows:
-            handlers.setdefault(handler, {"pending": 0, "leased": 0, "dead": 0})[state] = n
+            counts = handlers.setdefault(handler, {"pending": 0, "leased": 0, "dead": 0})
+            counts[state] = counts.get(state, 0) + n
         return {"events": events, "handlers": handlers}
 
     def oldest_outstanding(self) -> dict[str, float]:
-        """Per handler, when the oldest event it has not yet handled (pending or leased) was
-        spooled (Unix seconds); handlers with nothing outstanding are left out."""
-        self._after_fork()
-        with self._book_lock:
-            rows = self._book.execute(
+        """Per handler, when the oldest event it has not yet handled (pending, leased or waiting
+        past its cursor) was spooled (Unix seconds); handlers with nothing outstanding are left out."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[str, float | None]]:
+            rows = conn.execute(
                 "SELECT d.handler, MIN(e.spooled_at) FROM deliveries d JOIN events e ON e.id=d.event_id "
                 "WHERE d.state IN ('pending','leased') GROUP BY d.handler").fetchall()
-        return {handler: at for handler, at in rows}
+            for name, kinds, cursor in conn.execute("SELECT name, kinds, cursor FROM handlers").fetchall():
+                where, args = _waiting(conn, name, kinds, cursor)
+                rows += conn.execute(f"SELECT ?, MIN(spooled_at) FROM events WHERE {where}", (name, *args)).fetchall()
+            return rows
+
+        oldest: dict[str, float] = {}
+        for handler, at in self._read(read):
+            if at is not None:
+                oldest[handler] = min(at, oldest.get(handler, at))
+        return oldest
 
     def outstanding(self, handlers: Iterable[str] | None = None) -> int:
-        """Rows not yet handled (pending or leased; dead rows are not counted)."""
+        """Events not yet handled, summed over ``handlers`` (default all): pending, leased or
+        waiting past the handler's cursor (dead rows are not counted)."""
+        return self.due(handlers, include_retries=True)
+
+    def due(self, handlers: Iterable[str] | None = None, include_retries: bool = False) -> int:
+        """What ``handlers`` (default all) still have to do now, summed: leased rows, rows due
+        again and the events waiting past their cursors; with ``include_retries`` also the rows
+        whose retry comes later."""
         names = list(handlers) if handlers is not None else None
-        with self._book_lock:
-            if names is None:
-                return int(self._book.execute(
-                    "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending','leased')").fetchone()[0])
-            if not names:
-                return 0
-            marks = ",".join("?" * len(names))
-            return int(self._book.execute(
-                f"SELECT COUNT(*) FROM deliveries WHERE state IN ('pending','leased') AND handler IN ({marks})",
-                names).fetchone()[0])
+        if names is not None and not names:
+            return 0
+        sql = "SELECT COUNT(*) FROM deliveries WHERE (state='leased' OR (state='pending'"
+        args: list[Any] = []
+        if not include_retries:
+            sql += " AND next_at<=?"
+            args.append(self.clock())
+        sql += "))"
+        if names is not None:
+            sql += f" AND handler IN ({','.join('?' * len(names))})"
+            args += names
+
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(sql, args).fetchone()[0]) + sum(self._waiting_counts(conn, names).values())
+
+        due: int = self._read(read)
+        return due
 
     def events(self, after: int = 0, limit: int = 1000) -> list[SpooledEvent]:
         self._after_fork()
@@ -766,9 +889,13 @@ class Spool:
         """Delete events older than the given age that no handler still needs. Their dedup keys go
         with them, so keep this well beyond any vendor's retry window (days, not minutes)."""
         cutoff = self.clock() - older_than_seconds
+        self._after_fork()
         with self._write_lock:
+            # kept: events that a handler has a row for, or that wait past its cursor for it
             cur = self._writer.execute(
-                "DELETE FROM events WHERE spooled_at<? AND id NOT IN (SELECT event_id FROM deliveries)", (cutoff,))
+                "DELETE FROM events WHERE spooled_at<? AND id NOT IN (SELECT event_id FROM deliveries) "
+                "AND NOT EXISTS (SELECT 1 FROM handlers h WHERE events.id>h.cursor "
+                "AND instr(','||h.kinds||',', ','||events.kind||',')>0)", (cutoff,))
             return cur.rowcount
 
     def close(self) -> None:
