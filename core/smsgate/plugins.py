@@ -377,6 +377,8 @@ class _ScopedHook:
 
     __slots__ = ("_manager", "_provider", "_name", "_generation", "_pm", "_caller", "_direct", "_function",
                  "_arguments", "_plain", "_implemented", "call")
+    _function: Any  # the one implementation, or None
+    _arguments: Any  # its argument picker, or None
 
     def __init__(self, manager: PluginManager, provider: str, name: str):
         self._manager, self._provider, self._name = manager, provider, name

@@ -226,7 +226,7 @@ class Transport:
         connect_retries)``, read once per config object (configs are frozen)."""
         known = self._configs.get(id(config))
         if known is not None and known[0] is config:  # (kept alive here, so its id is not reused)
-            return known[1]  # type: ignore[no-any-return]
+            return known[1]
         connect, read = float(getattr(config, "connect_timeout", 5.0)), float(getattr(config, "read_timeout", 15.0))
         settings = (self._urllib3.Timeout(connect=connect, read=read), max(connect, read),
                     bool(getattr(config, "verify_tls", True)), int(getattr(config, "connect_retries", 2)))
