@@ -69,6 +69,16 @@ def test_a_claim_takes_in_order_up_to_its_limit_and_the_next_claim_goes_on(spool
     assert spool.claim("h", "me", limit=3) == []
 
 
+def test_complete_removes_the_rows_of_exactly_the_events_given(spool):
+    spool.register_handler("h")
+    spool.put([rep(f"M{i}") for i in range(6)])
+    first = spool.claim("h", "me")[0].id
+    spool.complete("h", [first + 1, first + 3])  # not a run
+    spool.complete("h", [first + 4, first + 5, first + 4])  # a repeated id: not a run either
+    spool.complete("h", [first])  # a run of one
+    assert [r[1] - first for r in rows(spool, "h")] == [2]
+
+
 def test_a_new_handler_gets_the_events_stored_from_now_on(spool):
     spool.put([rep("before")])
     spool.register_handler("h")

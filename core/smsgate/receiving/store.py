@@ -719,11 +719,19 @@ class Spool:
         return held_now
 
     def complete(self, handler: str, event_ids: Iterable[int]) -> None:
+        """Mark ``event_ids`` handled: their rows go."""
         ids = list(event_ids)
         if not ids:
             return
+        first, last = min(ids), max(ids)
+        # a batch of new events is usually a run of consecutive ids: one range instead of an id list
+        run = last - first + 1 == len(ids) == len(set(ids))
 
         def tx(conn: sqlite3.Connection) -> None:
+            if run:
+                conn.execute("DELETE FROM deliveries WHERE handler=? AND event_id BETWEEN ? AND ?",
+                             (handler, first, last))
+                return
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
                 conn.execute(f"DELETE FROM deliveries WHERE handler=? AND event_id IN ({','.join('?' * len(chunk))})",
