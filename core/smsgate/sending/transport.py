@@ -171,12 +171,11 @@ class _AnswerTooLarge(Exception):
 
 
 def _read_capped(resp: Any, limit: int) -> bytes:
-    headers = resp.headers
-    length = headers.get("Content-Length")
-    if length and length.strip().isdigit():
-        if int(length) > limit:
+    length = resp.length_remaining  # its Content-Length as urllib3 read it (None: none, or chunked)
+    if length is not None:
+        if length > limit:
             raise _AnswerTooLarge()
-        if "Content-Encoding" not in headers:
+        if "Content-Encoding" not in resp.headers:
             # the usual answer: exactly ``length`` bytes as they are, taken in one read (http.client
             # stops at the length). An encoded body may unpack to far more: read in pieces below
             return resp.read()  # type: ignore[no-any-return]
