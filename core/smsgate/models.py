@@ -7,8 +7,8 @@ import enum
 import functools
 import json
 import operator
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -19,6 +19,8 @@ from .wire import load_json  # light (json, attrs); imported here, not per answe
 
 if TYPE_CHECKING:
     import cattrs
+
+_T = TypeVar("_T")
 
 # an enum member read through its class costs about ten times a module global (the lookup goes
 # through the enum's metaclass); the per-send paths read these instead
@@ -422,6 +424,30 @@ class DeliveryReport:
     reported_at: str | None = None  #: the vendor's timestamp, as the vendor wrote it
     biz_id: str | None = None
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+def builder(cls: type[_T]) -> Callable[..., _T]:
+    """A function making a ``cls`` from every field's value in field order, equal to ``cls(**fields)``
+    and about 40% cheaper: ``builder(DeliveryReport)(provider, message_id, phone, status,
+    raw_status, description, reported_at, biz_id, raw)``, for values a push makes by the hundred.
+    attrs' ``__init__`` of a frozen class sets each field with ``object.__setattr__``, which finds
+    the field through the class every time; the builder calls each slot's own setter. Only for a
+    slotted attrs class whose ``__init__`` does nothing else (no validator, converter or
+    ``__attrs_post_init__``); TypeError for any other."""
+    fields = attrs.fields(cls)  # type: ignore[arg-type]  # TypeError for a class that is not attrs'
+    names = [f.name for f in fields]
+    if (set(getattr(cls, "__slots__", ())) - {"__weakref__"} != set(names)
+            or any(f.validator is not None or f.converter is not None for f in fields)
+            or hasattr(cls, "__attrs_post_init__") or hasattr(cls, "__attrs_pre_init__")):
+        raise TypeError(f"{cls.__name__} does more in its __init__ than set its fields")
+    namespace: dict[str, Any] = {"cls": cls, "new": object.__new__}
+    namespace.update((f"set_{name}", cls.__dict__[name].__set__) for name in names)
+    # one line per field, as attrs writes __init__: a loop over the setters costs half the gain
+    source = (f"def build({', '.join(names)}):\n    self = new(cls)\n"
+              + "".join(f"    set_{name}(self, {name})\n" for name in names) + "    return self\n")
+    exec(compile(source, f"<smsgate builder for {cls.__qualname__}>", "exec"), namespace)  # noqa: S102
+    built: Callable[..., _T] = namespace["build"]
+    return built
 
 
 @attrs.frozen(kw_only=True)

@@ -29,6 +29,7 @@ from smsgate.models import (
     Operation,
     SendReply,
     Status,
+    builder,
 )
 from smsgate.phones import mask_phone, mask_phones_in
 from smsgate.receiving.guard import UnsignedPushConfig, push_allowed, redact_path
@@ -264,25 +265,26 @@ def _is_report(item: Any) -> bool:
     return isinstance(item, dict) and "status" in item
 
 
-def _report(index: int, item: dict[str, Any]) -> DeliveryReport:
-    fields = wire.report_fields(item)  # the usual shape, read as WIRE.read would (a push carries 250)
-    if fields is None:
-        try:
-            report = wire.WIRE.read(item, wire.StatusReport)
-        except ValueError as exc:
-            raise ValidationError(f"guodu status report [{index}] cannot be read: {exc}", field="body") from None
-        fields = (report.msg_id, report.mobile, report.status, report.msg, report.report_time)
-    msg_id, mobile, status, msg, report_time = fields
-    return DeliveryReport(
-        provider=NAME,
-        message_id=msg_id,
-        phone=mobile,
-        status=Status.DELIVERED if int(status) == 0 else Status.FAILED,
-        raw_status=status,
-        description=msg,
-        reported_at=report_time,
-        raw=item,
-    )
+_build_report = builder(DeliveryReport)
+_DELIVERED, _FAILED = Status.DELIVERED, Status.FAILED  # read per report: module globals, not the enum's class
+
+
+def _reports(items: list[dict[str, Any]]) -> list[DeliveryReport]:
+    """The DeliveryReport of each status report item (a push carries up to 250)."""
+    reports = []
+    for index, item in enumerate(items):
+        fields = wire.report_fields(item)  # the usual shape, read as WIRE.read would
+        if fields is None:
+            try:
+                report = wire.WIRE.read(item, wire.StatusReport)
+            except ValueError as exc:
+                raise ValidationError(f"guodu status report [{index}] cannot be read: {exc}", field="body") from None
+            fields = (report.msg_id, report.mobile, report.status, report.msg, report.report_time)
+        msg_id, mobile, status, msg, report_time = fields
+        delivered = status == "0" or int(status) == 0
+        reports.append(_build_report(NAME, msg_id, mobile, _DELIVERED if delivered else _FAILED, status, msg,
+                                     report_time, None, item))
+    return reports
 
 
 def _inbound(item: dict[str, Any]) -> InboundMessage | None:
@@ -339,7 +341,7 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
     if items is not None and len(items) > MAX_PUSH_ITEMS:  # refused before any item is read
         raise PushTooLarge(f"guodu push of {len(items)} items; the document allows at most {MAX_PUSH_ITEMS}")
     if items is not None and items and all(_is_report(i) for i in items):
-        reports = [_report(n, i) for n, i in enumerate(items)]
+        reports = _reports(items)
         log.info("smsgate.guodu.push.reports", reports=len(reports),
                  phones=[mask_phone(r.phone or "") for r in reports[:10]])
         return CallbackResult(events=reports, response=_answer())

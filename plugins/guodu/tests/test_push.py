@@ -48,7 +48,8 @@ def test_250_reports_in_one_push(gw):
     assert result.events[249].message_id == "90000249" and result.events[249].phone == "13800000249"
 
 
-@pytest.mark.parametrize("status,expected", [(0, Status.DELIVERED), ("0", Status.DELIVERED), (1, Status.FAILED),
+@pytest.mark.parametrize("status,expected", [(0, Status.DELIVERED), ("0", Status.DELIVERED), ("00", Status.DELIVERED),
+                                             ("-0", Status.DELIVERED), (1, Status.FAILED), ("10", Status.FAILED),
                                              (2, Status.FAILED), (-1, Status.FAILED), ("99", Status.FAILED)])
 def test_status_mapping(gw, status, expected):
     item = {"msg": "x", "mobile": "13800138000", "msgId": 42, "reportTime": "2022-12-12 12:00:00", "status": status}
