@@ -400,3 +400,23 @@ def test_smsgate_check_reads_an_old_spool_without_changing_it(old_spool, tmp_pat
     assert old_spool.read_bytes() == before
     assert main(["spool", "status", "--spool", str(old_spool)]) == 0  # opens it: upgraded
     assert json.loads(capsys.readouterr().out)["handlers"]["r"] == {"pending": 3, "leased": 0, "dead": 0}
+
+
+def test_claimed_and_listed_events_are_what_the_constructor_makes(spool):
+    import attrs
+
+    from smsgate.receiving import SpooledEvent
+
+    spool.register_handler("h")
+    spool.put([rep("A"), inbound(), task()])
+    first = spool.claim("h", "me", limit=1)
+    spool.fail("h", [first[0].id], "boom", delay=lambda n: 0)
+    items = spool.claim("h", "me") + spool.events()
+    assert [i.attempts for i in items] == [1, 0, 0, 0, 0, 0]
+    for item in items:
+        made = SpooledEvent(id=item.id, provider=item.provider, kind=item.kind, source=item.source,
+                            spooled_at=item.spooled_at, payload=item._payload, attempts=item.attempts)
+        # every field set (a field added to SpooledEvent must be filled by the claim too), the same values
+        assert [getattr(item, f.name) for f in attrs.fields(SpooledEvent)] == [
+            getattr(made, f.name) for f in attrs.fields(SpooledEvent)]
+        assert item == made and hash(item) == hash(made) and repr(item) == repr(made)
