@@ -15,8 +15,9 @@ through a :class:`Dispatcher`. Guarantees:
   Storing writes nothing per handler: each handler's row holds a cursor, the highest event id it
   has taken, and every later event of its kinds waits for it. A claim takes events past the
   cursor, moves it and records them as leased delivery rows in one transaction; only leased,
-  retrying and dead events have a row. A handler that raises leaves its row for a retry with
-  exponential backoff; other handlers are unaffected.
+  retrying and dead events have a row. Event ids are never reused (AUTOINCREMENT, also after
+  prune), so a cursor never passes over an event stored later. A handler that raises leaves its
+  row for a retry with exponential backoff; other handlers are unaffected.
 * A process killed at any moment loses nothing committed. Rows it had leased are released when
   its pid is found dead (same host) or its lease expires, and run again: a handler can be called
   a second time for an event it had finished just before the kill, so side effects should be
@@ -58,7 +59,7 @@ _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, not even after prune: cursors need that
     dedup_key TEXT NOT NULL UNIQUE,
     provider TEXT NOT NULL,
     kind TEXT NOT NULL,
