@@ -383,3 +383,20 @@ def test_an_event_that_cannot_be_read_back_fails_its_handler_and_the_worker_goes
         d.stop()
     assert seen == ["B"] and d.failures == 1
     assert spool.counts()["handlers"]["one"]["dead"] == 1
+
+
+@pytest.mark.parametrize("size", [49, 50, 51, 130])
+def test_a_large_put_stores_each_new_event_once_in_push_order(spool, size):
+    spool.put([rep(f"M{n}") for n in range(0, size, 7)])  # stored before: every 7th
+    events = [rep(f"M{n}") for n in range(size)]
+    events.insert(size // 2, rep("M1"))  # twice in the push
+    events.append(inbound("hé\udfff"))
+    put = spool.put(events, source="pull")
+    new = [n for n in range(size) if n % 7]
+    assert (put.stored, put.duplicates) == (len(new) + 1, len(events) - len(new) - 1)
+    assert list(put.ids) == sorted(put.ids) and len(set(put.ids)) == len(put.ids)
+    stored = {item.id: item for item in spool.events(after=min(put.ids) - 1, limit=1000)}
+    assert [stored[i].event.message_id for i in put.ids[:-1]] == [f"M{n}" for n in new]
+    assert stored[put.ids[-1]].event.content == "hé\udfff"
+    assert {stored[i].source for i in put.ids} == {"pull"}
+    assert spool.put(events).stored == 0

@@ -28,6 +28,7 @@ Several processes on one host may share one spool file (gunicorn/waitress worker
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -55,6 +56,16 @@ KINDS = ("report", "inbound", "task")
 # no decoding to str here and no encoding back by sqlite3. That takes a UTF-8 database (checked
 # when a spool is opened; SQLite's default, and every spool file this module makes).
 _TEXT = "CAST(? AS TEXT)"
+#: events one INSERT of a put writes: one statement for many rows costs about a third less than a
+#: statement per row (executemany), and 50 rows are 300 parameters, under the 999 that SQLite
+#: before 3.32 allows
+_INSERT_ROWS = 50
+
+
+@functools.lru_cache(maxsize=None)
+def _insert_events(rows: int) -> str:
+    return ("INSERT OR IGNORE INTO events (dedup_key, provider, kind, source, spooled_at, payload) VALUES "
+            + ",".join([f"(?,?,?,?,?,{_TEXT})"] * rows))
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _SCHEMA = """
@@ -594,11 +605,13 @@ class Spool:
                 with transaction(self._writer) as conn:
                     # we hold the write lock, so every id above the current maximum is one of ours
                     before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO events (dedup_key, provider, kind, source, spooled_at, payload) "
-                        f"VALUES (?, ?, ?, ?, ?, {_TEXT})",
-                        [(k, e.provider, kind, source, now, payload)
-                         for (k, (e, kind)), payload in zip(rows.items(), payloads)])
+                    values: list[Any] = []
+                    for (key, (e, kind)), payload in zip(rows.items(), payloads):
+                        values += (key, e.provider, kind, source, now, payload)
+                    step = _INSERT_ROWS * 6
+                    for start in range(0, len(values), step):
+                        part = values[start:start + step]
+                        conn.execute(_insert_events(len(part) // 6), part)
                     # nothing per handler: they take the new events past their cursors
                     ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id>? ORDER BY id", (before,))]
             except Exception as exc:  # rolled back: nothing of this call is stored
