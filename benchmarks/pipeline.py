@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
 import urllib3
@@ -60,6 +61,36 @@ def run_threads(concurrency: int, n: int, work) -> float:
     return n / (time.perf_counter() - start)
 
 
+def senders(url: str, n: int) -> tuple[Callable[[int], None], Callable[[int], None]]:
+    """``(raw, piped)``: each sends request ``i`` of ``n`` to the simulator at ``url``, with raw
+    urllib3 (the request built and signed up front) or through ``Gateway.send``."""
+    config = {"base_url": url, "api_key": "demo-key", "api_secret": "demo-secret", "max_concurrency": 1}
+    gw = Gateway({"providers": {"loopback": config}}, transport=Transport(pool_maxsize=POOL))
+    phones = [f"139{i:08d}" for i in range(n)]
+    messages = [Message(to=[p], template_id="LB_CODE", params=["1234"]) for p in phones]
+
+    # the same requests, built and signed once up front
+    hooks = gw.hooks("loopback")
+    prebuilt = []
+    for m in messages:
+        ctx = gw.context("loopback", Operation.SEND)
+        req = hooks.build_request(ctx=ctx, operation=Operation.SEND, payload=m)
+        prebuilt.append(hooks.sign(ctx=ctx, operation=Operation.SEND, request=req))
+    raw_pool = urllib3.PoolManager(maxsize=POOL, block=False)
+    timeout = urllib3.Timeout(connect=5, read=15)
+
+    def raw(i: int) -> None:
+        r = prebuilt[i]
+        resp = raw_pool.request("POST", r.url, body=r.body, headers=dict(r.headers), retries=False,
+                                timeout=timeout)
+        assert resp.status == 200, resp.data
+
+    def piped(i: int) -> None:
+        assert gw.send(messages[i]).ok
+
+    return raw, piped
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000, help="sends per measurement")
@@ -69,30 +100,7 @@ def main() -> None:
 
     proc, url = start_simulator()
     try:
-        config = {"base_url": url, "api_key": "demo-key", "api_secret": "demo-secret", "max_concurrency": 1}
-        gw = Gateway({"providers": {"loopback": config}}, transport=Transport(pool_maxsize=POOL))
-        phones = [f"139{i:08d}" for i in range(args.n)]
-        messages = [Message(to=[p], template_id="LB_CODE", params=["1234"]) for p in phones]
-
-        # the same requests, built and signed once up front
-        hooks = gw.hooks("loopback")
-        prebuilt = []
-        for m in messages:
-            ctx = gw.context("loopback", Operation.SEND)
-            req = hooks.build_request(ctx=ctx, operation=Operation.SEND, payload=m)
-            prebuilt.append(hooks.sign(ctx=ctx, operation=Operation.SEND, request=req))
-        raw_pool = urllib3.PoolManager(maxsize=POOL, block=False)
-        timeout = urllib3.Timeout(connect=5, read=15)
-
-        def raw(i: int) -> None:
-            r = prebuilt[i]
-            resp = raw_pool.request("POST", r.url, body=r.body, headers=dict(r.headers), retries=False,
-                                    timeout=timeout)
-            assert resp.status == 200, resp.data
-
-        def piped(i: int) -> None:
-            assert gw.send(messages[i]).ok
-
+        raw, piped = senders(url, args.n)
         # warm up both paths (connections, imports)
         run_threads(16, 200, raw)
         run_threads(16, 200, piped)

@@ -1,0 +1,51 @@
+"""Instructions per request over HTTP, for callgrind: ``--k`` one-recipient sends to the loopback
+simulator at concurrency 1 (in this thread, no others), with raw urllib3 (``--raw``) or through
+``Gateway.send``, after 300 of each to warm up (the same senders as ``benchmarks/pipeline.py``).
+The simulator runs in its own process, which valgrind does not follow. ``pipeline_own.py`` answers
+before the core transport; this counts the transport too, against what urllib3 spends.
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python benchmarks/pipeline_http.py --k 1000 --none
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python benchmarks/pipeline_http.py --k 1000 --raw
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python benchmarks/pipeline_http.py --k 1000
+
+(second minus first) / 1000 is raw urllib3's instructions per request, (third minus first) / 1000
+the pipeline's, and their difference the pipeline's own (``--none`` builds the same requests and
+warms up the same way, then sends none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline import app_logging, senders, start_simulator  # noqa: E402
+
+WARM = 300
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--k", type=int, default=1000, help="requests counted")
+    parser.add_argument("--raw", action="store_true", help="raw urllib3 instead of Gateway.send")
+    parser.add_argument("--none", action="store_true", help="send none of the k (the baseline)")
+    args = parser.parse_args()
+    app_logging()
+    proc, url = start_simulator()
+    try:
+        raw, piped = senders(url, WARM + args.k)
+        for i in range(WARM):
+            raw(i)
+            piped(i)
+        send = raw if args.raw else piped
+        for i in range(WARM, WARM if args.none else WARM + args.k):
+            send(i)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
