@@ -209,13 +209,14 @@ class HookContext:
     def derive(self, *, request_index: int | None = None, extras: Mapping[str, Any] | None = None) -> "HookContext":
         """This context for another request of the same call, or with other ``extras``: what
         ``attrs.evolve`` does, at a fifth of its cost (every send makes one or more)."""
-        # its __init__ called as a function: a call through the class hands the keywords over twice
-        context = _new_object(HookContext)
-        _init_context(context, provider=self.provider, config=self.config, operation=self.operation,
-                      clock=self.clock, nonce_factory=self.nonce_factory,
-                      request_index=self.request_index if request_index is None else request_index,
-                      extras=self.extras if extras is None else extras)
-        return context
+        global _build_context
+        if _build_context is None:  # (made on first use: models is not imported with this module)
+            from .models import builder
+
+            _build_context = builder(HookContext)
+        return _build_context(self.provider, self.config, self.operation, self.clock, self.nonce_factory,
+                              self.request_index if request_index is None else request_index,
+                              self.extras if extras is None else extras)
 
     def now(self) -> float:
         """Unix time in seconds, from the context's clock."""
@@ -243,4 +244,6 @@ class HookContext:
         return base + "/" + path.lstrip("/")
 
 
-_new_object, _init_context = object.__new__, HookContext.__init__
+#: HookContext(provider, config, operation, clock, nonce_factory, request_index, extras) without the
+#: keyword call through the class (every send makes one); see HookContext.derive
+_build_context: Callable[..., HookContext] | None = None

@@ -26,6 +26,7 @@ from ..models import (
     RequestOutcome,
     SendReply,
     SendResult,
+    builder,
     part_phones,
 )
 from ..phones import mask_phone, mask_phones_in, normalise_phone, segments
@@ -35,6 +36,9 @@ from .transport import deadline_passed
 
 # enum members read through their class cost about ten times a module global (the per-send paths)
 _SENDS, _ACCEPTED = (Operation.SEND, Operation.SEND_BATCH), Outcome.ACCEPTED
+#: RequestOutcome(phones, outcome, message_id, message_ids, reason, request_id, provider, earlier),
+#: made for every accepted request: without the keyword call through the class
+_accepted_outcome = builder(RequestOutcome)
 _LOG_PHONES = 10  # masked phones listed per log line at most
 _NORMAL = re.compile(r"1[3-9][0-9]{9}")  # an already-normal number (what normalise_phone returns)
 
@@ -397,8 +401,7 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
         if log.is_enabled(logging.INFO):
             log.info("smsgate.send.accepted", provider=provider, recipients=len(batch.to),
                      phones=_masked(batch.to), message_id=message_id, request_id=request_id)
-        return [RequestOutcome(phones=batch.to, outcome=_ACCEPTED, message_id=message_id, message_ids=ids,
-                               request_id=request_id)]
+        return [_accepted_outcome(batch.to, _ACCEPTED, message_id, ids, None, request_id, None, ())]
     # some phones refused: runs of accepted phones share one outcome, each refused phone has its own
     results: list[OutcomePart] = []
     accepted: list[str] = []
