@@ -655,6 +655,17 @@ class HttpResponse:
         return load_json(self.body)
 
     @classmethod
+    def _received(cls, status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> "HttpResponse":
+        """``HttpResponse(status=..., headers=..., body=...)`` for headers already in shape (the
+        transport's, every answer): its fields set directly, without the converter and the keyword
+        call through the class."""
+        response = _new_object(cls)
+        _set_field(response, "status", status)
+        _set_field(response, "headers", headers)
+        _set_field(response, "body", body)
+        return response
+
+    @classmethod
     def of_json(cls, value: Any, status: int = 200) -> "HttpResponse":
         from .wire import json_text
 

@@ -294,7 +294,7 @@ class Transport:
                 if self._end_watch():  # cut off just as the answer ended: the socket is not reused
                     resp.close()
                 resp.release_conn()
-                return HttpResponse(status=resp.status, headers=tuple(resp.headers.iteritems()), body=body)
+                return HttpResponse._received(resp.status, tuple(resp.headers.iteritems()), body)
             except _AnswerTooLarge:
                 self._end_watch()
                 if resp is not None:
