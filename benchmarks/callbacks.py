@@ -25,9 +25,10 @@ events stored per second, events handled == events in. The last line repeats the
 
     python benchmarks/callbacks.py [--connections 20] [--pushes 10] [--cpu-pushes 200] [--json]
     python benchmarks/callbacks.py --stages 80     # CPU per stage of a guodu push, no server
+    python benchmarks/callbacks.py --stages 80 --stdlib-json   # the same without orjson
 
 Needs the guodu and juse plugins installed (``pip install -e plugins/guodu -e plugins/juse``) and
-waitress (``pip install -e '.[serve]'``).
+waitress (``pip install -e '.[serve]'``); orjson (``'.[speedups]'``) is used when installed.
 """
 
 from __future__ import annotations
@@ -193,8 +194,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="guodu (and juse) pushes for the in-process CPU measurement (0: skip it)")
     parser.add_argument("--stages", type=int, default=0, metavar="N",
                         help="only measure the CPU of each stage over N guodu pushes in this process, and exit")
+    parser.add_argument("--stdlib-json", action="store_true",
+                        help="measure this process's pushes (--stages, the cpu_ms figures) with the standard "
+                             "library's JSON even where orjson (smsgate[speedups]) is installed; the server "
+                             "still uses orjson")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.stdlib_json:
+        from smsgate import wire
+
+        wire._orjson_module = None
 
     try:
         from smsgate_juse.simulator import JuseSimulator
