@@ -149,6 +149,18 @@ def test_unopenable_spool(tmp_path):
         Spool(tmp_path / "x.sqlite3", synchronous="OFF")
 
 
+def test_a_spool_file_whose_text_is_not_utf8_is_refused(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "utf16.sqlite3"
+    with sqlite3.connect(path) as conn:  # payloads are stored as UTF-8 bytes cast to text
+        conn.execute("PRAGMA encoding='UTF-16le'")
+        conn.execute("CREATE TABLE other (x)")
+    conn.close()
+    with pytest.raises(SpoolError, match="UTF-16le, not UTF-8"):
+        Spool(path)
+
+
 def test_prune_keeps_unhandled(spool):
     now = [0.0]
     spool.clock = lambda: now[0]
