@@ -175,3 +175,74 @@ def test_the_spool_stores_text_that_reads_back_to_the_plain_events(tmp_path, jso
     expected = [events[0], attrs.evolve(events[1], raw={"msg": "半个\udfff", "when": "2024-09-18"}), events[2],
                 attrs.evolve(events[3], raw={"colour": "Colour.RED"})]
     assert repr([item.event for item in stored]) == repr(expected)
+
+
+def _texts(value):
+    """The texts a payload of ``value`` may be stored as: what either path of json_utf8 writes, and
+    the standard encoder's ASCII-only form (the escaped lone surrogates of older files)."""
+    texts = []
+    for path in (pytest.importorskip("orjson"), None):
+        wire._orjson_module = path
+        try:
+            texts.append(wire.json_utf8([value], default=str)[0].decode("utf-8"))
+        except Exception:  # noqa: BLE001 - a value neither path writes is not stored either
+            return []
+    texts.append(json.dumps(value, default=str))
+    return texts
+
+
+@SETTINGS
+@given(value=st.one_of(values, st.dictionaries(keys, values, max_size=6)))
+def test_load_json_each_reads_what_json_loads_reads(value, monkeypatch):
+    monkeypatch.setattr(wire, "_orjson_module", None)
+    texts = _texts(value)
+    for path in (pytest.importorskip("orjson"), None):
+        monkeypatch.setattr(wire, "_orjson_module", path)
+        assert [repr(v) for v in wire.load_json_each(texts)] == [repr(json.loads(text)) for text in texts]
+
+
+@pytest.mark.parametrize("text", [
+    '{"big":18446744073709551616,"small":-9223372036854775809}',  # orjson reads these as floats
+    '{"raw":[1,{"n":100000000000000000000000}]}', '[NaN,Infinity,-Infinity]', '{"t":"\\u534a\\udfff"}',
+    '[1e400]', '{"a":1,"a":2}', '{"f":[0.1,1e16,-0.0,5e-324]}', "[" * 2000 + "]" * 2000,
+])
+def test_load_json_each_where_orjson_reads_otherwise(text, json_path):
+    try:
+        expected = repr(json.loads(text))
+    except RecursionError:
+        with pytest.raises(ValueError):
+            wire.load_json_each([text])
+        return
+    assert [repr(v) for v in wire.load_json_each([text, text])] == [expected, expected]
+
+
+def test_the_events_file_is_the_same_compact_json_with_or_without_orjson(tmp_path, monkeypatch):
+    from smsgate.receiving import JsonlSink
+
+    events = [
+        DeliveryReport(provider="guodu", message_id="G1", phone="13800138000", status=Status.DELIVERED,
+                       raw_status="0", description="发送成功", raw={"msg": "发送成功", "status": 0, "fee": 0.05}),
+        DeliveryReport(provider="guodu", message_id="G2", phone="13800138001", status=Status.FAILED,
+                       raw={"big": 2**70, "when": datetime.date(2024, 9, 18)}),
+        InboundMessage(provider="guodu", phone="13800138002", content="半个\udfff", raw={"k": [1, None]}),
+        TaskSummary(provider="juse", task_id="T1", total=3, sent=2, failed=1,
+                    raw={"colour": Colour.RED, "nan": float("nan")}),
+    ]
+    _without_orjson(monkeypatch)
+    with Spool(tmp_path / "spool.sqlite3") as spool:
+        spool.put(events)
+        items = spool.events()
+    files = {}
+    for name, use in (("orjson", _with_orjson), ("stdlib", _without_orjson)):
+        use(monkeypatch)
+        sink = JsonlSink(tmp_path / f"{name}.jsonl")
+        sink(items)
+        sink.close()
+        files[name] = (tmp_path / f"{name}.jsonl").read_bytes()
+    assert files["orjson"] == files["stdlib"]
+    lines = files["stdlib"].splitlines()
+    assert lines[0] == json.dumps(json.loads(lines[0]), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert b'"raw":{"msg":"\xe5\x8f\x91\xe9\x80\x81\xe6\x88\x90\xe5\x8a\x9f","status":0,"fee":0.05}' in lines[0]
+    assert b'"raw":{"big":1180591620717411303424,"when":"2024-09-18"}' in lines[1]
+    assert lines[2].isascii() and b'"content":"\\u534a\\u4e2a\\udfff"' in lines[2]  # only that line escaped
+    assert json.loads(lines[2])["content"] == "半个\udfff" and b'"raw":{"colour":"Colour.RED","nan":NaN}' in lines[3]

@@ -195,6 +195,24 @@ def test_jsonl_sink_writes_once_and_repairs_a_torn_line(spool, tmp_path):
     assert lines[1]["kind"] == "inbound" and lines[1]["content"] == "hello" and lines[1]["status"] is None
 
 
+def test_jsonl_sink_recovers_a_file_of_spaced_lines_and_appends_compact_ones(spool, tmp_path):
+    # files written before the lines became compact JSON have ", " and ": " between items
+    spool.put([rep("A"), rep("B"), inbound()])
+    items = spool.events()
+    path = tmp_path / "events.jsonl"
+    old = [json.dumps({"event_id": item.id, "provider": "p", "kind": item.kind, "raw": {"id": "x, y: z"}},
+                      ensure_ascii=False) for item in items[:2]]
+    path.write_bytes(("\n".join(old) + '\n{"event_id": ' + str(items[2].id) + ', "provider": "p", "ki').encode())
+    sink = JsonlSink(path)
+    assert sink.written == {items[0].id, items[1].id}
+    sink(items)
+    sink.close()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[:2] == old and len(lines) == 3  # the torn line cut, the spaced ones kept and not written again
+    assert lines[2].startswith(f'{{"event_id":{items[2].id},"provider":"p","kind":"inbound",')
+    assert JsonlSink(path).written == {item.id for item in items}
+
+
 def test_spool_reopens_its_connections_after_fork(spool):
     import os
 

@@ -21,7 +21,7 @@ cattrs is imported only when a converter is built, so importing a plugin stays c
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -146,18 +146,59 @@ def json_utf8(values: Iterable[Any], *, default: Callable[[Any], Any] | None = N
     JSON's own types, which ``json.loads`` reads back to the same value. orjson takes about a
     tenth of the standard encoder's time for a delivery report, and every event of every push is
     encoded; values it would write otherwise, or refuses, go to the standard encoder."""
+    return list(json_utf8_each(values, default=default))
+
+
+def json_utf8_each(values: Iterable[Any], *, default: Callable[[Any], Any] | None = None) -> Iterator[bytes]:
+    """:func:`json_utf8`'s encodings one at a time. Copying each into one buffer before taking
+    the next is much cheaper than keeping them all: every ``orjson.dumps`` result is cut down from
+    a larger buffer, and with hundreds of them alive glibc's malloc gives memory back to the system
+    (and takes it again) on nearly every call, which costs several times the encoding itself."""
     orjson = _orjson()
     if orjson is None:
-        return [json_bytes(value, default=default) for value in values]
-    out = []
+        for value in values:
+            yield json_bytes(value, default=default)
+        return
     for value in values:
         if _orjson_writes(value):
             try:
-                out.append(orjson.dumps(value))
+                yield orjson.dumps(value)
                 continue
             except orjson.JSONEncodeError:
                 pass
-        out.append(json_bytes(value, default=default))
+        yield json_bytes(value, default=default)
+
+
+def _holds_float(value: Any) -> bool:
+    """True when a dict or list from ``orjson.loads`` holds a float anywhere."""
+    for item in value.values() if type(value) is dict else value:
+        kind = type(item)
+        if kind is float or ((kind is dict or kind is list) and _holds_float(item)):
+            return True
+    return False
+
+
+def load_json_each(texts: Iterable[str]) -> list[Any]:
+    """Each of ``texts`` parsed as :func:`load_json` parses it, for reading back what
+    :func:`json_utf8` stored. With orjson installed, what orjson reads where that is the same value:
+    orjson refuses NaN, the infinities and escaped lone surrogates, and reads an int beyond 64 bits
+    as a float, so a text it refuses or that gives a float anywhere (rare in what vendors send) is
+    parsed by the standard parser instead."""
+    orjson = _orjson()
+    if orjson is None:
+        return [load_json(text) for text in texts]
+    loads = orjson.loads
+    out = []
+    for text in texts:
+        try:
+            value = loads(text)
+        except ValueError:  # orjson.JSONDecodeError, or text that is not UTF-8
+            value = load_json(text)
+        else:
+            kind = type(value)
+            if kind is float or ((kind is dict or kind is list) and _holds_float(value)):
+                value = load_json(text)
+        out.append(value)
     return out
 
 

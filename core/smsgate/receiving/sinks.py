@@ -8,13 +8,11 @@ import threading
 from typing import Any
 
 from ..log import get_logger
-from ..wire import json_encoder, json_text
-from .store import SpooledEvent, plain_fields
+from ..wire import json_utf8_each
+from .store import SpooledEvent, plain_fields, plain_fields_each
 
 log = get_logger("smsgate.spool")
 
-_SEPARATORS = (", ", ": ")
-_line = json_encoder(default=str, separators=_SEPARATORS)  # json_text's text, its UTF-8 check done per batch
 
 class JsonlSink:
     """Appends each event as one JSON line, exactly once per spool event id, even across a kill -9.
@@ -54,20 +52,18 @@ class JsonlSink:
     def __call__(self, items: list[SpooledEvent]) -> None:
         with self._lock:
             written = self.written
-            lines = [_line(event_line(item)) for item in items if item.id not in written]
-            if not lines:
+            new = [item for item in items if item.id not in written]
+            if not new:
                 return
-            lines.append("")
-            text = "\n".join(lines)
-            try:
-                data = text.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate: that line is written as escaped ASCII
-                data = "".join(json_text(json.loads(line), separators=_SEPARATORS) + "\n"
-                               for line in lines[:-1]).encode("utf-8")
+            # compact JSON, with or without orjson; a line holding a lone surrogate is escaped ASCII
+            data = bytearray()
+            for line in json_utf8_each(map(_line, new, plain_fields_each(new)), default=str):
+                data += line
+                data += b"\n"
             self._fh.write(data)
             self._fh.flush()
             os.fsync(self._fh.fileno())
-            self.written.update(i.id for i in items)
+            written.update(i.id for i in items)
 
     def close(self) -> None:
         with self._lock:
@@ -93,7 +89,11 @@ def _iso(ts: float) -> str:
 
 def event_line(item: SpooledEvent) -> dict[str, Any]:
     """The JSON-lines form of a spooled event (``--events-jsonl``)."""
-    e = plain_fields(item)  # the stored fields: no model built for the line
+    return _line(item, plain_fields(item))
+
+
+def _line(item: SpooledEvent, e: dict[str, Any]) -> dict[str, Any]:
+    """The line of ``item`` whose stored fields are ``e`` (no model built for the line)."""
     get = e.get
     kind = item.kind
     if kind == "report":
