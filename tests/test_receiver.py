@@ -486,26 +486,26 @@ def test_memory_replay_store_expiry():
 
 
 def test_sqlite_replay_store_across_processes(tmp_path):
-    import multiprocessing
+    import subprocess
+    import sys
 
     from smsgate.receiving import SqliteReplayStore
 
     path = str(tmp_path / "r.sqlite3")
     SqliteReplayStore(path).close()
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(4) as pool:
-        results = pool.starmap(_try_add, [(path, f"k{i % 10}") for i in range(40)])
-    assert sum(results) == 10  # each of the 10 keys admitted exactly once across the 4 processes
-
-
-def _try_add(path, key):
-    from smsgate.receiving import SqliteReplayStore
-
-    store = SqliteReplayStore(path)
-    try:
-        return store.add(key, 900)
-    finally:
-        store.close()
+    # plain child interpreters (not a multiprocessing pool, whose workers must import this test
+    # module and wait forever when they cannot): each tries the ten keys in its own order
+    child = ("import sys\n"
+             "from smsgate.receiving import SqliteReplayStore\n"
+             "store = SqliteReplayStore(sys.argv[1])\n"
+             "print(sum(bool(store.add(key, 900)) for key in sys.argv[2:]))\n"
+             "store.close()\n")
+    keys = [f"k{i}" for i in range(10)]
+    procs = [subprocess.Popen([sys.executable, "-c", child, path, *(keys[n:] + keys[:n])],
+                              stdout=subprocess.PIPE, text=True) for n in (0, 3, 5, 8)]
+    admitted = [int(p.communicate(timeout=60)[0]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0]
+    assert sum(admitted) == 10  # each of the 10 keys admitted exactly once across the 4 processes
 
 
 def test_redis_replay_store_uses_set_nx():
