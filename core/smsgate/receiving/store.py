@@ -47,7 +47,7 @@ import attrs
 from ..config import INBOUND_DEDUP
 from ..errors import SmsError
 from ..log import get_logger
-from ..wire import json_utf8, load_json_each
+from ..wire import json_utf8, load_json, load_json_each
 
 log = get_logger("smsgate.spool")
 
@@ -223,7 +223,7 @@ def plain_fields(item: SpooledEvent) -> dict[str, Any]:
     """The event's fields as JSON-ready values (what :func:`plain_event` gives), read from the
     stored JSON when the model was not built yet: the same values either way."""
     if item._event is _UNREAD and item._payload is not None:
-        data: dict[str, Any] = _load_payload(item._payload)
+        data: dict[str, Any] = load_json(item._payload)
         return data
     return plain_event(item.event, item.kind)
 
@@ -395,26 +395,8 @@ def encode_event(event: Any, kind: str | None = None) -> str:
     return encode_events([(event, kind or event_kind(event))])[0].decode("utf-8")
 
 
-_scan: Any = None
-
-
-def _load_payload(payload: str) -> Any:
-    """A stored payload (JSON that the spool wrote) as Python values: the C scanner straight away,
-    without ``json.loads``' checks for leading and trailing whitespace, which our payloads never have."""
-    global _scan
-    if _scan is None:
-        _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-    try:
-        value, end = _scan(payload, 0)
-    except StopIteration:
-        end = -1
-    if end != len(payload):
-        return json.loads(payload)  # not what we wrote: json's own error (or value)
-    return value
-
-
 def decode_event(kind: str, payload: str) -> Any:
-    data = _load_payload(payload)
+    data = load_json(payload)
     cls = _types()[kind]
     if kind == "report":
         data["status"] = _STATUS.get(data["status"]) or _status(data["status"])
