@@ -7,6 +7,7 @@ assertions: every wait is for a condition, with a generous limit.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -47,7 +48,7 @@ def push_batch(url, batch_no, nonce, per_push=5):
                "X-Signature": signature(SECRET, ts, nonce, body)}
     try:
         resp = SimulatorServer.push(url, body, headers, timeout=30)
-    except OSError:
+    except (OSError, http.client.HTTPException):  # cut off by the kill (IncompleteRead): not acknowledged
         return None, [r["msgId"] for r in reports]
     return resp.status, [r["msgId"] for r in reports]
 
