@@ -11,7 +11,7 @@ import pytest
 
 from smsgate.models import DeliveryReport, InboundMessage, Status, TaskSummary
 from smsgate.receiving import Dispatcher, Handler, JsonlSink, Spool, SpoolError
-from smsgate.receiving.store import dedup_key
+from smsgate.receiving.store import dedup_key, push_keys
 
 
 def rep(mid="M1", phone="13800138000", status=Status.DELIVERED, provider="p"):
@@ -291,7 +291,7 @@ def test_rows_claimed_by_another_worker_after_expiry_are_skipped(tmp_path):
 
 def test_dedup_key_folds_full_width_phones_and_keeps_other_scripts_apart():
     from smsgate import DeliveryReport, Status
-    from smsgate.receiving.store import dedup_key
+    from smsgate.receiving.store import dedup_key, push_keys
 
     def report(phone):
         return DeliveryReport(provider="p", message_id="m1", phone=phone, status=Status.DELIVERED)
@@ -430,3 +430,33 @@ def test_a_large_put_stores_each_new_event_once_in_push_order(spool, size):
     assert stored[put.ids[-1]].event.content == "hé\udfff"
     assert {stored[i].source for i in put.ids} == {"pull"}
     assert spool.put(events).stored == 0
+
+
+@pytest.mark.parametrize("size", [1, 50, 51, 250])
+def test_a_puts_ids_are_the_ids_of_the_rows_it_stored(spool, size):
+    """ids come from the last row's id when no row was a duplicate (AUTOINCREMENT gives the rows
+    of one transaction consecutive ids), and from the file otherwise: an ignored duplicate uses up
+    an id, and ids deleted by prune are never given again."""
+    def stored_ids(keys):
+        rows = spool._writer.execute(
+            f"SELECT id FROM events WHERE dedup_key IN ({','.join('?' * len(keys))}) ORDER BY id", keys).fetchall()
+        return [r[0] for r in rows]
+
+    def check(events):
+        keys = push_keys(events)
+        before = set(stored_ids(keys))
+        put = spool.put(events)
+        assert list(put.ids) == [i for i in stored_ids(keys) if i not in before]
+        return put
+
+    check([rep(f"A{n}") for n in range(size)])  # an empty spool
+    check([rep(f"B{n}") for n in range(size)])
+    # the newest events pruned: their ids are not reused, the next put's ids start after them
+    spool._writer.execute("DELETE FROM events WHERE dedup_key LIKE '%|B%'")
+    put = check([rep(f"C{n}") for n in range(size)])
+    assert min(put.ids) > size * 2
+    # duplicates spread through a push (each uses up an id when ignored): the ids of the new rows
+    events = [rep(f"{'C' if n % 3 == 0 else 'D'}{n}") for n in range(size)]
+    put = check(events)
+    assert put.stored == len([n for n in range(size) if n % 3]) and put.duplicates == size - put.stored
+    assert [spool.events(after=i - 1, limit=1)[0].id for i in put.ids] == list(put.ids)

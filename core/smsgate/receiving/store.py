@@ -598,13 +598,24 @@ class Spool:
                     before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
                     values: list[Any] = []
                     for (key, (e, kind)), payload in zip(rows.items(), payloads):
-                        values += (key, e.provider, kind, source, now, payload)
+                        # a bytearray, not bytes: sqlite3 binds it as it is, while for bytes it
+                        # first looks for an adapter (a registry lookup and two failed attribute
+                        # lookups, several times the copy's cost); either is bound as a blob
+                        values += (key, e.provider, kind, source, now, bytearray(payload))
                     step = _INSERT_ROWS * 6
+                    inserted = last = 0
                     for start in range(0, len(values), step):
                         part = values[start:start + step]
-                        conn.execute(_insert_events(len(part) // 6), part)
+                        cur = conn.execute(_insert_events(len(part) // 6), part)
+                        inserted += cur.rowcount
+                        last = cur.lastrowid
                     # nothing per handler: they take the new events past their cursors
-                    ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id>? ORDER BY id", (before,))]
+                    if inserted == len(rows) and last - inserted >= before:
+                        # no row ignored as a duplicate: AUTOINCREMENT gave them consecutive ids
+                        # ending at the last one (an ignored row uses up an id, hence the check)
+                        ids = list(range(last - inserted + 1, last + 1))
+                    else:
+                        ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id>? ORDER BY id", (before,))]
             except Exception as exc:  # rolled back: nothing of this call is stored
                 log.error("smsgate.spool.write_failed", path=self.path, error=f"{type(exc).__name__}: {exc}",
                           events=len(events))
