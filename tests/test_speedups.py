@@ -246,3 +246,59 @@ def test_the_events_file_is_the_same_compact_json_with_or_without_orjson(tmp_pat
     assert b'"raw":{"big":1180591620717411303424,"when":"2024-09-18"}' in lines[1]
     assert lines[2].isascii() and b'"content":"\\u534a\\u4e2a\\udfff"' in lines[2]  # only that line escaped
     assert json.loads(lines[2])["content"] == "半个\udfff" and b'"raw":{"colour":"Colour.RED","nan":NaN}' in lines[3]
+
+
+def _finite(value) -> bool:
+    """No NaN or infinity anywhere in a parsed value."""
+    if isinstance(value, float):
+        return value - value == 0
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+
+@SETTINGS
+@given(value=st.one_of(values, st.dictionaries(keys, values, max_size=6)))
+def test_load_json_native_reads_what_load_json_reads_and_tells_values_orjson_writes_alike(value, monkeypatch):
+    text = json.dumps(value, default=str, separators=(",", ":"))
+    parsed, native = wire.load_json_native(text)
+    assert repr(parsed) == repr(wire.load_json(text))
+    assert native is _finite(parsed)
+    if native:  # then orjson without the walk stores what the standard encoder stores
+        monkeypatch.setattr(wire, "_orjson_module", pytest.importorskip("orjson"))
+        fast = wire.json_utf8([parsed], default=str, native=True)[0]
+        monkeypatch.setattr(wire, "_orjson_module", None)
+        assert _read(fast) == _read(wire.json_utf8([parsed], default=str)[0])
+
+
+@pytest.mark.parametrize("text, native", [
+    ('[1,"a",null,true,{"b":[2.5,-0.0,1e16,5e-324]}]', True), ('{"big":100000000000000000000000}', True),
+    ("NaN", False), ('{"a":[Infinity]}', False), ("[-Infinity]", False), ("[1e999]", False), ("[-1E400]", False),
+    (' {"a":1} ', False), ('"\\ud83d"', True),
+])
+def test_load_json_native_cases(text, native):
+    parsed, found = wire.load_json_native(text)
+    assert found is native and repr(parsed) == repr(json.loads(text))
+    assert repr(wire.load_json_native(text.encode("utf-8"))) == repr((parsed, native))
+
+
+@pytest.mark.parametrize("text", ["", "[1,", '{"a":1} x', "[" * 5000 + "]" * 5000, "[NaN,"])
+def test_load_json_native_refuses_what_load_json_refuses(text):
+    with pytest.raises(ValueError):
+        wire.load_json(text)
+    with pytest.raises(ValueError):
+        wire.load_json_native(text)
+
+
+def test_native_values_go_to_orjson_without_the_walk(monkeypatch):
+    orjson = pytest.importorskip("orjson")
+    monkeypatch.setattr(wire, "_orjson_module", orjson)
+    walked = []
+    walk = wire._orjson_writes
+    monkeypatch.setattr(wire, "_orjson_writes", lambda value, depth=0: walked.append(value) or walk(value, depth))
+    report = {"phone": "13800138000", "raw": {"status": 0, "big": 2**70, "t": "半个\udfff"}}
+    fast = wire.json_utf8([report], default=str, native=True)  # orjson refuses it: the standard encoder's
+    assert walked == []
+    assert fast == wire.json_utf8([report], default=str) and walked

@@ -711,10 +711,19 @@ class SendReply:
 
 @attrs.frozen(kw_only=True)
 class CallbackResult:
-    """What ``parse_callback`` returns: the events of a push and the answer the vendor expects."""
+    """What ``parse_callback`` returns: the events of a push and the answer the vendor expects.
+
+    ``json_native``: the plugin knows that every field of every event holds only JSON's own values
+    (text, ints, finite floats, booleans, None, and dicts and lists of these; for instance the
+    events' ``raw`` parts come from a body in which :func:`smsgate.wire.load_json_native` found no
+    NaN or infinity, and the other fields are text). The spool then stores them without looking
+    at each value first. Leave it False (the default) when unsure: a NaN, an infinity, an enum
+    member, a date or a subclass among values marked so may be stored differently from how it
+    would have been otherwise (orjson writes NaN as null)."""
 
     events: tuple[Any, ...] = attrs.field(default=(), converter=_tuple)
     response: HttpResponse = attrs.field(factory=lambda: HttpResponse(status=200, body=b"ok"))
+    json_native: bool = False
 
 
 def make_converter() -> cattrs.Converter:

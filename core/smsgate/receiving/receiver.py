@@ -413,7 +413,7 @@ class Receiver:
                       error=mask_phones_in(f"{type(exc).__name__}: {exc}"[:300]))
             return self._refusal(provider, 503, "internal error; push again later")
         try:
-            put = self.spool.put(events, source="push")
+            put = self.spool.put(events, source="push", json_native=result.json_native)
         except Exception:  # SpoolError, or anything else: nothing was stored
             store.give_back()  # the vendor's retry carries the same nonce; let it in
             return self._refusal(provider, 503, "could not store the events; push again later")

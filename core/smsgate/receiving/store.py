@@ -384,10 +384,12 @@ def plain_event(event: Any, kind: str) -> dict[str, Any]:
             "failed": event.failed, "raw": event.raw}
 
 
-def encode_events(events: Iterable[tuple[Any, str]]) -> list[bytes]:
+def encode_events(events: Iterable[tuple[Any, str]], json_native: bool = False) -> list[bytes]:
     """The stored JSON of each ``(event, kind)``, UTF-8 encoded: :func:`plain_event` through
-    :func:`smsgate.wire.json_utf8` (lossless even for text holding lone surrogates)."""
-    return json_utf8([plain_event(event, kind) for event, kind in events], default=str)
+    :func:`smsgate.wire.json_utf8` (lossless even for text holding lone surrogates).
+    ``json_native``: every field of every event holds only JSON's own values
+    (:attr:`smsgate.models.CallbackResult.json_native`)."""
+    return json_utf8([plain_event(event, kind) for event, kind in events], default=str, native=json_native)
 
 
 def encode_event(event: Any, kind: str | None = None) -> str:
@@ -576,8 +578,13 @@ class Spool:
         return {name: set(kinds.split(",")) for name, kinds in rows}
 
     # -- writing -----------------------------------------------------------------------------
-    def put(self, events: Sequence[Any], source: str = "push") -> PutResult:
+    def put(self, events: Sequence[Any], source: str = "push", *, json_native: bool = False) -> PutResult:
         """Store ``events`` in one committed transaction; duplicates of stored events are skipped.
+
+        ``json_native``: the caller knows that every field of every event holds only text, ints,
+        finite floats, booleans, None, and dicts and lists of these
+        (:attr:`smsgate.models.CallbackResult.json_native`); their payloads are then encoded
+        without looking at each value first (:func:`smsgate.wire.json_utf8`).
 
         Raises :class:`SpoolError` when the transaction cannot be committed (nothing is stored then).
         """
@@ -589,7 +596,7 @@ class Spool:
         for e, (key, kind) in zip(events, _keyed(events, self.inbound_dedup)):
             if key not in rows:  # the same report (or task summary) twice in one push
                 rows[key] = (e, kind)
-        payloads = encode_events(rows.values())
+        payloads = encode_events(rows.values(), json_native)
         now = self.clock()
         with self._write_lock:
             try:
@@ -608,7 +615,7 @@ class Spool:
                         part = values[start:start + step]
                         cur = conn.execute(_insert_events(len(part) // 6), part)
                         inserted += cur.rowcount
-                        last = cur.lastrowid
+                        last = cur.lastrowid or 0
                     # nothing per handler: they take the new events past their cursors
                     if inserted == len(rows) and last - inserted >= before:
                         # no row ignored as a duplicate: AUTOINCREMENT gave them consecutive ids

@@ -33,7 +33,7 @@ from smsgate.models import (
 )
 from smsgate.phones import mask_phone, mask_phones_in
 from smsgate.receiving.guard import UnsignedPushConfig, push_allowed, redact_path
-from smsgate.wire import load_json
+from smsgate.wire import load_json, load_json_native
 
 from . import CAPABILITIES, MAX_TEXT_LENGTH, PROVIDER, dialect, wire  # CAPABILITIES: read from here too
 
@@ -297,12 +297,14 @@ def _inbound(item: dict[str, Any]) -> InboundMessage | None:
                           service_code=None if service in (None, "") else str(service), raw=item)
 
 
-def _decode_json(text: str) -> Any:
+def _decode_json(text: str) -> tuple[Any, bool]:
+    """The body's JSON, and whether it holds only JSON's own values (no NaN or infinity:
+    :func:`smsgate.wire.load_json_native`)."""
     # the document prints its example with a trailing ";" — tolerate one
     stripped = text.strip()
     if stripped.endswith(";"):
         stripped = stripped[:-1].rstrip()
-    return load_json(stripped)
+    return load_json_native(stripped)
 
 
 def _describe_keys(data: Any) -> list[str]:
@@ -327,9 +329,10 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
     text = body.decode("utf-8-sig", errors="replace")
     content_type = request.header("Content-Type")
     data: Any = None
+    native = False
     if text.strip():
         try:
-            data = _decode_json(text)
+            data, native = _decode_json(text)
         except ValueError:
             data = None
     elif request.query:
@@ -344,7 +347,8 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
         reports = _reports(items)
         log.info("smsgate.guodu.push.reports", reports=len(reports),
                  phones=[mask_phone(r.phone or "") for r in reports[:10]])
-        return CallbackResult(events=reports, response=_answer())
+        # every report field is text or None, and each raw is an item of the parsed body
+        return CallbackResult(events=reports, response=_answer(), json_native=native)
     if items is not None and not items:
         return CallbackResult(events=(), response=_answer())
     if items is not None and any(_is_report(i) for i in items):

@@ -296,3 +296,63 @@ def test_secret_prefix_through_the_core_receiver(make_gateway, sim, tmp_path):
         assert plain.handle_path("POST", "/callbacks/guodu", {}, b"[]").status == 401
     finally:
         plain.close()
+
+
+@pytest.mark.parametrize("body, native", [
+    (json.dumps(reports(3)).encode(), True),
+    (DOC_EXAMPLE, True),  # its trailing ";" and line break are taken off before the parse
+    (b'[{"msgId":"1","mobile":"13800138000","status":0,"fee":0.05,"big":100000000000000000000000}]', True),
+    (b'[{"msgId":"1","mobile":"13800138000","status":0,"fee":NaN}]', False),
+    (b'[{"msgId":"1","mobile":"13800138000","status":0,"fee":[1e999]}]', False),
+    (b'[{"msgId":"1","mobile":"13800138000","status":0,"fee":-Infinity}]', False),
+])
+def test_report_pushes_say_whether_their_values_are_json_native(gw, body, native):
+    """json_native lets the spool hand the payloads to orjson without looking at each value:
+    never for a body holding a NaN or an infinity, which orjson would write as null."""
+    assert push(gw, body).json_native is native
+
+
+def test_a_report_push_is_stored_as_the_standard_encoder_stores_it_whatever_it_holds(gw, tmp_path):
+    from smsgate import wire
+    from smsgate.receiving import Receiver
+
+    bodies = [json.dumps(reports(3)).encode(),
+              b'[{"msgId":"7","mobile":"13800138007","status":0,"fee":NaN,"n":[1e999,-0.0,0.1]}]',
+              b'[{"msgId":"8","mobile":"13800138008","status":0,"big":100000000000000000000000,"t":"\\ud83d"}]']
+    receiver = Receiver(gw, spool=str(tmp_path / "spool.sqlite3"))
+    try:
+        for body in bodies:
+            assert receiver.handle_path("POST", "/callbacks/guodu", {}, body).status == 200
+        stored = receiver.spool._book.execute("SELECT payload FROM events ORDER BY id").fetchall()
+        events = [e for body in bodies for e in push(gw, body).events]
+    finally:
+        receiver.close()
+    assert len(stored) == len(events) == 5
+    for (payload,), event in zip(stored, events):
+        expected = wire.json_text(_plain(event), default=str)
+        assert repr(json.loads(payload)) == repr(json.loads(expected))  # NaN stays NaN, not null
+
+
+def _plain(event):
+    from smsgate.receiving.store import plain_event
+
+    return plain_event(event, "report")
+
+
+def test_a_json_native_push_goes_to_orjson_without_the_walk_over_its_values(gw, tmp_path, monkeypatch):
+    from smsgate import wire
+    from smsgate.receiving import Receiver
+
+    monkeypatch.setattr(wire, "_orjson_module", pytest.importorskip("orjson"))
+    walked = []
+    walk = wire._orjson_writes
+    monkeypatch.setattr(wire, "_orjson_writes", lambda value, depth=0: walked.append(value) or walk(value, depth))
+    receiver = Receiver(gw, spool=str(tmp_path / "spool.sqlite3"))
+    try:
+        assert receiver.handle_path("POST", "/callbacks/guodu", {}, json.dumps(reports(3)).encode()).status == 200
+        assert walked == []
+        nan = b'[{"msgId":"7","mobile":"13800138007","status":0,"fee":NaN}]'
+        assert receiver.handle_path("POST", "/callbacks/guodu", {}, nan).status == 200
+        assert walked  # a NaN: every value is looked at (and the NaN goes to the standard encoder)
+    finally:
+        receiver.close()
