@@ -6,8 +6,14 @@ PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 "$PYTHON" -m venv "$VENV"
 log="$VENV/install.log"
+# Editable installs in setuptools' "compat" mode: a plain path in a .pth file per project. The
+# default ("lenient") mode gives each plugin, whose package sits beside its tests, an import-hook
+# finder module that every interpreter start loads (with pathlib, re and fnmatch): about 55 million
+# instructions, more than `python -c pass` itself (docs/performance.md, "Start-up"). compat also puts
+# the plugin's folder on sys.path, which exposes nothing importable but the package (tests/ has no
+# __init__.py and no module of its own).
 install() {
-  "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1 \
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --config-settings editable_mode=compat "$@" >>"$log" 2>&1 \
     || { cat "$log" >&2; echo "install failed (log: $log)" >&2; exit 1; }
 }
 : >"$log"

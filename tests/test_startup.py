@@ -2,6 +2,7 @@
 imports no HTTP client, no cattrs, no routed send; the CLI builds only the invoked command's parser
 and still shows every command in its help and errors."""
 
+import importlib
 import json
 import subprocess
 import sys
@@ -46,3 +47,10 @@ def test_the_invoked_command_is_found_past_verbosity_flags():
     assert cli._command(["--", "send"]) is None and cli._command(["-h"]) is None and cli._command([]) is None
     parser = cli.build_parser("send")
     assert parser.parse_args(["-vv", "send", "--to", "13800138000", "--content", "x"]).verbose == 2
+
+
+def test_each_command_is_found_in_its_own_group():
+    groups = {name: importlib.import_module(f"smsgate.cli.{name}") for name in cli.GROUPS}
+    assert cli.COMMAND_GROUPS == {command: name for name, group in groups.items() for command in group.COMMANDS}
+    for command, name in cli.COMMAND_GROUPS.items():
+        assert cli._groups(command) == [groups[name]]

@@ -20,10 +20,10 @@ _EXPORTS = {
     # models
     "Message": "models", "SendResult": "models", "RecipientResult": "models", "RequestOutcome": "models",
     "Reason": "models",
-    "Outcome": "models", "Status": "models", "Operation": "provider", "DeliveryReport": "models",
-    "InboundMessage": "models", "TaskSummary": "models", "Balance": "models", "PullQuery": "models",
-    "StatisticsQuery": "models", "SendStatistics": "models", "DayStatistics": "models",
-    "HttpRequest": "models", "HttpResponse": "models", "CallbackRequest": "models", "CallbackResult": "models",
+    "Outcome": "models", "Status": "models", "Operation": "provider", "DeliveryReport": "reporting",
+    "InboundMessage": "reporting", "TaskSummary": "reporting", "Balance": "reporting", "PullQuery": "reporting",
+    "StatisticsQuery": "reporting", "SendStatistics": "reporting", "DayStatistics": "reporting",
+    "HttpRequest": "models", "HttpResponse": "models", "CallbackRequest": "reporting", "CallbackResult": "reporting",
     "SendReply": "models", "CHINA_TZ": "provider", "to_jsonable": "models", "converter": "models",
     # plugin authoring
     "hookimpl": "hookspecs", "hookspec": "hookspecs",
@@ -64,10 +64,10 @@ if TYPE_CHECKING:  # pragma: no cover
                          PushTooLarge, RateLimited, SmsError, TransportError, ValidationError)
     from .sending.gateway import Gateway
     from .hookspecs import hookimpl, hookspec
-    from .models import (Balance, CallbackRequest, CallbackResult, DeliveryReport, HttpRequest,
-                         HttpResponse, InboundMessage, Message, Outcome, PullQuery, Reason,
-                         RecipientResult, RequestOutcome, SendReply, SendResult, SendStatistics, DayStatistics, StatisticsQuery,
-                         Status, TaskSummary, converter, to_jsonable)
+    from .models import (HttpRequest, HttpResponse, Message, Outcome, Reason, RecipientResult, RequestOutcome,
+                         SendReply, SendResult, Status, converter, to_jsonable)
+    from .reporting import (Balance, CallbackRequest, CallbackResult, DayStatistics, DeliveryReport, InboundMessage,
+                            PullQuery, SendStatistics, StatisticsQuery, TaskSummary)
     from .phones import mask_phone, mask_phones_in, normalise_phone, segments
     from .sending.pipeline import text_params
     from .integrations.aio import AsyncGateway

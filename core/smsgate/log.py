@@ -25,7 +25,6 @@ import re
 import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["Logger", "capture_logs", "get_logger", "render_fields", "safe_url", "strip_userinfo", "use_stdlib_only"]
 
@@ -172,6 +171,8 @@ _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 def safe_url(url: str, keep_query: bool = False) -> str:
     """``url`` without user name and password, and (unless ``keep_query``) without its query
     string, which some vendors use for credentials. Works on text that merely contains URLs too."""
+    from urllib.parse import urlsplit, urlunsplit  # here: `smsgate providers` never needs it (start-up)
+
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -19,6 +19,12 @@ from typing import Any, NoReturn, Sequence
 from .common import EXIT_FAILED, EXIT_USAGE
 
 GROUPS = ("tools", "sending", "receiving", "ledger")
+#: each command's group (tests/test_startup.py keeps it equal to the groups' own COMMANDS): a
+#: command imports its own group's module, not the others'
+COMMAND_GROUPS = {"providers": "tools", "demo": "tools", "check": "tools", "simulate": "tools",
+                  "send": "sending", "reports": "sending", "inbound": "sending", "balance": "sending",
+                  "stats": "sending", "serve": "receiving", "poll": "receiving", "spool": "receiving",
+                  "status": "ledger", "ledger": "ledger"}
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -95,10 +101,12 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def _groups() -> list[Any]:
+def _groups(command: str | None = None) -> list[Any]:
+    """The group modules: only ``command``'s own when it is a known command, else every one."""
     import importlib
 
-    return [importlib.import_module(f"{__name__}.{name}") for name in GROUPS]
+    names = (COMMAND_GROUPS[command],) if command in COMMAND_GROUPS else GROUPS
+    return [importlib.import_module(f"{__name__}.{name}") for name in names]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -107,7 +115,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="smsgate", description="Send SMS through Chinese SMS vendors.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (to stderr)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    groups = _groups()
+    groups = _groups(command)
     mine = [g for g in groups if command in g.COMMANDS]
     for group in mine or groups:
         group.add_commands(sub)
@@ -141,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, ProviderError, SmsError, TransportError, ValidationError
 
-    handler = next(g.COMMANDS[args.command] for g in _groups() if args.command in g.COMMANDS)
+    handler = next(g.COMMANDS[args.command] for g in _groups(args.command) if args.command in g.COMMANDS)
     try:
         code: int = handler(args)
         return code

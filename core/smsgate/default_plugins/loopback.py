@@ -17,7 +17,7 @@ import hmac
 import itertools
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -26,9 +26,6 @@ from smsgate.default_plugins import LOOPBACK
 from smsgate.errors import AuthError, ProviderError, RateLimited, ValidationError
 from smsgate.hookspecs import hookimpl
 from smsgate.models import (
-    Balance,
-    CallbackResult,
-    DeliveryReport,
     HttpRequest,
     HttpResponse,
     Operation,
@@ -37,6 +34,11 @@ from smsgate.models import (
     Status,
 )
 from smsgate.wire import json_bytes
+
+# the values of reports, pushes and the balance are imported by the hooks that make them, so that
+# loading the provider for a send does not build their classes
+if TYPE_CHECKING:
+    from smsgate.reporting import Balance, CallbackResult, DeliveryReport
 
 NAME = LOOPBACK.name
 MEMORY_URL = "memory://loopback"
@@ -172,11 +174,15 @@ def _parse_response(operation: Operation, response: HttpResponse) -> Any:
     if operation is Operation.PULL_REPORTS:
         return [_report(item) for item in data.get("reports", [])]
     if operation is Operation.BALANCE:
+        from smsgate.reporting import Balance
+
         return Balance(provider=NAME, amount=data.get("balance"), unit="messages", raw=data)
     return None
 
 
 def _report(item: dict[str, Any]) -> DeliveryReport:
+    from smsgate.reporting import DeliveryReport
+
     status = {"DELIVERED": Status.DELIVERED, "FAILED": Status.FAILED, "PENDING": Status.PENDING}
     return DeliveryReport(provider=NAME, message_id=item.get("msgId"), phone=item.get("phone"),
                           status=status.get(str(item.get("status")), Status.UNKNOWN), raw_status=item.get("status"),
@@ -209,6 +215,8 @@ def parse_callback(ctx: Any, request: Any) -> CallbackResult:
         reports = [_report(item) for item in data["reports"]]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValidationError(f"loopback push is malformed: {type(exc).__name__}", field="body") from None
+    from smsgate.reporting import CallbackResult
+
     return CallbackResult(events=reports, response=HttpResponse.of_json({"code": "OK"}))
 
 

@@ -6,15 +6,18 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ..config import Settings, did_you_mean, load_settings, settings_from_mapping, structure_config
 from ..errors import ConfigError, ValidationError
-from ..models import (Balance, CallbackRequest, CallbackResult, DeliveryReport, InboundMessage, Message, Operation,
-                      PullQuery, SendResult, SendStatistics, StatisticsQuery)
+from ..models import Message, Operation, SendResult
 from ..provider import HookContext, default_nonce
+
+if TYPE_CHECKING:  # the values of queries and pushes: built on first use, a send needs none of them
+    from ..reporting import (Balance, CallbackRequest, CallbackResult, DeliveryReport, InboundMessage, PullQuery,
+                             SendStatistics, StatisticsQuery)
 
 
 class Gateway:
@@ -69,15 +72,15 @@ class Gateway:
         # limit waits use these (replaceable, so tests check the rules without real waiting)
         self.monotonic: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
-        from .limits import Limits, LimitsSettings, limits_settings
+        from .limits import LimitsSettings, limits_settings
 
         try:
-            limits = limits_settings(settings.extra, self.environ)
+            self._limits_settings = limits_settings(settings.extra, self.environ)
         except ConfigError as exc:
             self._setup_problems.append(exc)
-            limits = LimitsSettings()
-        #: per-phone quotas, request rates and vendor call budgets ([limits], docs/limits.md)
-        self.limits = Limits(limits, clock=lambda: self.monotonic(), sleep=lambda seconds: self.sleep(seconds))
+            self._limits_settings = LimitsSettings()
+        self._limits: Any = None  # made on first use (see the limits property)
+        self._limits_lock = threading.Lock()
         from ..log import get_logger
         from .routing import RoutingSettings
 
@@ -132,6 +135,33 @@ class Gateway:
 
                     self._breakers = Breakers(self.limits)
         return self._breakers
+
+    @property
+    def limits(self) -> Any:
+        """Per-phone quotas, request rates and vendor call budgets ([limits], docs/limits.md): a
+        ``smsgate.sending.limits.Limits``, made on first use (replaceable). A send whose provider has
+        no request rate, under a config without per-phone quotas, never makes it (start-up)."""
+        if self._limits is None:
+            with self._limits_lock:
+                if self._limits is None:
+                    from .limits import Limits
+
+                    self._limits = Limits(self._limits_settings, clock=lambda: self.monotonic(),
+                                          sleep=lambda seconds: self.sleep(seconds))
+        return self._limits
+
+    @limits.setter
+    def limits(self, value: Any) -> None:
+        self._limits = value
+
+    def _send_limits(self, rate: Any) -> Any:
+        """The limits a send's target takes: None when nothing would be counted (no request rate,
+        no per-phone quota), which the send flow and routed sends take as "no limits stage"."""
+        if self._limits is None and rate is None:
+            settings = self._limits_settings
+            if not (settings.per_phone or settings.scopes or settings.routes):  # as Limits.phone_quotas
+                return None
+        return self.limits
 
     @property
     def transport(self) -> Any:
@@ -300,10 +330,11 @@ class Gateway:
         generation = self.plugins._generation  # read first: a plugin loaded below makes the next call look again
         name = self._resolve(provider)
         entry, config = self.provider(name)
+        rate = self.rate(name)
         target = Target(name=name, capabilities=entry.spec.capabilities, hooks=self.plugins.hooks_for(entry.spec.name),
                         context=self.context(name, operation),
                         max_concurrency=int(getattr(config, "max_concurrency", 4)), ledger=self.ledger,
-                        limits=self.limits, rate=self.rate(name),
+                        limits=self._send_limits(rate), rate=rate,
                         send_timeout=float(getattr(config, "send_timeout", 60.0)))
         self._targets[(provider, operation)] = (target, generation)
         return target
@@ -379,6 +410,8 @@ class Gateway:
 
     def pull_reports(self, provider: str | None = None, query: PullQuery | None = None) -> list[DeliveryReport]:
         """Fetch delivery reports (vendors with a report pull)."""
+        from ..reporting import PullQuery
+
         return list(self._call(provider, Operation.PULL_REPORTS, query or PullQuery()))
 
     def pull_inbound(self, provider: str | None = None) -> list[InboundMessage]:
@@ -397,6 +430,8 @@ class Gateway:
         if query is None:
             if start is None or end is None:
                 raise ValidationError("statistics need a start and an end date", field="start" if start is None else "end")
+            from ..reporting import StatisticsQuery
+
             query = StatisticsQuery(start=start, end=end, page=page, page_size=page_size)
         stats: SendStatistics = self._call(provider, Operation.STATISTICS, query)
         return stats
@@ -430,7 +465,8 @@ class Gateway:
             self._transport.close()
         if self._ledger is not None and not isinstance(self._ledger, str):
             self._ledger.close()
-        self.limits.close()
+        if self._limits is not None:
+            self._limits.close()
 
     def __enter__(self) -> "Gateway":
         return self
