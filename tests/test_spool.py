@@ -460,3 +460,19 @@ def test_a_puts_ids_are_the_ids_of_the_rows_it_stored(spool, size):
     put = check(events)
     assert put.stored == len([n for n in range(size) if n % 3]) and put.duplicates == size - put.stored
     assert [spool.events(after=i - 1, limit=1)[0].id for i in put.ids] == list(put.ids)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_each_row_of_a_put_has_its_own_provider_and_kind(tmp_path, mixed):
+    """A put of one provider's events of one kind binds the provider and kind once for every row;
+    any other put binds them per row."""
+    with Spool(tmp_path / "spool.sqlite3", clock=lambda: 1726631416.5) as spool:
+        events = [rep(f"M{n}", provider="a") for n in range(60)]
+        if mixed:
+            events[7] = rep("M7", provider="b")
+            events[55] = inbound()
+        assert spool.put(events, source="pull").stored == 60
+        rows = spool._book.execute("SELECT provider, kind, source, spooled_at FROM events ORDER BY id").fetchall()
+    expected = [(e.provider, "inbound" if isinstance(e, InboundMessage) else "report", "pull", 1726631416.5)
+                for e in events]
+    assert rows == expected

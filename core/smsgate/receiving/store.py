@@ -47,7 +47,7 @@ import attrs
 from ..config import INBOUND_DEDUP
 from ..errors import SmsError
 from ..log import get_logger
-from ..wire import json_utf8, load_json, load_json_each
+from ..wire import json_utf8, json_utf8_each, load_json, load_json_each
 
 log = get_logger("smsgate.spool")
 
@@ -55,17 +55,25 @@ KINDS = ("report", "inbound", "task")
 # A payload is bound as its UTF-8 bytes (:func:`encode_events`) and stored as the text they spell:
 # no decoding to str here and no encoding back by sqlite3. That takes a UTF-8 database (checked
 # when a spool is opened; SQLite's default, and every spool file this module makes).
-_TEXT = "CAST(? AS TEXT)"
 #: events one INSERT of a put writes: one statement for many rows costs about a third less than a
-#: statement per row (executemany), and 50 rows are 300 parameters, under the 999 that SQLite
-#: before 3.32 allows
+#: statement per row (executemany); at most 50 rows keeps a statement under the 999 parameters
+#: that SQLite before 3.32 allows, and the prepared statements few (one per row count)
 _INSERT_ROWS = 50
 
 
 @functools.lru_cache(maxsize=None)
-def _insert_events(rows: int) -> str:
+def _insert_events(rows: int, shared: bool) -> str:
+    """The INSERT of ``rows`` events. ``?1`` is the source and ``?2`` the time, bound once for
+    every row; with ``shared``, ``?3`` and ``?4`` are the provider and kind of every row too (one
+    vendor's push of one kind, the usual put), so each row binds only its dedup key and payload."""
+    if shared:
+        values = [f"(?{5 + 2 * i},?3,?4,?1,?2,CAST(?{6 + 2 * i} AS TEXT))" for i in range(rows)]
+    else:
+        values = [f"(?{3 + 4 * i},?{4 + 4 * i},?{5 + 4 * i},?1,?2,CAST(?{6 + 4 * i} AS TEXT))" for i in range(rows)]
     return ("INSERT OR IGNORE INTO events (dedup_key, provider, kind, source, spooled_at, payload) VALUES "
-            + ",".join([f"(?,?,?,?,?,{_TEXT})"] * rows))
+            + ",".join(values))
+
+
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _SCHEMA = """
@@ -596,24 +604,34 @@ class Spool:
         for e, (key, kind) in zip(events, _keyed(events, self.inbound_dedup)):
             if key not in rows:  # the same report (or task summary) twice in one push
                 rows[key] = (e, kind)
-        payloads = encode_events(rows.values(), json_native)
+        pairs = list(rows.values())
+        provider, kind = pairs[0][0].provider, pairs[0][1]
+        shared = all(k == kind and e.provider == provider for e, k in pairs)
+        # each payload is copied into a bytearray as it is encoded: sqlite3 binds a bytearray as
+        # it is, while for bytes it first looks for an adapter (a registry lookup and two failed
+        # attribute lookups, several times the copy's cost); either is bound as a blob and stored
+        # as the text it spells (the CAST)
+        encoded = json_utf8_each([plain_event(e, k) for e, k in pairs], default=str, native=json_native)
+        values: list[Any] = []
+        if shared:
+            for key, payload in zip(rows, encoded):
+                values += (key, bytearray(payload))
+        else:
+            for (key, (e, k)), payload in zip(rows.items(), encoded):
+                values += (key, e.provider, k, bytearray(payload))
+        width = 2 if shared else 4
         now = self.clock()
+        head: list[Any] = [source, now, provider, kind] if shared else [source, now]
         with self._write_lock:
             try:
                 with transaction(self._writer) as conn:
                     # we hold the write lock, so every id above the current maximum is one of ours
                     before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-                    values: list[Any] = []
-                    for (key, (e, kind)), payload in zip(rows.items(), payloads):
-                        # a bytearray, not bytes: sqlite3 binds it as it is, while for bytes it
-                        # first looks for an adapter (a registry lookup and two failed attribute
-                        # lookups, several times the copy's cost); either is bound as a blob
-                        values += (key, e.provider, kind, source, now, bytearray(payload))
-                    step = _INSERT_ROWS * 6
+                    step = _INSERT_ROWS * width
                     inserted = last = 0
                     for start in range(0, len(values), step):
                         part = values[start:start + step]
-                        cur = conn.execute(_insert_events(len(part) // 6), part)
+                        cur = conn.execute(_insert_events(len(part) // width, shared), head + part)
                         inserted += cur.rowcount
                         last = cur.lastrowid or 0
                     # nothing per handler: they take the new events past their cursors
