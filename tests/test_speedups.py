@@ -302,3 +302,32 @@ def test_native_values_go_to_orjson_without_the_walk(monkeypatch):
     fast = wire.json_utf8([report], default=str, native=True)  # orjson refuses it: the standard encoder's
     assert walked == []
     assert fast == wire.json_utf8([report], default=str) and walked
+
+
+@SETTINGS
+@given(value=st.one_of(values, st.dictionaries(keys, values, max_size=6)), ascii_only=st.booleans())
+def test_load_json_utf8_reads_what_the_standard_parser_reads_or_leaves_it(value, ascii_only, monkeypatch):
+    monkeypatch.setattr(wire, "_orjson_module", pytest.importorskip("orjson"))
+    text = json.dumps(value, default=str, ensure_ascii=ascii_only)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate kept as it is: not UTF-8, never a body
+        return
+    read = wire.load_json_utf8(data)
+    if read is not None:
+        assert read[1] is True and repr(read[0]) == repr(json.loads(text))
+
+
+@pytest.mark.parametrize("data", [
+    b'{"big":18446744073709551616}', b'[-9223372036854775809]', b'["1234567890123456789"]', b"[NaN]",
+    b"[Infinity]", b"[1e999]", b'["\\ud83d"]', b"\xef\xbb\xbf[1]", b'["\xff"]', b"[1];", b"", b"[" * 2000 + b"]" * 2000,
+])
+def test_load_json_utf8_leaves_what_orjson_reads_otherwise_to_the_standard_parser(data, json_path):
+    assert wire.load_json_utf8(data) is None
+
+
+def test_load_json_utf8_reads_with_orjson(monkeypatch):
+    monkeypatch.setattr(wire, "_orjson_module", pytest.importorskip("orjson"))
+    data = '[{"msg":"发送成功","status":0,"n":-922337203685477580,"f":[0.1,-0.0,1e16],"t":"\\u534a"}]'.encode()
+    value, native = wire.load_json_utf8(data)
+    assert native is True and repr(value) == repr(json.loads(data))

@@ -269,6 +269,28 @@ def load_json_native(data: bytes | str) -> tuple[Any, bool]:
     return load_json(text), False
 
 
+#: every digit made "0" and every other byte a space: a run of 19 "0"s is a number (or text)
+#: that orjson may read otherwise than the standard parser
+_DIGITS_ONLY = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
+def load_json_utf8(data: bytes) -> tuple[Any, bool] | None:
+    """``(value, True)``: the UTF-8 JSON ``data`` read by orjson, where orjson is installed and
+    reads what :func:`load_json_native` reads from its text (in about half the time); None
+    otherwise: read it with :func:`load_json_native` then. orjson refuses NaN, infinities,
+    escaped lone surrogates, a byte-order mark and bytes that are not UTF-8, and reads an int
+    beyond 64 bits as a float, so a body with a run of 19 digits anywhere (even inside text) is
+    left to the standard parser. What orjson reads holds only JSON's own values (the True)."""
+    orjson = _orjson()
+    if orjson is None or _LONG_NUMBER in data.translate(_DIGITS_ONLY):
+        return None
+    try:
+        return orjson.loads(data), True
+    except ValueError:  # orjson.JSONDecodeError
+        return None
+
+
 def kind(value: Any) -> str:
     """A short description of a JSON value for error messages: ``int 200``, ``text 'abc'``."""
     if value is None:

@@ -356,3 +356,25 @@ def test_a_json_native_push_goes_to_orjson_without_the_walk_over_its_values(gw, 
         assert walked  # a NaN: every value is looked at (and the NaN goes to the standard encoder)
     finally:
         receiver.close()
+
+
+@pytest.mark.parametrize("body", [
+    json.dumps(reports(250, failed_every=5), ensure_ascii=False).encode("utf-8"),
+    DOC_EXAMPLE, b"\xef\xbb\xbf" + json.dumps(reports(2)).encode(), b"  \r\n" + json.dumps(reports(2)).encode() + b" ;\n",
+    b'[{"msgId":"1","mobile":"13800138000","status":0,"big":100000000000000000000000,"f":-0.0}]',
+    b'[{"msgId":"12345678901234567890","mobile":"13800138000","status":"0"}]',
+    b'[{"msgId":"1","mobile":"13800138000","status":0,"fee":NaN,"t":"\\ud83d"}]',
+    b'[{"msgId":"1","mobile":"13800138000","status":0,"msg":"\xff\xfe"}]',  # not UTF-8: read as replaced text
+    b'[{"mobile":"13800138000","content":"TD","extra":1.5}]', b'{"phone":"13800138000","content":"\\u9000"}',
+])
+def test_a_push_reads_the_same_with_or_without_orjson(gw, body, monkeypatch):
+    from smsgate import wire
+
+    def read():
+        result = push(gw, body)
+        return repr([(type(e).__name__, e, e.raw) for e in result.events]), result.json_native
+
+    monkeypatch.setattr(wire, "_orjson_module", pytest.importorskip("orjson"))
+    fast = read()
+    monkeypatch.setattr(wire, "_orjson_module", None)
+    assert fast == read()
