@@ -1,7 +1,8 @@
 """Receiver benchmark: how fast does ``smsgate serve`` answer vendor pushes while handlers are slow?
 
 Starts ``smsgate serve`` (waitress, the durable spool with synchronous=FULL, an events file) as a
-subprocess on 127.0.0.1, with a handler that sleeps 2 s per call. Then N concurrent connections
+subprocess on 127.0.0.1, with a handler that sleeps 2 s per call; the handlers run in serve's
+handler process (``--no-handler-process``: in threads of the receiving process). Then N concurrent connections
 (default 20, keep-alive) push, each in turn: guodu report arrays of 250 reports (the documented
 maximum) and juse signed ``sms_report`` pushes (fresh time and nonce each). Every answer's latency
 is measured at the client. Then it waits until the handlers have handled everything.
@@ -16,8 +17,10 @@ stored per second, and CPU:
   ``cpu_ms_per_push_with_handlers`` adds what the handler threads spent on those events (process
   CPU until every event is handled, per push); ``juse_cpu_ms_per_push`` is the same as the first
   for a signed 10-report juse push;
-- ``server_cpu_ms_per_event_k``: the ``smsgate serve`` process's CPU (``/proc/<pid>/stat``: every
-  thread, waitress included) over the push phase, per 1,000 events stored.
+- ``server_cpu_ms_per_event_k``: the CPU of ``smsgate serve`` and its handler process
+  (``/proc/<pid>/stat``: every thread, waitress included) over the push phase, per 1,000 events
+  stored; ``receiving_cpu_ms_per_event_k`` the same for the receiving process alone (without
+  the handler process), the one whose GIL the answers wait for.
 
 Goals (issue 18): cpu_ms_per_push <= 2, p99 <= 100 ms with 20 connections on 2 vCPUs, >= 60,000
 events stored per second, events handled == events in. The last line repeats the headline figures:
@@ -82,14 +85,22 @@ def juse_push(sim, conn_no: int, push_no: int, size: int = 10) -> tuple[bytes, d
     return body, sim.callback_headers("sms_report", timestamp=int(time.time()), nonce=uuid.uuid4().hex)
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU of process ``pid`` (every thread) from /proc; NaN where there is no /proc."""
+def proc_cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU of process ``pid`` (every thread) and of its live children (the handler
+    process) from /proc; NaN where there is no /proc."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
     except OSError:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    spent = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if children:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
+                spent += sum(proc_cpu_seconds(int(child), False) for child in fh.read().split())
+        except OSError:
+            pass
+    return spent
 
 
 def in_process_cpu(cfg: str, tmp: str, juse: object, pushes: int, juse_records: int) -> dict[str, float]:
@@ -187,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--juse-records", type=int, default=10, help="reports per juse push")
     parser.add_argument("--handler-sleep", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=16, help="smsgate serve --threads")
+    parser.add_argument("--no-handler-process", action="store_true",
+                        help="smsgate serve --no-handler-process: the handlers run in the receiving process")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="pushes per second over all connections (0: each connection pushes as fast as "
                              "it is answered, i.e. saturation)")
@@ -239,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     proc = subprocess.Popen([sys.executable, "-m", "smsgate.cli", "serve", "--config", cfg, "--port", "0",
                              "--threads", str(args.threads), "--spool", spool,
                              "--events-jsonl", os.path.join(tmp, "events.jsonl"),
-                             "--handler", "callbacks:slow_handler"],
+                             "--handler", "callbacks:slow_handler",
+                             *(["--no-handler-process"] if args.no_handler_process else [])],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
     host = port = None
     server_kind = "waitress"
@@ -297,12 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     threads = [threading.Thread(target=connection, args=(c,)) for c in range(args.connections)]
     t_start = time.perf_counter()
     server_cpu0 = proc_cpu_seconds(proc.pid)
+    receiving_cpu0 = proc_cpu_seconds(proc.pid, children=False)
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     push_seconds = time.perf_counter() - t_start
     server_cpu = proc_cpu_seconds(proc.pid) - server_cpu0
+    receiving_cpu = proc_cpu_seconds(proc.pid, children=False) - receiving_cpu0
 
     total_in = sum(events_in.values())
     deadline = time.monotonic() + 600
@@ -340,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         "all_handled_after_s": round(drain_seconds, 2),
         "server_cpu_s": round(server_cpu, 2),
         "server_cpu_ms_per_event_k": round(server_cpu * 1000 / max(1, total_in) * 1000, 1),
+        "receiving_cpu_ms_per_event_k": round(receiving_cpu * 1000 / max(1, total_in) * 1000, 1),
         **cpu,
         "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), "python": sys.version.split()[0],
     }

@@ -1,7 +1,7 @@
 """The ``smsgate`` command. It uses only the public embedding API (``Gateway``, ``Receiver``).
 
 One module per command group: ``sending`` (send, reports, inbound, balance, stats), ``receiving``
-(serve, poll, spool), ``ledger`` (status, ledger prune) and ``tools`` (providers, demo).
+(serve, work, poll, spool), ``ledger`` (status, ledger prune) and ``tools`` (providers, demo).
 
 Exit codes: 0 every recipient accepted (or the command succeeded); 1 some recipient rejected or
 unknown, or a vendor call failed; 2 bad usage, config or input — one line on stderr, no traceback.

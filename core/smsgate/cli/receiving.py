@@ -1,4 +1,4 @@
-"""CLI commands for receiving: ``serve`` and ``poll`` and ``spool`` (see smsgate.receiving)."""
+"""CLI commands for receiving: ``serve``, ``work``, ``poll`` and ``spool`` (see smsgate.receiving)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,15 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--poll", action="store_true", help="also pull from vendors that offer pulls (as smsgate poll)")
     p.add_argument("--metrics", action="store_true",
                    help="count and answer GET /metrics for Prometheus (also on with a [metrics] table)")
+    p.add_argument("--handler-process", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the handlers (--events-jsonl, --handler, plugin hooks, send ledger) in a child "
+                        "process (smsgate work) on the same spool, so this one only receives (default); "
+                        "--no-handler-process runs them in threads of this process")
+
+    p = sub.add_parser("work", help="run the handlers over the spool (the events file, --handler functions, "
+                                    "plugin hooks), without receiving pushes")
+    _common(p)
+    p.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)  # smsgate serve's child
 
     p = sub.add_parser("poll", help="keep pulling reports and inbound SMS into the spool and handlers")
     _common(p)
@@ -126,26 +135,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..receiving.server import run_server
     from ..receiving.poller import Poller
 
-    receiver = _receiver(args, replay_store=args.replay_store, prefix=args.prefix)
+    if args.handler_process:
+        from ..receiving.receiver import Receiver
+        from ..sending.gateway import Gateway
+
+        receiver = Receiver(Gateway(args.config), spool=args.spool, replay_store=args.replay_store,
+                            prefix=args.prefix, dispatch=False)
+    else:
+        receiver = _receiver(args, replay_store=args.replay_store, prefix=args.prefix)
+    poller = handlers = None
     try:
         app, metrics_path = _with_metrics(receiver, args.metrics)
-    except BaseException:
-        receiver.close()
-        raise
-    receiver.start()
-    poller = None
-    if args.poll:
-        poller = Poller(receiver.gateway, receiver.spool)
-        poller.start_thread()
+        if args.handler_process:  # ready (its handlers registered) before anything is stored
+            handlers = _handler_process(args, receiver)
+        else:
+            receiver.start()
+        if args.poll:  # pulls stay here, with the pushes: /metrics counts their vendor calls
+            poller = Poller(receiver.gateway, receiver.spool)
+            poller.start_thread()
 
-    def bound(host: str, port: int) -> None:
-        names = sorted(set(receiver.gateway.provider_names()))
-        print(f"smsgate: receiving on http://{host}:{port}{receiver.prefix}/<provider> "
-              f"(configured: {', '.join(names) or 'none'}; spool {receiver.spool.path})", file=sys.stderr, flush=True)
-        if metrics_path:
-            print(f"smsgate: metrics on http://{host}:{port}{metrics_path}", file=sys.stderr, flush=True)
+        def bound(host: str, port: int) -> None:
+            if handlers:
+                print(f"smsgate: handlers ({', '.join(handlers.handlers) or 'none'}) run in process "
+                      f"{handlers.pid}", file=sys.stderr, flush=True)
+            names = sorted(set(receiver.gateway.provider_names()))
+            print(f"smsgate: receiving on http://{host}:{port}{receiver.prefix}/<provider> "
+                  f"(configured: {', '.join(names) or 'none'}; spool {receiver.spool.path})", file=sys.stderr,
+                  flush=True)
+            if metrics_path:
+                print(f"smsgate: metrics on http://{host}:{port}{metrics_path}", file=sys.stderr, flush=True)
 
-    try:
         run_server(app, args.host, args.port, threads=args.threads, server=args.server, on_bound=bound,
                    max_body=receiver.max_body, connection_limit=receiver.connection_limit,
                    idle_timeout=receiver.idle_timeout)
@@ -153,8 +172,85 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if poller:
             poller.stop()
             poller.join()  # a pull in flight stores what the vendor handed out before the spool closes
+        if handlers:
+            handlers.stop()
         receiver.close()
     print("smsgate: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _handler_process(args: argparse.Namespace, receiver: Any) -> Any:
+    """Start ``smsgate work`` on the receiver's spool with serve's handler options, wait until its
+    handlers are registered (no push is answered before), and report its state in /healthz."""
+    import os
+
+    from ..receiving.handler_process import HandlerProcess
+
+    work_args = ["--spool", os.path.abspath(receiver.spool.path)]
+    if args.config:
+        work_args += ["--config", args.config]
+    if args.events_jsonl:
+        work_args += ["--events-jsonl", args.events_jsonl]
+    for spec in args.handler:
+        work_args += ["--handler", spec]
+    process = HandlerProcess(work_args, verbose=args.verbose)
+    try:
+        process.start()
+    except BaseException:
+        process.stop()
+        raise
+    receiver.handlers_status = lambda: ("running" if process.status() == "running"
+                                        else f"handler process {process.status()}")
+    return process
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    """Run the handlers over the spool until SIGTERM/SIGINT, or, as ``smsgate serve``'s child
+    (``--supervised``), until its stdin closes: the parent stopped it, or is gone."""
+    import signal
+    import threading
+
+    from ..errors import SmsError
+    from ..receiving.handler_process import FAILED, READY
+
+    stop = threading.Event()
+    try:
+        receiver = _receiver(args)
+    except SmsError as exc:
+        if not args.supervised:
+            raise
+        # serve reports it as its own error: one line, as when the handlers run in its process
+        sys.stdout.write(f"{FAILED} {json.dumps(str(exc))}\n")
+        sys.stdout.flush()
+        return 2
+    try:
+        receiver.dispatcher.watch_interval = 0.05  # the events are stored by other processes
+        receiver.start()
+
+        def _stop(signum: int, frame: Any) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        names = sorted(receiver.dispatcher.handlers)
+        if args.supervised:
+            def parent_gone() -> None:
+                sys.stdin.read()  # returns at EOF: the parent closed the pipe, or died
+                stop.set()
+
+            threading.Thread(target=parent_gone, name="smsgate-parent-watch", daemon=True).start()
+            sys.stdout.write(f"{READY} {json.dumps({'handlers': names})}\n")
+            sys.stdout.flush()
+        else:
+            print(f"smsgate: handling events of spool {receiver.spool.path} "
+                  f"(handlers: {', '.join(names) or 'none'})",
+                  file=sys.stderr, flush=True)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        receiver.close()  # handler calls in flight finish; the rows it leased are given back
+    if not args.supervised:
+        print("smsgate: stopped", file=sys.stderr, flush=True)
     return 0
 
 
@@ -216,4 +312,4 @@ def cmd_poll(args: argparse.Namespace) -> int:
         receiver.close()
 
 
-COMMANDS: dict[str, Any] = {"serve": cmd_serve, "poll": cmd_poll, "spool": cmd_spool}
+COMMANDS: dict[str, Any] = {"serve": cmd_serve, "work": cmd_work, "poll": cmd_poll, "spool": cmd_spool}

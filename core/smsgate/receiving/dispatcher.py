@@ -57,14 +57,20 @@ class Dispatcher:
 
     Each handler gets ``workers`` threads that lease due rows, call it, and mark the rows done or
     failed. A handler's slowness or exceptions only ever affect its own rows.
+
+    A put of this process wakes the workers at once; events stored by other processes sharing the
+    spool are found within ``poll_interval``, or within ``watch_interval`` when that is set (a
+    thread then looks at the newest event id that often: what a process that only runs handlers,
+    ``smsgate work``, uses).
     """
 
     def __init__(self, spool: Spool, handlers: Iterable[Handler] = (), *, poll_interval: float = 1.0,
-                 lease_seconds: float = 300.0):
+                 lease_seconds: float = 300.0, watch_interval: float | None = None):
         self.spool = spool
         self.handlers: dict[str, Handler] = {}
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
+        self.watch_interval = watch_interval
         self.owner = _owner_token()
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -96,6 +102,11 @@ class Dispatcher:
         t = threading.Thread(target=self._janitor, name="smsgate-spool-janitor", daemon=True)
         t.start()
         self._threads.append(t)
+        if self.watch_interval:
+            t = threading.Thread(target=self._watch, args=(self.watch_interval,), name="smsgate-spool-watch",
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
         return self
 
     def alive(self) -> bool:
@@ -116,6 +127,18 @@ class Dispatcher:
                 self.spool.release_dead_owners()
             except Exception as exc:  # keep going; a locked spool now is fine later
                 log.warning("smsgate.spool.janitor_failed", error=str(exc))
+
+    def _watch(self, interval: float) -> None:
+        """Wake the workers when another process stored events (its puts cannot notify ours)."""
+        newest = -1
+        while not self._stop.wait(interval):
+            try:
+                now = self.spool.last_id()
+            except Exception:  # closed, or locked for longer than the busy timeout: look again later
+                continue
+            if now != newest:
+                newest = now
+                self.spool.notify()
 
     #: rows a one-event-per-call handler leases at once (so its other workers get work too)
     ITEM_CLAIM = 10

@@ -119,6 +119,10 @@ class Receiver:
     after the Receiver was built (they get the events stored from the next push or :meth:`start` on).
     ``inbound_dedup`` (default ``[receiver] inbound_dedup``, else ``"retries"``) is how an inbound
     SMS identical to a stored one is taken (:func:`smsgate.receiving.store.push_keys`).
+    ``dispatch=False`` only stores and answers: no handler runs in this process (not the events
+    file, the send ledger's matching or the plugin hooks either), because another process sharing
+    the spool runs them (``smsgate work``; ``smsgate serve`` starts one). ``/healthz`` then reports
+    what :attr:`handlers_status` says of them.
 
     Register handlers with the decorators before the first push::
 
@@ -132,7 +136,7 @@ class Receiver:
                  replay_store: Any = None, prefix: str = "/callbacks", events_jsonl: str | os.PathLike[str] | None = None,
                  max_body: int | None = None, plugin_hooks: bool = True, poll_interval: float = 1.0,
                  lease_seconds: float = 300.0, synchronous: str = "FULL", max_events: int | None = None,
-                 nonce_hold: float = DEFAULT_HOLD, inbound_dedup: str | None = None):
+                 nonce_hold: float = DEFAULT_HOLD, inbound_dedup: str | None = None, dispatch: bool = True):
         from ..sending.gateway import Gateway
 
         self.gateway = gateway if isinstance(gateway, Gateway) else Gateway(gateway)
@@ -160,7 +164,12 @@ class Receiver:
         dedup = inbound_dedup or _setting(conf, "inbound_dedup", None, str) or "retries"
         if dedup not in INBOUND_DEDUP:
             raise ConfigError(f"[receiver] inbound_dedup must be {' or '.join(INBOUND_DEDUP)}, not {dedup!r}")
-        if events_jsonl is None:
+        self.dispatch = dispatch
+        #: with dispatch=False: "running", or why the handlers elsewhere are not (smsgate serve sets it)
+        self.handlers_status: Callable[[], str] = lambda: "running"
+        if not dispatch:
+            events_jsonl = None  # the events file is a handler: the process running the handlers writes it
+        elif events_jsonl is None:
             events_jsonl = _setting(conf, "events_jsonl", "--events-jsonl", (str, os.PathLike))
         if replay_store is None:
             replay_store = _setting(conf, "replay_store", "--replay-store", (str, os.PathLike))
@@ -193,7 +202,7 @@ class Receiver:
                     raise ConfigError(f"events_jsonl (--events-jsonl, [receiver] events_jsonl): cannot open "
                                       f"{os.fspath(events_jsonl)}: {exc.strerror or exc}") from None
                 self.add_handler(self._sink, name="events-jsonl", batch=True, batch_size=500)
-            if self.gateway.ledger is not None:
+            if self.gateway.ledger is not None and dispatch:
                 # every stored report (pushed or pulled) is matched to the send it reports on
                 self.add_handler(self._match_reports, name="send-ledger", kinds=("report",), batch=True,
                                  batch_size=500)
@@ -203,7 +212,7 @@ class Receiver:
             if self._own_spool:
                 self.spool.close()
             raise
-        self._plugin_hooks = plugin_hooks
+        self._plugin_hooks = plugin_hooks and dispatch
         self._hooks_lock = threading.Lock()
         self._built_after: int | None = None
         self._ensure_plugin_hooks()
@@ -286,6 +295,8 @@ class Receiver:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "Receiver":
         """Start the handler threads (done on the first push anyway, and again after a fork)."""
+        if not self.dispatch:
+            return self
         self._ensure_plugin_hooks()
         with self._start_lock:
             if self._pid != os.getpid():
@@ -463,16 +474,20 @@ class Receiver:
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz`` for load balancers: ok when the spool takes writes and the handler
-        threads are running (started here if nothing started them yet)."""
+        threads are running (started here if nothing started them yet; with ``dispatch=False``,
+        when :attr:`handlers_status` says "running")."""
         checks: dict[str, Any] = {"spool": "writable", "dispatcher": "running"}
         try:
             self.spool.check_writable()
         except (SpoolError, sqlite3.Error) as exc:
             checks["spool"] = str(exc)
         try:
-            self.start()
-            if not self.dispatcher.alive():
-                checks["dispatcher"] = "not running (a handler thread stopped)"
+            if not self.dispatch:
+                checks["dispatcher"] = self.handlers_status()
+            else:
+                self.start()
+                if not self.dispatcher.alive():
+                    checks["dispatcher"] = "not running (a handler thread stopped)"
         except Exception as exc:  # a health check answers, it never raises
             checks["dispatcher"] = f"cannot start: {type(exc).__name__}: {exc}"
         return {"ok": checks == {"spool": "writable", "dispatcher": "running"}, **checks}

@@ -188,9 +188,9 @@ def run_server(app: Callable[..., Any], host: str, port: int, threads: int = 16,
         except OSError as exc:
             raise _listen_error(host, port, exc) from None
         bound_host, bound_port = srv.socket.getsockname()[:2]
-        if on_bound:
-            on_bound(bound_host, bound_port)
         try:
+            if on_bound:  # connections wait in the listen backlog until it returns
+                on_bound(bound_host, bound_port)
             srv.run()
         except KeyboardInterrupt:
             pass
@@ -202,9 +202,9 @@ def run_server(app: Callable[..., Any], host: str, port: int, threads: int = 16,
         except OSError as exc:
             raise _listen_error(host, port, exc) from None
         host_, port_ = bg.server.server_address[:2]
-        if on_bound:
-            on_bound(_text(host_), int(port_))
         try:
+            if on_bound:
+                on_bound(_text(host_), int(port_))
             bg.server.serve_forever(poll_interval=0.2)
         except KeyboardInterrupt:
             pass

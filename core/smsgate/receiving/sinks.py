@@ -26,12 +26,15 @@ class JsonlSink:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         self.written: set[int] = set()
-        self._recover()
         self._fh = open(self.path, "ab")
+        try:
+            _lock_file(self._fh, self.path)
+            self._recover()
+        except BaseException:
+            self._fh.close()
+            raise
 
     def _recover(self) -> None:
-        if not os.path.exists(self.path):
-            return
         good = 0
         with open(self.path, "rb") as fh:
             for line in fh:
@@ -68,6 +71,22 @@ class JsonlSink:
     def close(self) -> None:
         with self._lock:
             self._fh.close()
+
+
+def _lock_file(fh: Any, path: str) -> None:
+    """Hold an exclusive lock on the events file while it is open (released when it is closed or
+    the process dies): one writer at a time, so a process that takes over (a restarted handler
+    process while the one before still finishes its last call) reads the ids and cuts a torn line
+    only once the other stopped writing."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: one writer is the deployment's business (docs/receiving.md)
+        return
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.warning("smsgate.events_jsonl.waiting", path=path, reason="another process is writing it")
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
 
 
 _last_iso: tuple[float, str] = (-1.0, "")

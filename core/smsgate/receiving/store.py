@@ -462,6 +462,23 @@ def _waiting(conn: sqlite3.Connection, handler: str, kinds: str, cursor: int) ->
     return f"id>?{kind_sql}", [cursor, *kind_args]
 
 
+class _QueuedPut:
+    """One put waiting for the write lock (group commit: see :meth:`Spool.put`): its INSERT's
+    values, ready to bind, and once committed its new ids."""
+
+    __slots__ = ("values", "width", "head", "shared", "rows", "ids", "error", "done")
+
+    def __init__(self, values: list[Any], width: int, head: list[Any], shared: bool, rows: int):
+        self.values = values
+        self.width = width
+        self.head = head
+        self.shared = shared
+        self.rows = rows
+        self.ids: list[int] | None = None  # set once committed
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class _RollBack(Exception):
     """Ends a transaction that only checked something."""
 
@@ -491,6 +508,8 @@ class Spool:
         # meet SQLite's busy handler (which sleeps in steps of milliseconds); only other
         # processes sharing the file do.
         self._write_lock = self._book_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_QueuedPut] = []  # puts waiting for the write lock
         self._puts = 0
         self._wake = threading.Condition()
         self._generation = 0
@@ -514,6 +533,8 @@ class Spool:
         if os.getpid() == self._pid:
             return
         self._write_lock = self._book_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue = []
         self._wake = threading.Condition()
         self._writer = self._connect(self.synchronous)
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
@@ -595,6 +616,12 @@ class Spool:
         without looking at each value first (:func:`smsgate.wire.json_utf8`).
 
         Raises :class:`SpoolError` when the transaction cannot be committed (nothing is stored then).
+
+        Puts of several threads that wait for the write lock are committed together (group
+        commit): the thread that gets the lock writes every put queued by then, each as before,
+        in one transaction with one fsync, and each put returns once that commit is done. If that
+        transaction fails, each of its puts is tried alone, so a put that cannot be stored fails
+        only itself.
         """
         events = list(events)
         if not events:
@@ -622,40 +649,75 @@ class Spool:
         width = 2 if shared else 4
         now = self.clock()
         head: list[Any] = [source, now, provider, kind] if shared else [source, now]
+        pending = _QueuedPut(values, width, head, shared, len(rows))
+        with self._queue_lock:
+            self._queue.append(pending)
         with self._write_lock:
-            try:
-                with transaction(self._writer) as conn:
-                    # we hold the write lock, so every id above the current maximum is one of ours
-                    before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-                    step = _INSERT_ROWS * width
-                    inserted = last = 0
-                    for start in range(0, len(values), step):
-                        part = values[start:start + step]
-                        cur = conn.execute(_insert_events(len(part) // width, shared), head + part)
-                        inserted += cur.rowcount
-                        last = cur.lastrowid or 0
-                    # nothing per handler: they take the new events past their cursors
-                    if inserted == len(rows) and last - inserted >= before:
-                        # no row ignored as a duplicate: AUTOINCREMENT gave them consecutive ids
-                        # ending at the last one (an ignored row uses up an id, hence the check)
-                        ids = list(range(last - inserted + 1, last + 1))
-                    else:
-                        ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id>? ORDER BY id", (before,))]
-            except Exception as exc:  # rolled back: nothing of this call is stored
-                log.error("smsgate.spool.write_failed", path=self.path, error=f"{type(exc).__name__}: {exc}",
-                          events=len(events))
-                raise SpoolError(f"spool {self.path} could not store {len(events)} events: "
-                                 f"{type(exc).__name__}: {exc}") from None
-            self._puts += 1
-            if self._puts % 1000 == 0:  # in case no handler thread checkpoints (a put-only process)
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error:
-                    pass
-        duplicates = len(events) - len(ids)
+            if not pending.done:  # no earlier holder of the lock took it along
+                self._commit_queued()
+        if pending.ids is None:  # rolled back: nothing of this call is stored
+            exc = pending.error
+            why = f"{type(exc).__name__}: {exc}" if exc is not None else "the committing thread was interrupted"
+            log.error("smsgate.spool.write_failed", path=self.path, error=why, events=len(events))
+            raise SpoolError(f"spool {self.path} could not store {len(events)} events: {why}")
+        ids = pending.ids
         if ids:
             self.notify()
-        return PutResult(len(ids), duplicates, tuple(ids))
+        return PutResult(len(ids), len(events) - len(ids), tuple(ids))
+
+    def _commit_queued(self) -> None:
+        """Commit every queued put (the write lock is held)."""
+        with self._queue_lock:
+            group, self._queue = self._queue, []
+        try:
+            if len(group) > 1:
+                try:
+                    self._write_puts(group)
+                    return
+                except Exception:  # rolled back: each alone, so that one bad put fails only itself
+                    pass
+            for queued in group:
+                try:
+                    self._write_puts([queued])
+                except Exception as exc:
+                    queued.error = exc
+        finally:
+            for queued in group:
+                queued.done = True  # with ids None: not stored (an error, or this thread was interrupted)
+
+    def _write_puts(self, group: list["_QueuedPut"]) -> None:
+        """One transaction for ``group``; each put's new ids are set once it is committed."""
+        stored: list[list[int]] = []
+        with transaction(self._writer) as conn:
+            # we hold the write lock, so every id above the current maximum is one of ours
+            before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            for queued in group:
+                values, width, head, shared = queued.values, queued.width, queued.head, queued.shared
+                step = _INSERT_ROWS * width
+                inserted = last = 0
+                for start in range(0, len(values), step):
+                    part = values[start:start + step]
+                    cur = conn.execute(_insert_events(len(part) // width, shared), head + part)
+                    inserted += cur.rowcount
+                    last = cur.lastrowid or 0
+                # nothing per handler: they take the new events past their cursors
+                if inserted == queued.rows and last - inserted >= before:
+                    # no row ignored as a duplicate: AUTOINCREMENT gave them consecutive ids
+                    # ending at the last one (an ignored row uses up an id, hence the check)
+                    ids = list(range(last - inserted + 1, last + 1))
+                else:
+                    ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id>? ORDER BY id", (before,))]
+                if ids:
+                    before = ids[-1]
+                stored.append(ids)
+        for queued, ids in zip(group, stored):
+            queued.ids = ids
+        self._puts += 1
+        if self._puts % 1000 == 0:  # in case no handler thread checkpoints (a put-only process)
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass
 
     def contains_all(self, events: Sequence[Any]) -> bool:
         """True when every one of ``events`` is already stored (by its dedup key)."""
