@@ -244,3 +244,26 @@ def test_events_file_has_one_writer_at_a_time(tmp_path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         sink.close()
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once it is closed
+
+
+def test_handlers_elsewhere_leaves_them_to_smsgate_work(tmp_path, setup, start_serve):
+    args, env = setup
+    handler_args = args[4:]  # --events-jsonl ... --handler ...
+    assert handler_args[0] == "--events-jsonl"
+    refused = subprocess.run([sys.executable, "-m", "smsgate.cli", "serve", "--port", "0", "--handlers-elsewhere",
+                              *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    work = subprocess.Popen([sys.executable, "-m", "smsgate.cli", "work", *map(str, args)], env=env,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert "handling events of spool" in work.stderr.readline()
+        threading.Thread(target=work.stderr.read, daemon=True).start()
+        serve = start_serve([*args[:4], "--handlers-elsewhere"], env)
+        ids = push(serve.url, 1)
+        assert wait_for(lambda: set(handled(tmp_path)) == ids and len(events_file(tmp_path)) == len(ids))
+        assert {pid for pids in handled(tmp_path).values() for pid in pids} == {work.pid}
+        serve.send_signal(signal.SIGTERM)
+        assert serve.reap() == 0
+    finally:
+        work.send_signal(signal.SIGTERM)
+        assert work.wait(60) == 0

@@ -23,7 +23,8 @@ GROUPS = ("tools", "sending", "receiving", "ledger")
 #: command imports its own group's module, not the others'
 COMMAND_GROUPS = {"providers": "tools", "demo": "tools", "check": "tools", "simulate": "tools",
                   "send": "sending", "reports": "sending", "inbound": "sending", "balance": "sending",
-                  "stats": "sending", "serve": "receiving", "poll": "receiving", "spool": "receiving",
+                  "stats": "sending", "serve": "receiving", "work": "receiving", "poll": "receiving",
+                  "spool": "receiving",
                   "status": "ledger", "ledger": "ledger"}
 
 

@@ -47,6 +47,8 @@ def add_commands(sub: Any) -> None:
                    help="run the handlers (--events-jsonl, --handler, plugin hooks, send ledger) in a child "
                         "process (smsgate work) on the same spool, so this one only receives (default); "
                         "--no-handler-process runs them in threads of this process")
+    p.add_argument("--handlers-elsewhere", action="store_true",
+                   help="run no handler here: only receive and store; `smsgate work` on the same spool runs them")
 
     p = sub.add_parser("work", help="run the handlers over the spool (the events file, --handler functions, "
                                     "plugin hooks), without receiving pushes")
@@ -135,7 +137,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..receiving.server import run_server
     from ..receiving.poller import Poller
 
-    if args.handler_process:
+    if args.handlers_elsewhere and (args.events_jsonl or args.handler):
+        from ..errors import ConfigError
+
+        raise ConfigError("--handlers-elsewhere runs no handler: give --events-jsonl and --handler to smsgate work")
+    if args.handler_process or args.handlers_elsewhere:
         from ..receiving.receiver import Receiver
         from ..sending.gateway import Gateway
 
@@ -146,7 +152,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     poller = handlers = None
     try:
         app, metrics_path = _with_metrics(receiver, args.metrics)
-        if args.handler_process:  # ready (its handlers registered) before anything is stored
+        if args.handlers_elsewhere:
+            pass
+        elif args.handler_process:  # ready (its handlers registered) before anything is stored
             handlers = _handler_process(args, receiver)
         else:
             receiver.start()
@@ -158,6 +166,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if handlers:
                 print(f"smsgate: handlers ({', '.join(handlers.handlers) or 'none'}) run in process "
                       f"{handlers.pid}", file=sys.stderr, flush=True)
+            elif args.handlers_elsewhere:
+                print("smsgate: no handlers here (--handlers-elsewhere): run smsgate work on this spool",
+                      file=sys.stderr, flush=True)
             names = sorted(set(receiver.gateway.provider_names()))
             print(f"smsgate: receiving on http://{host}:{port}{receiver.prefix}/<provider> "
                   f"(configured: {', '.join(names) or 'none'}; spool {receiver.spool.path})", file=sys.stderr,
