@@ -10,7 +10,9 @@ before the core transport; this counts the transport too, against what urllib3 s
 
 (second minus first) / 1000 is raw urllib3's instructions per request, (third minus first) / 1000
 the pipeline's, and their difference the pipeline's own (``--none`` builds the same requests and
-warms up the same way, then sends none).
+warms up the same way, then sends none). ``--c 16`` sends the k on 16 threads, as
+``pipeline.py``'s c16 does (valgrind runs one thread at a time, so this counts the work that
+concurrency adds, such as waits for a lock or for the interpreter, not its timing).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline import app_logging, senders, start_simulator  # noqa: E402
+from pipeline import app_logging, run_threads, senders, start_simulator  # noqa: E402
 
 WARM = 300
 
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=1000, help="requests counted")
     parser.add_argument("--raw", action="store_true", help="raw urllib3 instead of Gateway.send")
     parser.add_argument("--none", action="store_true", help="send none of the k (the baseline)")
+    parser.add_argument("--c", type=int, default=1, help="threads sending the k (1: this thread)")
     args = parser.parse_args()
     app_logging()
     proc, url = start_simulator()
@@ -40,8 +43,11 @@ def main() -> None:
             raw(i)
             piped(i)
         send = raw if args.raw else piped
-        for i in range(WARM, WARM if args.none else WARM + args.k):
-            send(i)
+        if args.c > 1:  # the same threads and request counter in the baseline run, sending none
+            run_threads(args.c, 0 if args.none else args.k, lambda i: send(WARM + i))
+        else:
+            for i in range(WARM, WARM if args.none else WARM + args.k):
+                send(i)
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)

@@ -187,9 +187,28 @@ class Provider:
     hooks: str | None = attrs.field(default=None, validator=_import_path)
 
 
+#: nonces drawn from the OS in bulk, taken one at a time (list.pop and list.extend are atomic)
+_nonces: list[str] = []
+_NONCES_PER_DRAW = 256
+
+
 def default_nonce() -> str:
-    """32 random hex digits (a UUID4's worth of randomness, from the OS's CSPRNG)."""
-    return os.urandom(16).hex()
+    """32 random hex digits (a UUID4's worth of randomness, from the OS's CSPRNG).
+
+    Drawn 256 at a time: ``os.urandom`` lets go of the GIL for its system call, so with many
+    threads sending, a call per request handed the interpreter to another thread and waited to get
+    it back (a context switch per request that a single thread never pays). A forked child forgets
+    the parent's draw, so the two never sign with the same nonce."""
+    try:
+        return _nonces.pop()
+    except IndexError:
+        digits = os.urandom(16 * _NONCES_PER_DRAW).hex()
+        _nonces.extend([digits[i:i + 32] for i in range(32, len(digits), 32)])
+        return digits[:32]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_nonces.clear)
 
 
 @attrs.frozen(kw_only=True)
