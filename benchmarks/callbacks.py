@@ -170,10 +170,11 @@ def stages(cfg: str, tmp: str, pushes: int) -> dict[str, float]:
         for n in range(pushes):  # the handler threads are not started: the loop below runs them
             request = CallbackRequest(method="POST", path="/callbacks/guodu", body=guodu_body(n % 100, n // 100),
                                       remote_addr="127.0.0.1")
-            events = list(timed("verify + parse", lambda: gateway.handle_callback("guodu", request)).events)
+            result = timed("verify + parse", lambda: gateway.handle_callback("guodu", request))
+            events, native = list(result.events), result.json_native  # as Receiver.handle passes them
             timed("dedup keys", lambda: store.push_keys(events))
-            timed("encode payloads", lambda: store.encode_events([(e, "report") for e in events]))
-            timed("put (keys, payloads, commit)", lambda: spool.put(events))
+            timed("encode payloads", lambda: store.encode_events([(e, "report") for e in events], native))
+            timed("put (keys, payloads, commit)", lambda: spool.put(events, json_native=native))
         for handler in dispatcher.handlers.values():
             while True:
                 batch = timed(f"claim {handler.name}", lambda: spool.claim(handler.name, dispatcher.owner, 250))
