@@ -31,6 +31,8 @@ HANDLER = '''
 import os
 
 def record(report):
+    if os.environ.get("HP_TEST_PRINT"):
+        print("x" * 100_000)  # more than a pipe holds
     with open(os.environ["HP_TEST_HANDLED"], "a", encoding="utf-8") as fh:
         fh.write(f"{os.getpid()} {report.message_id}\\n")
 '''
@@ -267,3 +269,13 @@ def test_handlers_elsewhere_leaves_them_to_smsgate_work(tmp_path, setup, start_s
     finally:
         work.send_signal(signal.SIGTERM)
         assert work.wait(60) == 0
+
+
+def test_what_a_handler_prints_does_not_block_it(tmp_path, setup, start_serve):
+    args, env = setup
+    env["HP_TEST_PRINT"] = "1"
+    serve = start_serve(args, env)
+    ids = push(serve.url, 1) | push(serve.url, 2)
+    assert wait_for(lambda: set(handled(tmp_path)) == ids)
+    serve.send_signal(signal.SIGTERM)
+    assert serve.reap() == 0

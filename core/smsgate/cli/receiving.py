@@ -218,6 +218,7 @@ def _handler_process(args: argparse.Namespace, receiver: Any) -> Any:
 def cmd_work(args: argparse.Namespace) -> int:
     """Run the handlers over the spool until SIGTERM/SIGINT, or, as ``smsgate serve``'s child
     (``--supervised``), until its stdin closes: the parent stopped it, or is gone."""
+    import os
     import signal
     import threading
 
@@ -252,6 +253,9 @@ def cmd_work(args: argparse.Namespace) -> int:
             threading.Thread(target=parent_gone, name="smsgate-parent-watch", daemon=True).start()
             sys.stdout.write(f"{READY} {json.dumps({'handlers': names})}\n")
             sys.stdout.flush()
+            # serve reads nothing more from that pipe: what a handler prints goes to stderr, with
+            # the logs, instead of filling the pipe until the handler blocks
+            os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
         else:
             print(f"smsgate: handling events of spool {receiver.spool.path} "
                   f"(handlers: {', '.join(names) or 'none'})",
