@@ -1,5 +1,6 @@
 """What a command imports at start (a behaviour, not a timing): a send that never leaves the process
-imports no HTTP client, no cattrs, no routed send; the CLI builds only the invoked command's parser
+imports no HTTP client, no cattrs, no routed send, no limiter when no limit is set, no values of other
+calls (smsgate.reporting); the CLI builds only the invoked command's parser
 and still shows every command in its help and errors."""
 
 import importlib
@@ -11,7 +12,9 @@ import textwrap
 from smsgate import cli
 
 NOT_FOR_A_MEMORY_SEND = ("urllib3", "http.client", "ssl", "cattrs", "importlib.metadata", "socket", "shutil",
-                         "smsgate.sending.routing.route", "smsgate.sending.ledger", "smsgate_opass.plugin")
+                         "smsgate.sending.routing.route", "smsgate.sending.ledger", "smsgate_opass.plugin",
+                         # with no limit configured: no limiter, no rates; the values of other calls
+                         "smsgate.sending.limits.limiter", "smsgate.sending.limits.rates", "smsgate.reporting")
 
 
 def test_a_memory_send_imports_no_transport_converter_or_routed_send(tmp_path):

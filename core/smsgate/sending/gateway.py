@@ -366,12 +366,15 @@ class Gateway:
         rate (a ``smsgate.sending.limits.Rate``), or None."""
         name = self._resolve(provider)
         if name not in self._rates:
-            from .limits import parse_rate
-
             entry, config = self.provider(name)
             text = getattr(config, "rate", None) or entry.spec.capabilities.rate
             try:
-                self._rates[name] = None if text in (None, "none") else parse_rate(text)
+                if text in (None, "none"):
+                    self._rates[name] = None
+                else:
+                    from .limits import parse_rate
+
+                    self._rates[name] = parse_rate(text)
             except ValueError as exc:
                 raise ConfigError(f"provider {name!r}: rate: {exc}", provider=name, field="rate") from None
         return self._rates[name]

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ...config import _from_env, did_you_mean
 from ...errors import ConfigError
-from .rates import Rate, parse_rates
+
+if TYPE_CHECKING:  # the rates module is imported where a rate is read: a config without one never needs it
+    from .rates import Rate
 
 
 @attrs.frozen(kw_only=True)
@@ -55,6 +57,8 @@ def _check(key: str, value: Any) -> Any:
         value = float(value)
     if want is list:
         try:
+            from .rates import parse_rates
+
             return parse_rates(value, f"[limits] {key}")
         except ValueError as exc:
             raise ConfigError(str(exc), field=key) from None
@@ -118,6 +122,8 @@ def _quotas(kind: str, tables: Any, problems: list[ConfigError]) -> dict[str, tu
                 problems.append(ConfigError(f"[templates.{name}] must be a table", field="templates"))
         elif "per_phone" in table:
             try:
+                from .rates import parse_rates
+
                 quotas[str(name)] = parse_rates(table["per_phone"], f"[{kind}.{name}] per_phone")
             except ValueError as exc:
                 problems.append(ConfigError(str(exc), field="per_phone"))
