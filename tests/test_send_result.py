@@ -293,6 +293,54 @@ def test_outcomes_are_put_in_the_messages_order_and_none_is_lost():
     assert in_order("p", to, [*parts, extra]) == parts
 
 
+def test_requests_are_cut_as_they_are_read():
+    from smsgate.sending.pipeline import Requests, plan
+
+    message = Message(to=PHONES[:25], text="hi")
+    requests = plan(message, 10)
+    assert isinstance(requests, Requests) and len(requests) == 3
+    assert requests.made == [None, None, None]  # nothing cut before it is read (sent)
+    assert [r.to for r in requests] == [tuple(PHONES[0:10]), tuple(PHONES[10:20]), tuple(PHONES[20:25])]
+    assert [r.to for r in requests] == [r.to for r in requests[0:3]] == [requests[i].to for i in (-3, -2, -1)]
+    assert all(r.text == "hi" for r in requests)
+    with pytest.raises(IndexError):
+        requests[3]
+    with pytest.raises(IndexError):
+        requests[-4]
+    personal = plan(Message.personalised({p: f"hi {i}" for i, p in enumerate(PHONES[:3])}), 2)
+    assert [r.personal for r in personal] == [{PHONES[0]: "hi 0", PHONES[1]: "hi 1"}, {PHONES[2]: "hi 2"}]
+    assert plan(message, 25) == [message]  # one request: the message itself
+
+
+def test_outcomes_of_the_requests_sent_are_merged_as_they_are_and_checked_otherwise():
+    """merge takes one outcome per request, in order, as it is only when each speaks for the very
+    phones its request was sent; anything else is put in order phone by phone, and a recipient
+    without an outcome is still an error."""
+    from smsgate.sending.pipeline import merge, plan
+
+    message = Message(to=PHONES[:25], text="hi")
+    requests = plan(message, 10)
+    sent = [RequestOutcome(phones=r.to, outcome=Outcome.ACCEPTED, message_id=f"m{i}") for i, r in enumerate(requests)]
+    assert requests.answered_by(message.to, sent)
+    assert merge("p", message, sent, requests=requests).outcomes == tuple(sent)
+    # equal phones in other tuples: not the requests' own, so checked (and in order)
+    copies = [attrs.evolve(o, phones=tuple(list(o.phones))) for o in sent]
+    assert not requests.answered_by(message.to, copies)
+    assert merge("p", message, copies, requests=requests).outcomes == tuple(copies)
+    # out of order, one request answered twice and another not at all, another message's phones
+    swapped = [sent[1], sent[0], sent[2]]
+    assert not requests.answered_by(message.to, swapped)
+    assert expand(merge("p", message, swapped, requests=requests).outcomes) == expand(sent)
+    with pytest.raises(ProviderError, match="no outcome for 5 recipient"):
+        merge("p", message, [sent[0], sent[1], sent[1]], requests=requests)
+    other = Message(to=PHONES[:25], text="hi")
+    assert not requests.answered_by(other.to, sent)
+    # a request not yet made (never read): no tuple of its own to match
+    unread = plan(message, 10)
+    assert not unread.answered_by(message.to, sent)
+    assert merge("p", message, sent, requests=unread).outcomes == tuple(sent)
+
+
 def test_a_replay_keeps_the_message_order_when_requests_do_not(smsgate_outbox, tmp_path):
     """Quota refusals in the middle are recorded as a request after the others: the replay still
     answers in the message's order, as the send did."""

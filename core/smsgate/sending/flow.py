@@ -7,6 +7,7 @@ nothing else calls the stages one by one. A new stage (ledger, limits, routing) 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -80,8 +81,9 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
     results = run_requests(target, batches, journal, log, ctx=ctx)
     if hold is not None:
         limits.settle(hold, results)
-    return merge(target.name, message, refused + results if refused else results,
-                 key=None if journal is None else journal.key)
+    if refused:
+        return merge(target.name, message, refused + results, key=None if journal is None else journal.key)
+    return merge(target.name, message, results, key=None if journal is None else journal.key, requests=batches)
 
 
 def deadline_context(target: Target) -> HookContext:
@@ -114,7 +116,7 @@ def prepare(target: Target, message: Message, ctx: HookContext | None = None) ->
     return message
 
 
-def plan_requests(target: Target, message: Message, ctx: HookContext | None = None) -> list[Message]:
+def plan_requests(target: Target, message: Message, ctx: HookContext | None = None) -> Sequence[Message]:
     """``message`` cut into requests within the vendor's limit (none for no recipients)."""
     if not message.to:
         return []
@@ -124,7 +126,7 @@ def plan_requests(target: Target, message: Message, ctx: HookContext | None = No
     return plan(message, limit or target.capabilities.limit(operation))
 
 
-def run_requests(target: Target, batches: list[Message], journal: Any, log: Any,
+def run_requests(target: Target, batches: Sequence[Message], journal: Any, log: Any,
                  start: int = 0, ctx: HookContext | None = None) -> list[OutcomePart]:
     """Run ``batches`` through ``target`` as requests ``start``, ``start + 1``, ... of the send:
     each written to the ledger before it leaves and after, each after a slot of the provider's
