@@ -155,6 +155,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.handlers_elsewhere:
             pass
         elif args.handler_process:  # ready (its handlers registered) before anything is stored
+            import signal
+
+            def _terminate(signum: int, frame: Any) -> None:
+                raise KeyboardInterrupt  # SIGTERM while the child starts: stop it, as run_server does later
+
+            signal.signal(signal.SIGTERM, _terminate)
             handlers = _handler_process(args, receiver)
         else:
             receiver.start()
@@ -251,8 +257,12 @@ def cmd_work(args: argparse.Namespace) -> int:
                 stop.set()
 
             threading.Thread(target=parent_gone, name="smsgate-parent-watch", daemon=True).start()
-            sys.stdout.write(f"{READY} {json.dumps({'handlers': names})}\n")
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(f"{READY} {json.dumps({'handlers': names})}\n")
+                sys.stdout.flush()
+            except BrokenPipeError:  # serve stopped while this process started: stop too, quietly
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
             # serve reads nothing more from that pipe: what a handler prints goes to stderr, with
             # the logs, instead of filling the pipe until the handler blocks
             os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
