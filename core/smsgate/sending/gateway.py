@@ -157,10 +157,8 @@ class Gateway:
     def _send_limits(self, rate: Any) -> Any:
         """The limits a send's target takes: None when nothing would be counted (no request rate,
         no per-phone quota), which the send flow and routed sends take as "no limits stage"."""
-        if self._limits is None and rate is None:
-            settings = self._limits_settings
-            if not (settings.per_phone or settings.scopes or settings.routes):  # as Limits.phone_quotas
-                return None
+        if self._limits is None and rate is None and not self._limits_settings.phone_quotas:
+            return None
         return self.limits
 
     @property

@@ -131,8 +131,7 @@ class Limits:
         """Whether any send is counted in a per-phone quota (``[limits] per_phone``, a
         ``[templates.NAME]`` or a ``[routes.NAME]`` ``per_phone``); when not, the send flow skips
         the quota stage."""
-        settings = self.settings
-        return bool(settings.per_phone or settings.scopes or settings.routes)
+        return self.settings.phone_quotas
 
     def phone_rates(self, scope: str | None, route: str | None = None) -> tuple[str, tuple[Rate, ...]]:
         """The quotas of a send in ``scope`` over ``route`` (a ``[templates.NAME]`` with

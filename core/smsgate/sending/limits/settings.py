@@ -46,6 +46,12 @@ class LimitsSettings:
     rate_wait: float = 5.0  #: seconds a send may wait for its provider's request rate
     query_wait: float = 120.0  #: seconds a query (pull, balance) may wait for its vendor's budget
 
+    @property
+    def phone_quotas(self) -> bool:
+        """Whether any send is counted in a per-phone quota (``[limits] per_phone``, a
+        ``[templates.NAME]`` or a ``[routes.NAME]`` ``per_phone``)."""
+        return bool(self.per_phone or self.scopes or self.routes)
+
 
 _TYPES: dict[str, Any] = {"store": str, "prefix": str, "per_phone": list, "fail_open": bool,
                           "rate_wait": float, "query_wait": float}
