@@ -466,17 +466,22 @@ class _QueuedPut:
     """One put waiting for the write lock (group commit: see :meth:`Spool.put`): its INSERT's
     values, ready to bind, and once committed its new ids."""
 
-    __slots__ = ("values", "width", "head", "shared", "rows", "ids", "error", "done")
+    __slots__ = ("values", "head", "shared", "rows", "ids", "error", "done")
 
-    def __init__(self, values: list[Any], width: int, head: list[Any], shared: bool, rows: int):
+    def __init__(self, values: list[Any], head: list[Any], shared: bool, rows: int):
         self.values = values
-        self.width = width
         self.head = head
         self.shared = shared
         self.rows = rows
         self.ids: list[int] | None = None  # set once committed
         self.error: BaseException | None = None
         self.done = False
+
+    @property
+    def width(self) -> int:
+        """Values a row binds: its dedup key and payload, and with no ``shared`` provider and kind
+        its own provider and kind too (see :func:`_insert_events`)."""
+        return 2 if self.shared else 4
 
 
 class _RollBack(Exception):
@@ -646,10 +651,9 @@ class Spool:
         else:
             for (key, (e, k)), payload in zip(rows.items(), encoded):
                 values += (key, e.provider, k, bytearray(payload))
-        width = 2 if shared else 4
         now = self.clock()
         head: list[Any] = [source, now, provider, kind] if shared else [source, now]
-        pending = _QueuedPut(values, width, head, shared, len(rows))
+        pending = _QueuedPut(values, head, shared, len(rows))
         with self._queue_lock:
             self._queue.append(pending)
         with self._write_lock:
