@@ -13,7 +13,7 @@ import pytest
 
 import attrs
 
-from smsgate.models import expand, part_phones
+from smsgate.models import OutcomePart, expand, part_phones
 from smsgate import (Gateway, Message, Outcome, ProviderError, Reason, RecipientResult, RequestOutcome,
                      SendReply, SendResult, converter, hookimpl, to_jsonable)
 
@@ -299,7 +299,7 @@ def test_requests_are_cut_as_they_are_read():
     message = Message(to=PHONES[:25], text="hi")
     requests = plan(message, 10)
     assert isinstance(requests, Requests) and len(requests) == 3
-    assert requests.made == [None, None, None]  # nothing cut before it is read (sent)
+    assert requests.answers == [None, None, None]  # nothing cut before it is read (sent)
     assert [r.to for r in requests] == [tuple(PHONES[0:10]), tuple(PHONES[10:20]), tuple(PHONES[20:25])]
     assert [r.to for r in requests] == [r.to for r in requests[0:3]] == [requests[i].to for i in (-3, -2, -1)]
     assert all(r.text == "hi" for r in requests)
@@ -313,20 +313,27 @@ def test_requests_are_cut_as_they_are_read():
 
 
 def test_outcomes_of_the_requests_sent_are_merged_as_they_are_and_checked_otherwise():
-    """merge takes one outcome per request, in order, as it is only when each speaks for the very
-    phones its request was sent; anything else is put in order phone by phone, and a recipient
-    without an outcome is still an error."""
+    """merge takes one outcome per request, in order, as it is only when each is the one the send
+    kept for its request (its phones a range of the message's); anything else is put in order
+    phone by phone, and a recipient without an outcome is still an error."""
+    from smsgate.models import _PhoneRange, _get_phones
     from smsgate.sending.pipeline import merge, plan
 
     message = Message(to=PHONES[:25], text="hi")
     requests = plan(message, 10)
-    sent = [RequestOutcome(phones=r.to, outcome=Outcome.ACCEPTED, message_id=f"m{i}") for i, r in enumerate(requests)]
+    sent: list[OutcomePart] = []
+    for i, r in enumerate(requests):  # each request's answer, for the very tuple it was sent
+        sent += requests.kept(i, r, [RequestOutcome(phones=r.to, outcome=Outcome.ACCEPTED, message_id=f"m{i}")])
+    answers = [RequestOutcome(phones=tuple(PHONES[i:min(i + 10, 25)]), outcome=Outcome.ACCEPTED, message_id=f"m{i // 10}")
+               for i in (0, 10, 20)]
+    # kept as they were answered, their phones a range of the message's (no tuple of their own)
+    assert sent == answers and [o.phones for o in sent] == [a.phones for a in answers]
+    assert all(type(_get_phones(o)) is _PhoneRange and _get_phones(o).to is message.to for o in sent)
     assert requests.answered_by(message.to, sent)
     assert merge("p", message, sent, requests=requests).outcomes == tuple(sent)
-    # equal phones in other tuples: not the requests' own, so checked (and in order)
-    copies = [attrs.evolve(o, phones=tuple(list(o.phones))) for o in sent]
-    assert not requests.answered_by(message.to, copies)
-    assert merge("p", message, copies, requests=requests).outcomes == tuple(copies)
+    # equal outcomes, not the ones kept: checked (and in order)
+    assert not requests.answered_by(message.to, answers)
+    assert merge("p", message, answers, requests=requests).outcomes == tuple(answers)
     # out of order, one request answered twice and another not at all, another message's phones
     swapped = [sent[1], sent[0], sent[2]]
     assert not requests.answered_by(message.to, swapped)
@@ -335,10 +342,17 @@ def test_outcomes_of_the_requests_sent_are_merged_as_they_are_and_checked_otherw
         merge("p", message, [sent[0], sent[1], sent[1]], requests=requests)
     other = Message(to=PHONES[:25], text="hi")
     assert not requests.answered_by(other.to, sent)
-    # a request not yet made (never read): no tuple of its own to match
+    # a request not kept (never sent through these requests): checked
     unread = plan(message, 10)
     assert not unread.answered_by(message.to, sent)
     assert merge("p", message, sent, requests=unread).outcomes == tuple(sent)
+    # an answer other than one outcome for the request's very phones is kept as it is
+    r = requests[0]
+    split: list[OutcomePart] = [RequestOutcome(phones=r.to[:5], outcome=Outcome.ACCEPTED),
+                                RequestOutcome(phones=r.to[5:], outcome=Outcome.ACCEPTED)]
+    assert requests.kept(0, r, split) is split
+    copy: list[OutcomePart] = [RequestOutcome(phones=tuple(list(r.to)), outcome=Outcome.ACCEPTED)]
+    assert requests.kept(0, r, copy) is copy
 
 
 def test_a_replay_keeps_the_message_order_when_requests_do_not(smsgate_outbox, tmp_path):

@@ -246,6 +246,33 @@ class RequestOutcome:
         return list(seen)
 
 
+class _PhoneRange:
+    """``to[start:stop]``, as a :class:`RequestOutcome` cut from a bulk send's message may hold its
+    phones (see :func:`phones_in`)."""
+
+    __slots__ = ("to", "start", "stop")
+
+    def __init__(self, to: tuple[str, ...], start: int, stop: int):
+        self.to, self.start, self.stop = to, start, stop
+
+
+# RequestOutcome.phones reads as a tuple whatever the slot holds: the slot attrs made for the field
+# stays where the phones are stored, and the class reads it through a property. attrs' __init__,
+# evolve, eq, hash, repr and pickling (and cattrs) all go through the property, so they see the
+# tuple; the class stays frozen (its __setattr__ still refuses).
+_phones_slot = RequestOutcome.__dict__["phones"]
+_get_phones, _set_phones = _phones_slot.__get__, _phones_slot.__set__
+
+
+def _read_phones(self: RequestOutcome) -> tuple[str, ...]:
+    phones = _get_phones(self)
+    if type(phones) is _PhoneRange:
+        return phones.to[phones.start:phones.stop]
+    return phones  # type: ignore[no-any-return]
+
+
+setattr(RequestOutcome, "phones", property(_read_phones, _set_phones, doc="The phones this outcome speaks for."))
+
 #: what a :class:`SendResult` stores: a phone's own outcome, or one outcome shared by several phones
 OutcomePart = RecipientResult | RequestOutcome
 
@@ -453,6 +480,21 @@ def builder(cls: type[_T]) -> Callable[..., _T]:
     exec(compile(source, f"<smsgate builder for {cls.__qualname__}>", "exec"), namespace)  # noqa: S102
     built: Callable[..., _T] = namespace["build"]
     return built
+
+
+#: RequestOutcome(phones, outcome, message_id, message_ids, reason, request_id, provider, earlier)
+_copy_outcome = builder(RequestOutcome)
+
+
+def phones_in(part: RequestOutcome, to: tuple[str, ...], start: int, stop: int) -> RequestOutcome:
+    """``part`` (whose phones are ``to[start:stop]``) holding its phones as that range of ``to``
+    instead of a tuple of its own; its ``phones`` still read as the same tuple.
+
+    A bulk send's result keeps one outcome per request; a tuple of each request's phones would be
+    a second copy of the message's (8 MB at a million phones, fresh pages for the process to fault
+    in) and a container whose every phone the cyclic collector visits once more."""
+    return _copy_outcome(_PhoneRange(to, start, stop), part.outcome, part.message_id, part.message_ids,
+                         part.reason, part.request_id, part.provider, part.earlier)
 
 
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:

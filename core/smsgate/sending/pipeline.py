@@ -29,6 +29,7 @@ from ..models import (
     SendResult,
     builder,
     part_phones,
+    phones_in,
 )
 from ..phones import mask_phone, mask_phones_in, normalise_phone, segments
 from ..log import strip_userinfo
@@ -214,18 +215,19 @@ class Requests(Sequence[Message]):
     message's phones in one pass and joined into each request's body in another: at a million
     phones (64 MB of string objects) each pass read every phone from memory. Made one at a time, a
     request's phones are still in the CPU caches when its body is built, and its message is freed
-    once it was sent. The phones of each request made are kept (``made``): :func:`merge` takes the
-    outcomes as they are when every request's outcome speaks for the very tuple it was sent."""
+    once it was sent. A request's one shared outcome is kept holding its phones as a range of the
+    message's (:meth:`kept`), so its tuple of phones is freed with it too; :func:`merge` takes the
+    outcomes as they are when they are those kept, one per request, in order."""
 
-    __slots__ = ("message", "limit", "made")
+    __slots__ = ("message", "limit", "answers")
 
     def __init__(self, message: Message, limit: int):
         self.message, self.limit = message, limit
-        #: request i's phones, once made (None before)
-        self.made: list[tuple[str, ...] | None] = [None] * -(-len(message.to) // limit)
+        #: request i's one shared outcome, as :meth:`kept` made it (None before, or for any other answer)
+        self.answers: list[RequestOutcome | None] = [None] * -(-len(message.to) // limit)
 
     def __len__(self) -> int:
-        return len(self.made)
+        return len(self.answers)
 
     @overload
     def __getitem__(self, index: int) -> Message: ...
@@ -235,8 +237,8 @@ class Requests(Sequence[Message]):
 
     def __getitem__(self, index: int | slice) -> Message | list[Message]:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self.made)))]
-        count = len(self.made)
+            return [self[i] for i in range(*index.indices(len(self.answers)))]
+        count = len(self.answers)
         if index < 0:
             index += count
         if not 0 <= index < count:
@@ -244,26 +246,31 @@ class Requests(Sequence[Message]):
         return self._request(index)
 
     def __iter__(self) -> Iterator[Message]:
-        return map(self._request, range(len(self.made)))
+        return map(self._request, range(len(self.answers)))
 
     def _request(self, index: int) -> Message:
         start = index * self.limit
-        phones = self.message.to[start:start + self.limit]
-        if self.made[index] is None:
-            self.made[index] = phones
-        return only(self.message, phones)
+        return only(self.message, self.message.to[start:start + self.limit])
+
+    def kept(self, index: int, request: Message, results: list[OutcomePart]) -> list[OutcomePart]:
+        """``results``, the outcomes of request ``index`` (``request``, as this sequence made it), as
+        the send keeps them: one outcome shared by all of the request's phones holds them as a range
+        of the message's phones (:func:`~smsgate.models.phones_in`) and is remembered for :meth:`answered_by`;
+        any other answer is kept as it is."""
+        if len(results) != 1 or type(results[0]) is not RequestOutcome or results[0].phones is not request.to:
+            return results
+        start = index * self.limit
+        part = phones_in(results[0], self.message.to, start, start + len(request.to))
+        self.answers[index] = part
+        return [part]
 
     def answered_by(self, to: tuple[str, ...], results: Sequence[OutcomePart]) -> bool:
-        """Whether ``results`` are one outcome per request, in order, each for the very phones its
-        request was sent (so they speak for ``to``, this message's phones, in order, each once),
-        told without reading a phone."""
-        made = self.made
-        if self.message.to is not to or len(results) != len(made):
+        """Whether ``results`` are the outcomes :meth:`kept` made, one per request, in order (so they
+        speak for ``to``, this message's phones, in order, each once), told without reading a phone."""
+        answers = self.answers
+        if self.message.to is not to or len(results) != len(answers):
             return False
-        for part, phones in zip(results, made):
-            if type(part) is not RequestOutcome or part.phones is not phones:
-                return False
-        return True
+        return all(map(operator.is_, results, answers))
 
 
 def only(message: Message, phones: Sequence[str]) -> Message:
@@ -507,19 +514,23 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
     continue the numbering of the earlier ones)."""
     if len(batches) == 1:  # the usual send: one request, its outcomes as they are
         return send_outcomes(hooks, make_ctx, operation, batches[0], start, log, journal, gate)
+    keep = batches.kept if isinstance(batches, Requests) else None
+
+    def sent(i: int, batch: Message) -> list[OutcomePart]:
+        results = send_outcomes(hooks, make_ctx, operation, batch, start + i, log, journal, gate)
+        return results if keep is None else keep(i, batch, results)
+
     if len(batches) <= 1 or max_concurrency <= 1:
         out: list[OutcomePart] = []
-        for i, batch in enumerate(batches, start):
-            out.extend(send_outcomes(hooks, make_ctx, operation, batch, i, log, journal, gate))
+        for i, batch in enumerate(batches):
+            out.extend(sent(i, batch))
         return out
     from concurrent.futures import ThreadPoolExecutor
 
     workers = min(max_concurrency, len(batches))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsgate-send") as pool:
         # each request runs in the send's context variables (its tracing span, bound log fields)
-        futures = [pool.submit(contextvars.copy_context().run, send_outcomes, hooks, make_ctx, operation, b, i, log,
-                               journal, gate)
-                   for i, b in enumerate(batches, start)]
+        futures = [pool.submit(contextvars.copy_context().run, sent, i, b) for i, b in enumerate(batches)]
         out = []
         for fut in futures:
             out.extend(fut.result())
