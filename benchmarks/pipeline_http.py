@@ -1,6 +1,7 @@
 """Instructions per request over HTTP, for callgrind: ``--k`` one-recipient sends to the loopback
 simulator at concurrency 1 (in this thread, no others), with raw urllib3 (``--raw``) or through
-``Gateway.send``, after 300 of each to warm up (the same senders as ``benchmarks/pipeline.py``).
+``Gateway.send``, after 300 of each to warm up (the same senders as ``benchmarks/pipeline.py``;
+``--prebuilt``: raw urllib3 posting requests built and signed up front, its earlier baseline).
 The simulator runs in its own process, which valgrind does not follow. ``pipeline_own.py`` answers
 before the core transport; this counts the transport too, against what urllib3 spends.
 
@@ -32,17 +33,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--k", type=int, default=1000, help="requests counted")
     parser.add_argument("--raw", action="store_true", help="raw urllib3 instead of Gateway.send")
+    parser.add_argument("--prebuilt", action="store_true", help="raw urllib3 posting requests built up front")
     parser.add_argument("--none", action="store_true", help="send none of the k (the baseline)")
     parser.add_argument("--c", type=int, default=1, help="threads sending the k (1: this thread)")
     args = parser.parse_args()
     app_logging()
     proc, url = start_simulator()
     try:
-        raw, piped = senders(url, WARM + args.k)
+        raw, piped, prebuilt = senders(url, WARM + args.k)
         for i in range(WARM):
             raw(i)
             piped(i)
-        send = raw if args.raw else piped
+            prebuilt(i)
+        send = raw if args.raw else prebuilt if args.prebuilt else piped
         if args.c > 1:  # the same threads and request counter in the baseline run, sending none
             run_threads(args.c, 0 if args.none else args.k, lambda i: send(WARM + i))
         else:
