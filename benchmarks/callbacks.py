@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pushes", type=int, default=10, help="guodu pushes per connection (and as many juse)")
     parser.add_argument("--juse-records", type=int, default=10, help="reports per juse push")
     parser.add_argument("--handler-sleep", type=float, default=2.0)
-    parser.add_argument("--threads", type=int, default=16, help="smsgate serve --threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="smsgate serve --threads (default: serve's own default)")
     parser.add_argument("--no-handler-process", action="store_true",
                         help="smsgate serve --no-handler-process: the handlers run in the receiving process")
     parser.add_argument("--rate", type=float, default=0.0,
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("SMSGATE_PLUGINS", None)
     spool = os.path.join(tmp, "spool.sqlite3")
     proc = subprocess.Popen([sys.executable, "-m", "smsgate.cli", "serve", "--config", cfg, "--port", "0",
-                             "--threads", str(args.threads), "--spool", spool,
+                             *(["--threads", str(args.threads)] if args.threads else []), "--spool", spool,
                              "--events-jsonl", os.path.join(tmp, "events.jsonl"),
                              "--handler", "callbacks:slow_handler",
                              *(["--no-handler-process"] if args.no_handler_process else [])],
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         stored = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     all_lat = latencies["guodu"] + latencies["juse"]
     result = {
-        "server": server_kind, "connections": args.connections, "threads": args.threads,
+        "server": server_kind, "connections": args.connections, "threads": args.threads or "default",
         "rate": args.rate or "saturation",
         "pushes": len(all_lat), "failed_pushes": len(failures),
         "events_in": total_in, "events_stored": stored, "events_handled": handled,

@@ -35,7 +35,8 @@ def add_commands(sub: Any) -> None:
     _common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
-    p.add_argument("--threads", type=_positive, default=16, help="request threads (default 16)")
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="request threads (default 6: they share one GIL, and pushes beyond them wait in order)")
     p.add_argument("--server", choices=("auto", "waitress", "wsgiref"), default="auto",
                    help="HTTP server: waitress (pip install 'smsgate[serve]'), or the stdlib one")
     p.add_argument("--replay-store", help="'memory' (default) or 'sqlite:PATH' shared by workers on this host")
@@ -134,7 +135,7 @@ def _receiver(args: argparse.Namespace, **kwargs: Any) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..receiving.server import run_server
+    from ..receiving.server import THREADS, run_server
     from ..receiving.poller import Poller
 
     if args.handlers_elsewhere and (args.events_jsonl or args.handler):
@@ -182,7 +183,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if metrics_path:
                 print(f"smsgate: metrics on http://{host}:{port}{metrics_path}", file=sys.stderr, flush=True)
 
-        run_server(app, args.host, args.port, threads=args.threads, server=args.server, on_bound=bound,
+        run_server(app, args.host, args.port, threads=args.threads or THREADS, server=args.server, on_bound=bound,
                    max_body=receiver.max_body, connection_limit=receiver.connection_limit,
                    idle_timeout=receiver.idle_timeout)
     finally:

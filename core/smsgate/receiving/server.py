@@ -129,6 +129,11 @@ class BackgroundServer:
         self.stop()
 
 
+#: request threads of `smsgate serve`. They only verify, parse and store (the handlers run in their
+#: own process or threads) and share one GIL, so a few keep it busy; with more, every push in
+#: flight gets a smaller share of it and waitress's I/O thread, which reads every body, waits
+#: longer for it. Pushes beyond these wait in waitress's queue, answered in the order they came.
+THREADS = 6
 #: what one client may hold of `smsgate serve` (each also a `[receiver]` key; see docs/receiving.md)
 CONNECTION_LIMIT = 1000  #: open connections at once; more wait in the listen backlog
 IDLE_TIMEOUT = 10.0  #: seconds a connection may stay idle (no complete request) before it is closed
@@ -143,7 +148,7 @@ def _listen_error(host: str, port: int, exc: OSError) -> ConfigError:
     return ConfigError(f"cannot listen on {host}:{port}: {why}")
 
 
-def run_server(app: Callable[..., Any], host: str, port: int, threads: int = 16, server: str = "auto",
+def run_server(app: Callable[..., Any], host: str, port: int, threads: int = THREADS, server: str = "auto",
                on_bound: Callable[[str, int], None] | None = None, max_body: int | None = None,
                connection_limit: int = CONNECTION_LIMIT, idle_timeout: float = IDLE_TIMEOUT) -> None:
     """Serve ``app`` until SIGINT/SIGTERM: waitress if installed (``pip install 'smsgate[serve]'``),
