@@ -189,15 +189,41 @@ def test_a_child_that_cannot_start_stops_serve_with_one_line(tmp_path, setup):
         proc.stderr
 
 
-def test_no_handler_process_runs_them_in_the_serving_process(tmp_path, setup, start_serve):
-    args, env = setup
-    serve = start_serve([*args, "--no-handler-process"], env)
+def handled_by_serve_itself(tmp_path, serve):
+    """A push to ``serve`` is handled in the serving process, with no child; then serve stops."""
     ids = push(serve.url, 1)
     assert wait_for(lambda: set(handled(tmp_path)) == ids)
     assert {pid for pids in handled(tmp_path).values() for pid in pids} == {serve.pid}
     assert not any("run in process" in line for line in serve.stderr)
     serve.send_signal(signal.SIGTERM)
     assert serve.reap() == 0
+
+
+def test_no_handler_process_runs_them_in_the_serving_process(tmp_path, setup, start_serve):
+    args, env = setup
+    serve = start_serve([*args, "--no-handler-process"], env)
+    handled_by_serve_itself(tmp_path, serve)
+
+
+def test_the_config_file_says_where_the_handlers_run(tmp_path, setup, start_serve):
+    args, env = setup
+    config = tmp_path / "smsgate.toml"
+    config.write_text(config.read_text(encoding="utf-8") + '[receiver]\nhandlers = "threads"\nthreads = 3\n',
+                      encoding="utf-8")
+    serve = start_serve(args, env)
+    handled_by_serve_itself(tmp_path, serve)
+    # the command line still decides over the file
+    serve = start_serve([*args, "--handler-process"], env)
+    assert child_pid(serve) != serve.pid
+    serve.send_signal(signal.SIGTERM)
+    assert serve.reap() == 0
+    # "elsewhere" runs none, so handler options are refused as with --handlers-elsewhere
+    config.write_text(config.read_text(encoding="utf-8").replace('"threads"', '"elsewhere"'), encoding="utf-8")
+    refused = subprocess.run([sys.executable, "-m", "smsgate.cli", "serve", "--port", "0", *map(str, args)],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and refused.stderr.splitlines() == [
+        'smsgate: error: [receiver] handlers = "elsewhere" runs no handler: give --events-jsonl and --handler '
+        'to smsgate work'], refused.stderr
 
 
 def test_smsgate_work_handles_what_another_process_stores(tmp_path, setup):

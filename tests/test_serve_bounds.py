@@ -126,7 +126,9 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path):
 
 @pytest.mark.parametrize("setting,words", [("idle_timeout = inf", "idle_timeout"),
                                            ("connection_limit = 0", "connection_limit"),
-                                           ('max_body = "4M"', "max_body")])
+                                           ('max_body = "4M"', "max_body"),
+                                           ("threads = 0", "threads"),
+                                           ('handlers = "child"', "handlers")])
 def test_bounds_in_the_config_are_checked(tmp_path, setting, words):
     proc = subprocess.run([sys.executable, "-m", "smsgate.cli", "serve", "--config",
                            str(write_config(tmp_path, setting + "\n")), "--port", "0"],

@@ -390,6 +390,14 @@ class ProviderSettings:
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 #: how the spool takes an inbound SMS identical to a stored one ([receiver] inbound_dedup)
 INBOUND_DEDUP = ("retries", "none")
+#: where `smsgate serve` runs the handlers ([receiver] handlers): a child process (`smsgate work`),
+#: threads of the serving process, or nowhere (a separate `smsgate work` on the same spool)
+HANDLERS = ("process", "threads", "elsewhere")
+
+
+def _positive_threads(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None and value < 1:
+        raise ValueError("must be at least 1")
 
 
 def _synchronous(value: Any) -> str:
@@ -415,6 +423,11 @@ class ReceiverSettings:
     max_events: int | None = None  #: events of one push (2000)
     connection_limit: int | None = None  #: open connections at once (1000)
     idle_timeout: float | None = None  #: seconds an idle connection is kept (10)
+    #: where `smsgate serve` runs the handlers (--handler-process, --no-handler-process and
+    #: --handlers-elsewhere say it on the command line)
+    handlers: str = attrs.field(default="process", validator=attrs.validators.in_(HANDLERS))
+    #: `smsgate serve`'s request threads (None: 6; --threads on the command line)
+    threads: int | None = attrs.field(default=None, validator=_positive_threads)
 
 
 @attrs.frozen(kw_only=True)

@@ -36,7 +36,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
     p.add_argument("--threads", type=_positive, default=None,
-                   help="request threads (default 6: they share one GIL, and pushes beyond them wait in order)")
+                   help="request threads (default: [receiver] threads, else 6: they share one GIL, and pushes "
+                        "beyond them wait in order)")
     p.add_argument("--server", choices=("auto", "waitress", "wsgiref"), default="auto",
                    help="HTTP server: waitress (pip install 'smsgate[serve]'), or the stdlib one")
     p.add_argument("--replay-store", help="'memory' (default) or 'sqlite:PATH' shared by workers on this host")
@@ -44,12 +45,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--poll", action="store_true", help="also pull from vendors that offer pulls (as smsgate poll)")
     p.add_argument("--metrics", action="store_true",
                    help="count and answer GET /metrics for Prometheus (also on with a [metrics] table)")
-    p.add_argument("--handler-process", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--handler-process", action=argparse.BooleanOptionalAction, default=None,
                    help="run the handlers (--events-jsonl, --handler, plugin hooks, send ledger) in a child "
-                        "process (smsgate work) on the same spool, so this one only receives (default); "
-                        "--no-handler-process runs them in threads of this process")
+                        "process (smsgate work) on the same spool, so this one only receives (the default, "
+                        "unless [receiver] handlers says otherwise); --no-handler-process runs them in threads "
+                        "of this process")
     p.add_argument("--handlers-elsewhere", action="store_true",
-                   help="run no handler here: only receive and store; `smsgate work` on the same spool runs them")
+                   help="run no handler here: only receive and store; `smsgate work` on the same spool runs them "
+                        "(also [receiver] handlers = \"elsewhere\")")
 
     p = sub.add_parser("work", help="run the handlers over the spool (the events file, --handler functions, "
                                     "plugin hooks), without receiving pushes")
@@ -119,7 +122,7 @@ def cmd_spool(args: argparse.Namespace) -> int:
         return 0
 
 
-def _receiver(args: argparse.Namespace, **kwargs: Any) -> Any:
+def _receiver(args: argparse.Namespace, gateway: Any = None, **kwargs: Any) -> Any:
     from ..receiving.receiver import Receiver, load_handler
     from ..sending.gateway import Gateway
 
@@ -128,7 +131,7 @@ def _receiver(args: argparse.Namespace, **kwargs: Any) -> Any:
     if args.handler and os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # --handler app:save finds ./app.py, as `python -m` would
     handlers = [load_handler(spec) for spec in args.handler]  # fail before opening anything
-    receiver = Receiver(Gateway(args.config), spool=args.spool, events_jsonl=args.events_jsonl, **kwargs)
+    receiver = Receiver(gateway or Gateway(args.config), spool=args.spool, events_jsonl=args.events_jsonl, **kwargs)
     for spec, fn in zip(args.handler, handlers):
         receiver.add_handler(fn, name=spec)
     return receiver
@@ -137,25 +140,31 @@ def _receiver(args: argparse.Namespace, **kwargs: Any) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..receiving.server import THREADS, run_server
     from ..receiving.poller import Poller
+    from ..sending.gateway import Gateway
 
-    if args.handlers_elsewhere and (args.events_jsonl or args.handler):
+    gateway = Gateway(args.config)
+    conf = gateway.settings.receiver
+    # the command line over the config file: --handlers-elsewhere, then --[no-]handler-process
+    where = "elsewhere" if args.handlers_elsewhere else (
+        conf.handlers if args.handler_process is None else "process" if args.handler_process else "threads")
+    if where == "elsewhere" and (args.events_jsonl or args.handler):
         from ..errors import ConfigError
 
-        raise ConfigError("--handlers-elsewhere runs no handler: give --events-jsonl and --handler to smsgate work")
-    if args.handler_process or args.handlers_elsewhere:
+        said = "--handlers-elsewhere" if args.handlers_elsewhere else '[receiver] handlers = "elsewhere"'
+        raise ConfigError(f"{said} runs no handler: give --events-jsonl and --handler to smsgate work")
+    if where != "threads":
         from ..receiving.receiver import Receiver
-        from ..sending.gateway import Gateway
 
-        receiver = Receiver(Gateway(args.config), spool=args.spool, replay_store=args.replay_store,
-                            prefix=args.prefix, dispatch=False)
+        receiver = Receiver(gateway, spool=args.spool, replay_store=args.replay_store, prefix=args.prefix,
+                            dispatch=False)
     else:
-        receiver = _receiver(args, replay_store=args.replay_store, prefix=args.prefix)
+        receiver = _receiver(args, gateway, replay_store=args.replay_store, prefix=args.prefix)
     poller = handlers = None
     try:
         app, metrics_path = _with_metrics(receiver, args.metrics)
-        if args.handlers_elsewhere:
+        if where == "elsewhere":
             pass
-        elif args.handler_process:  # ready (its handlers registered) before anything is stored
+        elif where == "process":  # ready (its handlers registered) before anything is stored
             import signal
 
             def _terminate(signum: int, frame: Any) -> None:
@@ -173,8 +182,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if handlers:
                 print(f"smsgate: handlers ({', '.join(handlers.handlers) or 'none'}) run in process "
                       f"{handlers.pid}", file=sys.stderr, flush=True)
-            elif args.handlers_elsewhere:
-                print("smsgate: no handlers here (--handlers-elsewhere): run smsgate work on this spool",
+            elif where == "elsewhere":
+                print("smsgate: no handlers here (handlers elsewhere): run smsgate work on this spool",
                       file=sys.stderr, flush=True)
             names = sorted(set(receiver.gateway.provider_names()))
             print(f"smsgate: receiving on http://{host}:{port}{receiver.prefix}/<provider> "
@@ -183,7 +192,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if metrics_path:
                 print(f"smsgate: metrics on http://{host}:{port}{metrics_path}", file=sys.stderr, flush=True)
 
-        run_server(app, args.host, args.port, threads=args.threads or THREADS, server=args.server, on_bound=bound,
+        run_server(app, args.host, args.port, threads=args.threads or conf.threads or THREADS, server=args.server, on_bound=bound,
                    max_body=receiver.max_body, connection_limit=receiver.connection_limit,
                    idle_timeout=receiver.idle_timeout)
     finally:
