@@ -134,3 +134,21 @@ def test_bounds_in_the_config_are_checked(tmp_path, setting, words):
                            str(write_config(tmp_path, setting + "\n")), "--port", "0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and words in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
+def test_request_threads_come_from_the_config_and_the_command_line_wins(tmp_path, start_serve):
+    import os
+
+    def threads(args):
+        serve = start_serve([*args, "--server", "waitress"])
+        # waitress starts its request threads with the server, before serve says where it listens
+        count = len(os.listdir(f"/proc/{serve.pid}/task"))
+        serve.proc.kill()
+        serve.reap()
+        return count
+
+    base = threads(["--config", write_config(tmp_path, "threads = 2\n")])
+    assert threads(["--config", write_config(tmp_path, "threads = 9\n")]) == base + 7
+    assert threads(["--config", write_config(tmp_path, "threads = 9\n"), "--threads", "4"]) == base + 2
+    assert threads(["--config", write_config(tmp_path)]) == base + 4  # the default, 6
