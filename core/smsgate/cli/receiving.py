@@ -137,6 +137,16 @@ def _receiver(args: argparse.Namespace, gateway: Any = None, **kwargs: Any) -> A
     return receiver
 
 
+def _where_handlers_run(args: argparse.Namespace, configured: str) -> str:
+    """"process", "threads" or "elsewhere": the command line over ``[receiver] handlers``
+    (``configured``), and --handlers-elsewhere over --[no-]handler-process."""
+    if args.handlers_elsewhere:
+        return "elsewhere"
+    if args.handler_process is None:
+        return configured
+    return "process" if args.handler_process else "threads"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..receiving.server import THREADS, run_server
     from ..receiving.poller import Poller
@@ -144,9 +154,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     gateway = Gateway(args.config)
     conf = gateway.settings.receiver
-    # the command line over the config file: --handlers-elsewhere, then --[no-]handler-process
-    where = "elsewhere" if args.handlers_elsewhere else (
-        conf.handlers if args.handler_process is None else "process" if args.handler_process else "threads")
+    where = _where_handlers_run(args, conf.handlers)
     if where == "elsewhere" and (args.events_jsonl or args.handler):
         from ..errors import ConfigError
 
@@ -192,8 +200,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if metrics_path:
                 print(f"smsgate: metrics on http://{host}:{port}{metrics_path}", file=sys.stderr, flush=True)
 
-        run_server(app, args.host, args.port, threads=args.threads or conf.threads or THREADS, server=args.server, on_bound=bound,
-                   max_body=receiver.max_body, connection_limit=receiver.connection_limit,
+        run_server(app, args.host, args.port, threads=args.threads or conf.threads or THREADS, server=args.server,
+                   on_bound=bound, max_body=receiver.max_body, connection_limit=receiver.connection_limit,
                    idle_timeout=receiver.idle_timeout)
     finally:
         if poller:
