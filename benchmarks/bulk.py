@@ -37,6 +37,7 @@ the median of the per-round ratios is the figure to quote, with its spread.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -98,12 +99,8 @@ def one_send(vendor: str, count: int, ledger_url: str | None, shuffled: bool = F
     message = Message(to=phones, text=demo.text, template_id=demo.template_id, params=demo.params,
                       sign_name=demo.sign_name, key="bulk" if ledger_url else None)
     if os.environ.get("BULK_COLLECTED"):  # what the collector's walks of the caller's input cost the send
-        import gc
-
         gc.collect()
     if os.environ.get("BULK_NO_GC"):  # what the cyclic collector's passes over a million live objects cost
-        import gc
-
         gc.disable()
     cpu = time.process_time()
     result = gw.send(message, vendor)
