@@ -316,7 +316,7 @@ def test_outcomes_of_the_requests_sent_are_merged_as_they_are_and_checked_otherw
     """merge takes one outcome per request, in order, as it is only when each is the one the send
     kept for its request (its phones a range of the message's); anything else is put in order
     phone by phone, and a recipient without an outcome is still an error."""
-    from smsgate.models import _PhoneRange, _get_phones
+    from smsgate.models import _get_of, _get_phones
     from smsgate.sending.pipeline import merge, plan
 
     message = Message(to=PHONES[:25], text="hi")
@@ -328,7 +328,7 @@ def test_outcomes_of_the_requests_sent_are_merged_as_they_are_and_checked_otherw
                for i in (0, 10, 20)]
     # kept as they were answered, their phones a range of the message's (no tuple of their own)
     assert sent == answers and [o.phones for o in sent] == [a.phones for a in answers]
-    assert all(type(_get_phones(o)) is _PhoneRange and _get_phones(o).to is message.to for o in sent)
+    assert all(type(_get_phones(o)) is range and _get_of(o) is message.to for o in sent)
     assert requests.answered_by(message.to, sent)
     assert merge("p", message, sent, requests=requests).outcomes == tuple(sent)
     # equal outcomes, not the ones kept: checked (and in order)
@@ -353,6 +353,41 @@ def test_outcomes_of_the_requests_sent_are_merged_as_they_are_and_checked_otherw
     assert requests.kept(0, r, split) is split
     copy: list[OutcomePart] = [RequestOutcome(phones=tuple(list(r.to)), outcome=Outcome.ACCEPTED)]
     assert requests.kept(0, r, copy) is copy
+
+
+def test_a_kept_outcome_is_the_one_object_per_request_the_collector_counts():
+    """Each object the collector counts that a bulk send keeps brings its next run nearer, and a run
+    while the caller's list of phones is young walks all of it: the outcome kept per request holds
+    its phones as a range (no container of its own) and an empty ``message_ids`` shared, read-only.
+    It still pickles, copies and compares as the outcome it was cut from."""
+    import copy
+    import gc
+
+    from smsgate.models import _get_of, _get_phones, phones_in
+
+    to = tuple(PHONES[:25]) * 8  # 200 phones, 20 requests of 10
+    answers = [RequestOutcome(phones=to[i:i + 10], outcome=Outcome.ACCEPTED, message_id=f"m{i}")
+               for i in range(0, len(to), 10)]
+    kept: list[RequestOutcome | None] = [None] * len(answers)
+    gc.disable()
+    try:
+        before = gc.get_count()[0]
+        for n, answer in enumerate(answers):
+            kept[n] = phones_in(answer, to, n * 10, n * 10 + 10)
+        counted = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+    assert counted <= len(answers)
+    one = kept[3]
+    assert one is not None and type(_get_phones(one)) is range and _get_of(one) is to
+    assert one.phones == to[30:40] and one == answers[3] and one.message_ids == {}
+    with pytest.raises(TypeError, match="cannot be changed"):
+        one.message_ids["13800138000"] = "x"  # type: ignore[index]  # shared by every kept outcome
+    for twin in (pickle.loads(pickle.dumps(one)), copy.copy(one), copy.deepcopy(one), attrs.evolve(one)):
+        assert twin == one and twin.phones == to[30:40] and type(_get_phones(twin)) is tuple
+    given = {"13800138000": "id-1"}
+    assert phones_in(RequestOutcome(phones=to[:2], outcome=Outcome.ACCEPTED, message_ids=given),
+                     to, 0, 2).message_ids is given  # per-phone ids are kept as they came
 
 
 def test_a_replay_keeps_the_message_order_when_requests_do_not(smsgate_outbox, tmp_path):

@@ -193,8 +193,16 @@ class RecipientResult:
                                                        "not_sent": reason.not_sent}}
 
 
+class _KeptPhones:
+    """Where a :class:`RequestOutcome` cut from a bulk send's message keeps that message's tuple of
+    phones (see :func:`phones_in`): a slot of the class, outside its attrs fields (so outside its
+    init, eq, repr, pickling and cattrs), read only when the ``phones`` slot holds a ``range``."""
+
+    __slots__ = ("_of",)
+
+
 @attrs.frozen(kw_only=True)
-class RequestOutcome:
+class RequestOutcome(_KeptPhones):
     """One outcome shared by several phones (usually one request's answer): how a
     :class:`SendResult` keeps its outcomes without an object per recipient.
 
@@ -245,28 +253,21 @@ class RequestOutcome:
         return list(seen)
 
 
-class _PhoneRange:
-    """``to[start:stop]``, as a :class:`RequestOutcome` cut from a bulk send's message may hold its
-    phones (see :func:`phones_in`)."""
-
-    __slots__ = ("to", "start", "stop")
-
-    def __init__(self, to: tuple[str, ...], start: int, stop: int):
-        self.to, self.start, self.stop = to, start, stop
-
-
 # RequestOutcome.phones reads as a tuple whatever the slot holds: the slot attrs made for the field
 # stays where the phones are stored, and the class reads it through a property. attrs' __init__,
 # evolve, eq, hash, repr and pickling (and cattrs) all go through the property, so they see the
-# tuple; the class stays frozen (its __setattr__ still refuses).
+# tuple; the class stays frozen (its __setattr__ still refuses). A bulk send's kept outcome holds
+# a range there, of the tuple in its ``_of`` slot (a range is no container the cyclic collector
+# counts or walks: see phones_in).
 _phones_slot = RequestOutcome.__dict__["phones"]
 _get_phones, _set_phones = _phones_slot.__get__, _phones_slot.__set__
+_get_of, _set_of = _KeptPhones.__dict__["_of"].__get__, _KeptPhones.__dict__["_of"].__set__
 
 
 def _read_phones(self: RequestOutcome) -> tuple[str, ...]:
     phones = _get_phones(self)
-    if type(phones) is _PhoneRange:
-        return phones.to[phones.start:phones.stop]
+    if type(phones) is range:
+        return _get_of(self)[phones.start:phones.stop]  # type: ignore[no-any-return]
     return phones  # type: ignore[no-any-return]
 
 
@@ -487,15 +488,36 @@ def builder(cls: type[_T], *, in_shape: bool = False) -> Callable[..., _T]:
 _copy_outcome = builder(RequestOutcome)
 
 
+class _NoIds(dict):  # type: ignore[type-arg]
+    """An empty ``message_ids`` that refuses to be filled: one, shared by the kept outcomes of a bulk
+    send's requests whose vendor gave no per-phone ids (an empty dict of each request's own would
+    be one more object per request for the collector to count)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("the message_ids of a RequestOutcome cannot be changed")
+
+    __setitem__ = __delitem__ = __ior__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore
+
+
+_NO_IDS = _NoIds()
+
+
 def phones_in(part: RequestOutcome, to: tuple[str, ...], start: int, stop: int) -> RequestOutcome:
     """``part`` (whose phones are ``to[start:stop]``) holding its phones as that range of ``to``
     instead of a tuple of its own; its ``phones`` still read as the same tuple.
 
     A bulk send's result keeps one outcome per request; a tuple of each request's phones would be
     a second copy of the message's (8 MB at a million phones, fresh pages for the process to fault
-    in) and a container whose every phone the cyclic collector visits once more."""
-    return _copy_outcome(_PhoneRange(to, start, stop), part.outcome, part.message_id, part.message_ids,
+    in) and a container whose every phone the cyclic collector visits once more. The range sits
+    in the phones slot and ``to`` in a slot of its own, so the kept outcome is the one object the
+    collector counts per request: every such object that stays alive brings its next run nearer,
+    and a run while the caller's list of phones is still young walks all of it."""
+    kept = _copy_outcome(range(start, stop), part.outcome, part.message_id, part.message_ids or _NO_IDS,
                          part.reason, part.request_id, part.provider, part.earlier)
+    _set_of(kept, to)
+    return kept
 
 
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:
