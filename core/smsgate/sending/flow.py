@@ -18,7 +18,7 @@ from ..log import get_logger
 from ..models import Message, OutcomePart, SendResult
 from ..provider import HookContext
 from .transport import deadline_after
-from .pipeline import check_content, execute_send, merge, normalise_recipients, only, plan
+from .pipeline import check_content, execute_send, merge, normalise_recipients, only, plan, request_outcomes
 
 
 @attrs.frozen(kw_only=True)
@@ -120,9 +120,13 @@ def plan_requests(target: Target, message: Message, ctx: HookContext | None = No
     """``message`` cut into requests within the vendor's limit (none for no recipients)."""
     if not message.to:
         return []
-    hooks, operation = target.hooks, message.operation
-    limit = hooks.request_limit(ctx=target.context if ctx is None else ctx, operation=operation) \
-        if hooks.request_limit.hook.implemented else None
+    hooks = target.hooks
+    if not hooks.request_limit.hook.implemented:
+        if len(message.to) == 1:  # one phone (most sends): one request, whatever the vendor's limit
+            return [message]
+        return plan(message, target.capabilities.limit(message.operation))
+    operation = message.operation
+    limit = hooks.request_limit(ctx=target.context if ctx is None else ctx, operation=operation)
     return plan(message, limit or target.capabilities.limit(operation))
 
 
@@ -136,16 +140,18 @@ def run_requests(target: Target, batches: Sequence[Message], journal: Any, log: 
         return []
     ctx0 = target.context if ctx is None else ctx
     limits, rate = target.limits, target.rate
+    gate = limits.request_gate(target.name, rate) if limits is not None and rate is not None else None
     first = ctx0.request_index
+    if len(batches) == 1:  # the usual send: one request, its context made here (no factory, no pool)
+        batch = batches[0]
+        ctx1 = ctx0 if start == first else ctx0.derive(request_index=start)
+        return request_outcomes(target.hooks, ctx1, batch.operation, batch, start, log, journal, gate)
 
     def context(i: int) -> HookContext:
         return ctx0 if i == first else ctx0.derive(request_index=i)
 
-    return execute_send(
-        target.hooks, context, batches[0].operation, batches, target.max_concurrency, log, journal,
-        gate=limits.request_gate(target.name, rate) if limits is not None and rate is not None else None,
-        start=start,
-    )
+    return execute_send(target.hooks, context, batches[0].operation, batches, target.max_concurrency, log, journal,
+                        gate=gate, start=start)
 
 
 _log = get_logger("smsgate.pipeline")

@@ -8,6 +8,7 @@ import logging
 import operator
 import re
 import sys
+import time
 from itertools import islice
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
@@ -33,8 +34,7 @@ from ..models import (
 )
 from ..phones import mask_phone, mask_phones_in, normalise_phone, segments
 from ..log import strip_userinfo
-from .trace import RequestTrace
-from .transport import deadline_passed
+from .trace import RequestTrace, log as _trace_log
 
 # enum members read through their class cost about ten times a module global (the per-send paths)
 _SENDS, _ACCEPTED = (Operation.SEND, Operation.SEND_BATCH), Outcome.ACCEPTED
@@ -127,50 +127,52 @@ def _already_normal(to: tuple[Any, ...]) -> tuple[bool, bool]:
 
 def check_content(message: Message, capabilities: Any, provider: str) -> None:
     """The provider-independent content rules, then the provider's declared capabilities."""
-    is_template = message.template_id is not None
-    if is_template and message.text is not None:
-        raise ValidationError("give either a template id or a text, not both", field="text")
-    if not is_template and message.text is None and message.personal is None:
-        raise ValidationError("nothing to send: give a template id or a text", field="template_id")
-    if is_template and not str(message.template_id).strip():
-        raise ValidationError("template id is empty", field="template_id")
-    if is_template and not capabilities.templates:
-        raise ValidationError(f"provider {provider!r} does not send templates; send a text instead",
-                              field="template_id")
-    if not is_template and not capabilities.text:
-        raise ValidationError(f"provider {provider!r} sends only templates; give a template id", field="text")
+    # (each field read once, and the usual template send's params checked without building lists:
+    # every send passes here)
+    template_id, text, personal = message.template_id, message.text, message.personal
+    is_template = template_id is not None
+    if is_template:
+        if text is not None:
+            raise ValidationError("give either a template id or a text, not both", field="text")
+        if not (template_id if type(template_id) is str else str(template_id)).strip():
+            raise ValidationError("template id is empty", field="template_id")
+        if not capabilities.templates:
+            raise ValidationError(f"provider {provider!r} does not send templates; send a text instead",
+                                  field="template_id")
+    else:
+        if text is None and personal is None:
+            raise ValidationError("nothing to send: give a template id or a text", field="template_id")
+        if not capabilities.text:
+            raise ValidationError(f"provider {provider!r} sends only templates; give a template id", field="text")
     if message.send_at is not None and not capabilities.scheduling:
         raise ValidationError(f"provider {provider!r} cannot schedule a send time", field="send_at")
-    if message.personal is not None:
+    if personal is not None:
         if Operation.SEND_BATCH not in capabilities.operations:
             raise ValidationError(f"provider {provider!r} has no personalised send", field="personal")
-        for phone, content in message.personal.items():
+        for phone, content in personal.items():
             if is_template and isinstance(content, str):
                 raise ValidationError(f"personalised params for {phone!r} must be a list or mapping",
                                       field="personal")
             if not is_template and not isinstance(content, str):
                 raise ValidationError(f"personalised text for {phone!r} must be a string", field="personal")
-    texts: list[str] = []
     if not is_template:
-        texts = list(message.personal.values()) if message.personal is not None else [message.text or ""]
-    for text in texts:
-        if not text.strip():
-            raise ValidationError("text is empty", field="text")
-        if capabilities.max_text_length and len(text) > capabilities.max_text_length:
-            raise ValidationError(
-                f"text is {len(text)} characters; provider {provider!r} takes at most "
-                f"{capabilities.max_text_length}",
-                field="text",
-            )
-    params_list = [message.params] if message.personal is None else list(message.personal.values())
-    if is_template:
-        for params in params_list:
-            if isinstance(params, dict) and not capabilities.named_params:
-                raise ValidationError(f"provider {provider!r} takes positional params (a list), not named ones",
-                                      field="params")
-            if isinstance(params, tuple) and params and not capabilities.positional_params:
-                raise ValidationError(f"provider {provider!r} takes named params (a mapping), not a list",
-                                      field="params")
+        for text in (list(personal.values()) if personal is not None else [text or ""]):
+            if not text.strip():
+                raise ValidationError("text is empty", field="text")
+            if capabilities.max_text_length and len(text) > capabilities.max_text_length:
+                raise ValidationError(
+                    f"text is {len(text)} characters; provider {provider!r} takes at most "
+                    f"{capabilities.max_text_length}",
+                    field="text",
+                )
+        return
+    for params in ((message.params,) if personal is None else personal.values()):
+        if isinstance(params, dict) and not capabilities.named_params:
+            raise ValidationError(f"provider {provider!r} takes positional params (a list), not named ones",
+                                  field="params")
+        if isinstance(params, tuple) and params and not capabilities.positional_params:
+            raise ValidationError(f"provider {provider!r} takes named params (a mapping), not a list",
+                                  field="params")
 
 
 def _text(value: Any, field: str) -> str:
@@ -286,14 +288,9 @@ def _masked(phones: Sequence[str]) -> list[str]:
     return [mask_phone(p) for p in phones[:_LOG_PHONES]]
 
 
-def run_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, *, invalid_raises: bool = False) -> Any:
-    """build_request -> sign -> transmit -> parse_response for one vendor call (traced at debug level).
-
-    A ValidationError while building becomes a not-sent ProviderError (a send's recipients get
-    an outcome), or with ``invalid_raises`` is raised as it is (a query's bad input)."""
-    trace = RequestTrace.start(ctx, operation)
-    if trace is None:  # the usual case: nobody reads the trace, nothing is collected for it
-        return _run_request(hooks, ctx, operation, payload, None, invalid_raises)
+def _traced_request(hooks: Any, ctx: Any, operation: Operation, payload: Any, invalid_raises: bool) -> Any:
+    """:func:`_run_request` with its debug trace (``smsgate -vv``): one ``smsgate.request`` event."""
+    trace = RequestTrace(ctx, operation)
     try:
         result = _run_request(hooks, ctx, operation, payload, trace, invalid_raises)
     except (ProviderError, TransportError) as exc:
@@ -373,10 +370,15 @@ def call_vendor(hooks: Any, ctx: Any, operation: Operation, payload: Any) -> Any
 
 @hookimpl(trylast=True)
 def vendor_request(ctx: Any, operation: Operation, payload: Any, hooks: Any) -> Any:
-    """The core's ``vendor_request``: :func:`run_request`. A query's bad input (not a send's,
-    whose recipients each get an outcome) raises its ValidationError as it is."""
-    sending = operation in _SENDS
-    return run_request(hooks, ctx, operation, payload, invalid_raises=not sending)
+    """The core's ``vendor_request``: build_request -> sign -> transmit -> parse_response for one
+    vendor call (traced at debug level). A ValidationError while building becomes a not-sent
+    ProviderError for a send (its recipients get an outcome); a query's bad input raises as it is."""
+    invalid_raises = operation not in _SENDS
+    # a trace only when the debug level is on: without a reader (the usual case) the request runs
+    # with nothing collected for it
+    if not _trace_log.is_enabled(logging.DEBUG):
+        return _run_request(hooks, ctx, operation, payload, None, invalid_raises)
+    return _traced_request(hooks, ctx, operation, payload, invalid_raises)
 
 
 def _unknown(batch: Message, provider: str, log: Any, code: str, message: str,
@@ -411,6 +413,19 @@ def _gated(gate: Gate, batch: Message, index: int, log: Any) -> list[OutcomePart
 
 def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batch: Message,
                   index: int, log: Any, journal: Any = None, gate: Gate | None = None) -> list[OutcomePart]:
+    """:func:`request_outcomes` of request ``index``, in the context ``make_ctx(index)`` makes."""
+    try:
+        ctx = make_ctx(index)
+    except Exception as exc:  # as request_outcomes takes anything unexpected
+        results = _unknown(batch, "?", log, "ERROR", f"{type(exc).__name__}: {exc}")
+        if journal is not None:
+            journal.after(index, results)
+        return results
+    return request_outcomes(hooks, ctx, operation, batch, index, log, journal, gate)
+
+
+def request_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, index: int, log: Any,
+                     journal: Any = None, gate: Gate | None = None) -> list[OutcomePart]:
     """One request's outcomes, for every recipient of ``batch`` in order (stored parts: one shared
     outcome for the phones that share it, see :class:`RequestOutcome`). Never raises: whatever goes wrong
     becomes rejected (proven not sent) or unknown, so no other request's outcomes are lost.
@@ -420,7 +435,6 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
     rate) may then still refuse it before it leaves."""
     provider = "?"
     try:
-        ctx = make_ctx(index)
         provider = ctx.provider
         refused = None if journal is None else journal.before(index, batch.to)
         if refused is not None:
@@ -428,7 +442,8 @@ def send_outcomes(hooks: Any, make_ctx: Callable[[int], Any], operation: Operati
         gated = None if gate is None else _gated(gate, batch, index, log)
         if gated is not None:
             results = gated
-        elif deadline_passed(ctx.extras.get("deadline")):  # queued past the send's deadline: never started
+        elif (deadline := ctx.extras.get("deadline")) is not None and time.monotonic() >= deadline:
+            # queued past the send's deadline (deadline_passed, inline: every request asks): never started
             reason = Reason(code="DEADLINE", message="send_timeout reached before this request was sent",
                             not_sent=True)
             log.warning("smsgate.send.not_sent", provider=provider, recipients=len(batch.to),
@@ -514,7 +529,7 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
     continue the numbering of the earlier ones)."""
     if len(batches) == 1:  # the usual send: one request, its outcomes as they are
         return send_outcomes(hooks, make_ctx, operation, batches[0], start, log, journal, gate)
-    keep = batches.kept if isinstance(batches, Requests) else None
+    keep = batches.kept if type(batches) is Requests else None  # (type: see merge)
 
     def sent(i: int, batch: Message) -> list[OutcomePart]:
         results = send_outcomes(hooks, make_ctx, operation, batch, start + i, log, journal, gate)
@@ -542,11 +557,19 @@ def merge(provider: str, message: Message, results: Sequence[OutcomePart], key: 
     """The send's result: ``results`` (stored parts, see :class:`RequestOutcome`) in the message's
     order. Raises ProviderError, never a silent loss, when a recipient has no outcome.
     ``requests``: the requests ``results`` answer, when they were all of ``message``'s."""
-    if isinstance(requests, Requests) and requests.answered_by(message.to, results):
+    # (type, not isinstance: Requests is a Sequence, and isinstance of a plain list against an ABC
+    # runs the ABC's Python __instancecheck__ on every send)
+    to = message.to
+    parts: tuple[OutcomePart, ...]
+    if len(results) == 1 and type(results[0]) is RequestOutcome and results[0].phones == to:
+        parts = (results[0],)  # one request's shared outcome for every phone, in order (most sends)
+    elif type(requests) is Requests and requests.answered_by(to, results):
         parts = tuple(results)  # each request's outcome, in order: nothing to check phone by phone
     else:
-        parts = tuple(in_order(provider, message.to, results))
-    return SendResult._of_parts(provider, parts, message_segments(message), key)
+        parts = tuple(in_order(provider, to, results))
+    # (a template's segments are None: no call for them on the usual send)
+    return SendResult._of_parts(provider, parts, None if message.template_id is not None else message_segments(message),
+                                key)
 
 
 def in_order(provider: str, to: Sequence[str], results: Sequence[OutcomePart]) -> list[OutcomePart]:

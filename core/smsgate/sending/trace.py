@@ -93,11 +93,6 @@ def trace_headers(request: HttpRequest, secrets: list[str]) -> str:
 class RequestTrace:
     """Collects one request's trace while it runs; :meth:`emit` logs it (only at debug level)."""
 
-    @classmethod
-    def start(cls, ctx: Any, operation: Operation) -> "RequestTrace | None":
-        """A trace of one request, or None when the debug level is off (nothing to collect)."""
-        return cls(ctx, operation) if log.is_enabled(logging.DEBUG) else None
-
     def __init__(self, ctx: Any, operation: Operation):
         self.enabled = log.is_enabled(logging.DEBUG)
         self.ctx, self.operation = ctx, operation
