@@ -137,29 +137,3 @@ def test_registering_a_wrapper_after_first_use_takes_effect():
     recorder.stages.clear()
     assert gw.send(Message(to=["13800138000"], text="hi")).ok
     assert recorder.stages == []
-
-
-class Partial:
-    """Implementations taking some of a hook's arguments, in another order than the spec's."""
-
-    def __init__(self):
-        self.calls = []
-
-    @hookimpl(tryfirst=True)
-    def parse_response(self, response, ctx):
-        self.calls.append((response.status, ctx.provider))
-        return None  # the provider's implementation answers
-
-
-def test_direct_hook_calls_pass_each_implementation_its_own_arguments():
-    partial = Partial()
-    with LoopbackSimulator() as sim:
-        gw = Gateway({"providers": {"loopback": sim.demo_config()}})
-        gw.plugins.register(partial, name="partial")
-        assert gw.send(Message(to=["13800138000"], text="hi")).ok
-        hooks = gw.hooks("loopback")
-        ctx = gw.context("loopback", Operation.SEND)
-        request = hooks.build_request(ctx=ctx, operation=Operation.SEND, payload=Message(to=["13800138000"], text="x"))
-        # a keyword the spec does not name goes through pluggy, which passes each implementation its own
-        assert hooks.sign(ctx=ctx, operation=Operation.SEND, request=request, other=1).header("X-Signature")
-    assert partial.calls == [(200, "loopback")]

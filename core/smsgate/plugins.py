@@ -21,7 +21,6 @@ import operator
 import os
 import sys
 import threading
-import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -377,18 +376,12 @@ class _ScopedHook:
     """
 
     __slots__ = ("_manager", "_provider", "_name", "_generation", "_pm", "_caller", "_direct", "_function",
-                 "_arguments", "_plain", "_implemented", "_spec_names", "call")
+                 "_arguments", "_plain", "_implemented", "call")
     _function: Any  # the one implementation, or None
-    _arguments: Any  # its argument picker, or None (it takes every argument, in the spec's order)
+    _arguments: Any  # its argument picker, or None
 
     def __init__(self, manager: PluginManager, provider: str, name: str):
         self._manager, self._provider, self._name = manager, provider, name
-        spec = getattr(getattr(manager._core().hook, name, None), "spec", None)
-        names = None if spec is None else tuple(spec.argnames)
-        #: the hookspec's arguments, in order, that the call takes as parameters (see _make_call);
-        #: None: the keywords are gathered into a dict (no spec, none at all, or a name the call's
-        #: own code uses)
-        self._spec_names: tuple[str, ...] | None = names if names and not _RESERVED.intersection(names) else None
         self._build()
         self.call = self._make_call()
 
@@ -402,24 +395,13 @@ class _ScopedHook:
             direct = None
             if plain is not None and not any(i.wrapper or i.hookwrapper for i in impls):
                 # pluggy calls implementations last-registered first (tryfirst/trylast already sorted);
-                # each with a C-level picker of its own arguments from the call's values
-                direct = tuple((i.function, self._picker(tuple(i.argnames))) for i in reversed(impls))
+                # each with a C-level picker of its own arguments from the call's keywords
+                direct = tuple((i.function, _arguments(tuple(i.argnames))) for i in reversed(impls))
             self._pm, self._plain, self._caller, self._direct = pm, plain, caller, direct
             # one implementation (most hooks): called straight, with its argument picker
             self._function, self._arguments = direct[0] if direct is not None and len(direct) == 1 else (None, None)
             self._implemented = bool(impls)
             self._generation = generation
-
-    def _picker(self, names: tuple[str, ...]) -> Any:
-        """An implementation's arguments (``names``) from the call's: from the tuple of the spec's
-        argument values, or from the keywords when the spec is unknown. None: the implementation
-        takes every argument of the spec in its order, passed as they are."""
-        spec_names = self._spec_names
-        if spec_names is None:
-            return _arguments(names)
-        if names == spec_names:
-            return None
-        return _arguments(tuple(spec_names.index(n) for n in names))
 
     @property
     def implemented(self) -> bool:
@@ -431,51 +413,7 @@ class _ScopedHook:
     def _make_call(self) -> Any:
         """This hook as a plain function. Several hooks run per request, and an object's
         ``__call__`` costs more than the rest of the direct path: the call's keywords go into a
-        dict, are handed to the method one by one and gathered into a dict again.
-
-        With the hookspec known, the function takes the spec's arguments as keyword-only
-        parameters (written out for this hook, as ``models.builder`` writes a constructor):
-        binding the keywords to parameters costs a third of gathering them into a ``**kwargs``
-        dict, and an implementation taking the spec's arguments in order is called with them as
-        they are. Only the usual case is written out: no wrapper, every argument given and none
-        other, no hook-call monitoring, the plugins unchanged since the last build; anything else
-        goes to :meth:`_other`."""
-        names = self._spec_names
-        if names is None:
-            return self._keywords_call()
-        # compiled once per number of arguments with stand-in names, then renamed for this hook:
-        # compiling the source for each of the fifteen hooks cost a millisecond or more of start-up
-        template = _call_code(len(names))
-        code = template.replace(co_name=self._name, co_varnames=names + template.co_varnames[len(names):])
-        call = types.FunctionType(code, {"hook": self, "_MISSING": _MISSING}, self._name)
-        call.__kwdefaults__ = dict.fromkeys(names, _MISSING)
-        call.__qualname__ = self._name
-        call.hook = self  # type: ignore[attr-defined]
-        return call
-
-    def _other(self, extra: dict[str, Any], values: tuple[Any, ...]) -> Any:
-        """Any call but the usual one (see :meth:`_make_call`): as :meth:`_keywords_call` does it."""
-        if self._generation != self._manager._generation:
-            self._build()
-        if extra or any(v is _MISSING for v in values) or self._pm._inner_hookexec is not self._plain:
-            return self._through_pluggy(extra, values)  # (monitoring, or an odd call)
-        direct = self._direct
-        if direct is None:  # a wrapper: through pluggy
-            return self._through_pluggy(extra, values)
-        for function, pick in direct:
-            result = function(*values) if pick is None else function(*pick(values))
-            if result is not None:
-                return result
-        return None
-
-    def _through_pluggy(self, extra: dict[str, Any], values: tuple[Any, ...]) -> Any:
-        """The call through pluggy, with the keywords it was given (the spec's and any other)."""
-        kwargs = {n: v for n, v in zip(self._spec_names or (), values) if v is not _MISSING}
-        kwargs.update(extra)
-        return self._caller(**kwargs)
-
-    def _keywords_call(self) -> Any:
-        """The call for a hook without a spec: the keywords gathered into a dict."""
+        dict, are handed to the method one by one and gathered into a dict again."""
         hook = self
 
         def call(**kwargs: Any) -> Any:
@@ -508,46 +446,9 @@ class _ScopedHook:
         return list(self._caller.get_hookimpls())
 
 
-_MISSING: Any = object()  # an argument of the hookspec the call did not give
-#: names the written-out hook call uses itself (see _ScopedHook._make_call)
-_RESERVED = frozenset({"hook", "extra", "function", "pick", "result", "_MISSING"})
-#: number of arguments -> the code of a hook call taking that many (see _call_code)
-_CALL_CODE: dict[int, types.CodeType] = {}
-
-
-def _call_code(count: int) -> types.CodeType:
-    """The code of :meth:`_ScopedHook._make_call`'s function for a hook of ``count`` arguments,
-    named ``a0``, ``a1``, ... (renamed for each hook): the usual call written out, anything else
-    handed to ``hook._other``."""
-    code = _CALL_CODE.get(count)
-    if code is None:
-        names = [f"a{i}" for i in range(count)]
-        values = ", ".join(names)
-        source = (
-            f"def call(*, {', '.join(f'{n}=_MISSING' for n in names)}, **extra):\n"
-            f"    if (extra or {' or '.join(f'{n} is _MISSING' for n in names)}\n"
-            "            or hook._generation != hook._manager._generation\n"
-            "            or hook._pm._inner_hookexec is not hook._plain or hook._direct is None):\n"
-            f"        return hook._other(extra, ({values},))\n"
-            "    function = hook._function\n"
-            "    if function is not None:  # one implementation (most hooks): called straight\n"
-            "        pick = hook._arguments\n"
-            f"        return function({values}) if pick is None else function(*pick(({values},)))\n"
-            "    for function, pick in hook._direct:\n"
-            f"        result = function({values}) if pick is None else function(*pick(({values},)))\n"
-            "        if result is not None:\n"
-            "            return result\n"
-            "    return None\n"
-        )
-        namespace: dict[str, Any] = {"_MISSING": _MISSING}
-        exec(compile(source, "<smsgate hook call>", "exec"), namespace)  # noqa: S102
-        code = _CALL_CODE[count] = namespace["call"].__code__
-    return code
-
-
-def _arguments(names: tuple[Any, ...]) -> Any:
-    """A function from a hook call's keywords (or the tuple of its values) to the positional
-    arguments of an implementation taking ``names`` (those keys, or indices)."""
+def _arguments(names: tuple[str, ...]) -> Any:
+    """A function from a hook call's keywords to the positional arguments of an implementation
+    taking ``names``."""
     if len(names) > 1:
         return operator.itemgetter(*names)
     if names:
