@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from ..sqlite_wal import use_wal
 from .store import transaction, utf8_safe
 
 
@@ -105,7 +106,7 @@ class SqliteReplayStore:
         self._pid = os.getpid()
         self._conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                      check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._conn, self.busy_timeout)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("CREATE TABLE IF NOT EXISTS replay_keys (key TEXT PRIMARY KEY, expires REAL NOT NULL)")
         columns = [r[1] for r in self._conn.execute("PRAGMA table_info(replay_keys)")]

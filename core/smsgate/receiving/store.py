@@ -47,6 +47,7 @@ import attrs
 from ..config import INBOUND_DEDUP
 from ..errors import SmsError
 from ..log import get_logger
+from ..sqlite_wal import use_wal
 from ..wire import json_utf8, json_utf8_each, load_json, load_json_each
 
 log = get_logger("smsgate.spool")
@@ -551,7 +552,7 @@ class Spool:
         if not os.path.isdir(directory):
             raise sqlite3.OperationalError(f"directory {directory} does not exist")
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = use_wal(conn, self.busy_timeout)
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"could not switch to WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous={synchronous}")

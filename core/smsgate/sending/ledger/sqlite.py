@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ...errors import ConfigError
+from ...sqlite_wal import use_wal
 from .sql import SqlLedger
 
 SCHEMA = (
@@ -124,7 +125,7 @@ class SqliteLedger(SqlLedger):
 
     def _connect(self) -> Any:
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(conn, self.busy_timeout)
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         return conn
 
