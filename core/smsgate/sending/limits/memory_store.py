@@ -20,30 +20,49 @@ _SWEEP_EVERY = 60.0  # seconds between sweeps of keys whose every window has pas
 
 
 class _Log:
-    __slots__ = ("ended", "flight", "expires")
+    """One key's log. The calls counted are two lists in step, sorted by time, rather than one list
+    of (time, token) pairs: a pair is a container the cyclic collector counts, and a send at a high
+    request rate would leave one per request alive for the window's length (more collections, each
+    walking whatever the caller has just made, such as its list of a million phones)."""
+
+    __slots__ = ("ended", "tokens", "flight", "expires")
 
     def __init__(self) -> None:
-        self.ended: list[tuple[float, str]] = []  # (time, token), sorted by time
+        self.ended: list[float] = []  # when each counted call ended (or was counted), ascending
+        self.tokens: list[str] = []  # its token, at the same index
         self.flight: dict[str, float] = {}  # token -> hold deadline
         self.expires = 0.0
+
+    def add(self, when: float, token: str) -> None:
+        at = bisect.bisect_right(self.ended, when)
+        self.ended.insert(at, when)
+        self.tokens.insert(at, token)
+
+    def drop(self, token: str) -> None:
+        """Take ``token``'s entries out."""
+        if token in self.tokens:
+            kept = [i for i, t in enumerate(self.tokens) if t != token]
+            self.ended = [self.ended[i] for i in kept]
+            self.tokens = [self.tokens[i] for i in kept]
 
     def prune(self, now: float, longest: float) -> None:
         for token, deadline in list(self.flight.items()):
             if deadline <= now:  # its caller died or hung: count it as ended at its deadline
                 del self.flight[token]
-                bisect.insort(self.ended, (deadline, token))
-        cut = bisect.bisect_right(self.ended, (now - longest, "\uffff"))
+                self.add(deadline, token)
+        cut = bisect.bisect_right(self.ended, now - longest)
         if cut:
             del self.ended[:cut]
+            del self.tokens[:cut]
 
     def count_since(self, since: float) -> int:
-        return len(self.ended) - bisect.bisect_right(self.ended, (since, "\uffff"))
+        return len(self.ended) - bisect.bisect_right(self.ended, since)
 
     def room_at(self, now: float, rate: Any) -> float:
         """When ``rate`` has room again (``now`` or earlier: it has room)."""
         if self.count_since(now - rate.per) < rate.calls:
             return now
-        return float(self.ended[-rate.calls][0] + rate.per)
+        return float(self.ended[-rate.calls] + rate.per)
 
 
 class MemoryStore:
@@ -87,7 +106,7 @@ class MemoryStore:
                 if retry > now:
                     out.append(retry - now)
                     continue
-                bisect.insort(log.ended, (now, token))
+                log.add(now, token)
                 log.expires = max(log.expires, now + longest)
                 out.append(None)
         return out
@@ -98,7 +117,7 @@ class MemoryStore:
             for key in keys:
                 log = self._logs.get(key)
                 if log is not None:
-                    log.ended = [e for e in log.ended if e[1] != token]
+                    log.drop(token)
 
     def acquire(self, keys: Sequence[str], rates: Sequence[Any], token: str, hold: float = 0.0) -> float:
         """One call counted in every key (``rates[i]`` for ``keys[i]``) if all have room: 0.0;
@@ -123,7 +142,7 @@ class MemoryStore:
                 if hold:
                     log.flight[token] = now + hold
                 else:
-                    bisect.insort(log.ended, (now, token))
+                    log.add(now, token)
                 log.expires = max(log.expires, now + hold + rate.per)
             return 0.0
 
@@ -134,8 +153,8 @@ class MemoryStore:
             for key, rate in zip(keys, rates):
                 log = self._log(key)
                 log.flight.pop(token, None)
-                log.ended = [e for e in log.ended if e[1] != token]  # counted at its deadline already
-                bisect.insort(log.ended, (now, token))
+                log.drop(token)  # counted at its deadline already
+                log.add(now, token)
                 log.expires = max(log.expires, now + rate.per)
 
     def close(self) -> None:
