@@ -142,13 +142,13 @@ def run_requests(target: Target, batches: Sequence[Message], journal: Any, log: 
     limits, rate = target.limits, target.rate
     gate = limits.request_gate(target.name, rate) if limits is not None and rate is not None else None
     first = ctx0.request_index
-    if len(batches) == 1:  # the usual send: one request, its context made here (no factory, no pool)
-        batch = batches[0]
-        ctx1 = ctx0 if start == first else ctx0.derive(request_index=start)
-        return request_outcomes(target.hooks, ctx1, batch.operation, batch, start, log, journal, gate)
 
     def context(i: int) -> HookContext:
         return ctx0 if i == first else ctx0.derive(request_index=i)
+
+    if len(batches) == 1:  # the usual send: one request, in its context (no factory, no pool)
+        batch = batches[0]
+        return request_outcomes(target.hooks, context(start), batch.operation, batch, start, log, journal, gate)
 
     return execute_send(target.hooks, context, batches[0].operation, batches, target.max_concurrency, log, journal,
                         gate=gate, start=start)

@@ -8,7 +8,6 @@ import logging
 import operator
 import re
 import sys
-import time
 from itertools import islice
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
@@ -35,6 +34,7 @@ from ..models import (
 from ..phones import mask_phone, mask_phones_in, normalise_phone, segments
 from ..log import strip_userinfo
 from .trace import RequestTrace, log as _trace_log
+from .transport import deadline_passed
 
 # enum members read through their class cost about ten times a module global (the per-send paths)
 _SENDS, _ACCEPTED = (Operation.SEND, Operation.SEND_BATCH), Outcome.ACCEPTED
@@ -442,8 +442,7 @@ def request_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message,
         gated = None if gate is None else _gated(gate, batch, index, log)
         if gated is not None:
             results = gated
-        elif (deadline := ctx.extras.get("deadline")) is not None and time.monotonic() >= deadline:
-            # queued past the send's deadline (deadline_passed, inline: every request asks): never started
+        elif deadline_passed(ctx.extras.get("deadline")):  # queued past the send's deadline: never started
             reason = Reason(code="DEADLINE", message="send_timeout reached before this request was sent",
                             not_sent=True)
             log.warning("smsgate.send.not_sent", provider=provider, recipients=len(batch.to),
@@ -527,15 +526,13 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
     """Send every batch (concurrently, at most ``max_concurrency`` at once) and merge the outcomes.
     The batches are requests ``start``, ``start + 1``, ... of the send (a route's later attempts
     continue the numbering of the earlier ones)."""
-    if len(batches) == 1:  # the usual send: one request, its outcomes as they are
-        return send_outcomes(hooks, make_ctx, operation, batches[0], start, log, journal, gate)
     keep = batches.kept if type(batches) is Requests else None  # (type: see merge)
 
     def sent(i: int, batch: Message) -> list[OutcomePart]:
         results = send_outcomes(hooks, make_ctx, operation, batch, start + i, log, journal, gate)
         return results if keep is None else keep(i, batch, results)
 
-    if len(batches) <= 1 or max_concurrency <= 1:
+    if len(batches) <= 1 or max_concurrency <= 1:  # (one request: flow.run_requests sends it itself)
         out: list[OutcomePart] = []
         for i, batch in enumerate(batches):
             out.extend(sent(i, batch))
@@ -561,15 +558,13 @@ def merge(provider: str, message: Message, results: Sequence[OutcomePart], key: 
     # runs the ABC's Python __instancecheck__ on every send)
     to = message.to
     parts: tuple[OutcomePart, ...]
-    if len(results) == 1 and type(results[0]) is RequestOutcome and results[0].phones == to:
-        parts = (results[0],)  # one request's shared outcome for every phone, in order (most sends)
+    if _one_for_all(to, results):
+        parts = (results[0],)  # (most sends)
     elif type(requests) is Requests and requests.answered_by(to, results):
         parts = tuple(results)  # each request's outcome, in order: nothing to check phone by phone
     else:
         parts = tuple(in_order(provider, to, results))
-    # (a template's segments are None: no call for them on the usual send)
-    return SendResult._of_parts(provider, parts, None if message.template_id is not None else message_segments(message),
-                                key)
+    return SendResult._of_parts(provider, parts, message_segments(message), key)
 
 
 def in_order(provider: str, to: Sequence[str], results: Sequence[OutcomePart]) -> list[OutcomePart]:
@@ -577,8 +572,8 @@ def in_order(provider: str, to: Sequence[str], results: Sequence[OutcomePart]) -
     later wins), without an object per recipient: a shared outcome is cut into the runs of phones
     that stay together."""
     to = tuple(to)  # (the message's own tuple: no copy)
-    if len(results) == 1 and type(results[0]) is RequestOutcome and results[0].phones == to:
-        return list(results)  # one request's shared outcome for every phone, in order (most sends)
+    if _one_for_all(to, results):
+        return list(results)  # (most sends)
     if covers_in_order(to, results):  # the usual case: in order, all there, once each
         return list(results)
     owner: dict[str, int] = {}
@@ -602,6 +597,11 @@ def in_order(provider: str, to: Sequence[str], results: Sequence[OutcomePart]) -
     if run:
         out.append(_cut(results[current], run))
     return out
+
+
+def _one_for_all(to: tuple[str, ...], results: Sequence[OutcomePart]) -> bool:
+    """Whether ``results`` is one request's shared outcome for every phone of ``to``, in order."""
+    return len(results) == 1 and type(results[0]) is RequestOutcome and results[0].phones == to
 
 
 def covers_in_order(to: tuple[str, ...], results: Sequence[OutcomePart]) -> bool:
