@@ -299,7 +299,7 @@ def test_requests_are_cut_as_they_are_read():
     message = Message(to=PHONES[:25], text="hi")
     requests = plan(message, 10)
     assert isinstance(requests, Requests) and len(requests) == 3
-    assert requests.answers == [None, None, None]  # nothing cut before it is read (sent)
+    assert len(requests.answers) == 3 and not requests.answers.complete()  # nothing kept before it is sent
     assert [r.to for r in requests] == [tuple(PHONES[0:10]), tuple(PHONES[10:20]), tuple(PHONES[20:25])]
     assert [r.to for r in requests] == [r.to for r in requests[0:3]] == [requests[i].to for i in (-3, -2, -1)]
     assert all(r.text == "hi" for r in requests)
@@ -313,81 +313,118 @@ def test_requests_are_cut_as_they_are_read():
 
 
 def test_outcomes_of_the_requests_sent_are_merged_as_they_are_and_checked_otherwise():
-    """merge takes one outcome per request, in order, as it is only when each is the one the send
-    kept for its request (its phones a range of the message's); anything else is put in order
-    phone by phone, and a recipient without an outcome is still an error."""
-    from smsgate.models import _get_of, _get_phones
+    """merge takes the requests' kept outcomes as they are only when every request was answered with
+    one outcome for its very phones (kept as columns, see KeptOutcomes); anything else is put in
+    order phone by phone, and a recipient without an outcome is still an error."""
+    from smsgate.models import KeptOutcomes, _get_of, _get_outcomes, _get_phones
     from smsgate.sending.pipeline import merge, plan
 
     message = Message(to=PHONES[:25], text="hi")
     requests = plan(message, 10)
-    sent: list[OutcomePart] = []
     for i, r in enumerate(requests):  # each request's answer, for the very tuple it was sent
-        sent += requests.kept(i, r, [RequestOutcome(phones=r.to, outcome=Outcome.ACCEPTED, message_id=f"m{i}")])
+        requests.keep(i, r, [RequestOutcome(phones=r.to, outcome=Outcome.ACCEPTED, message_id=f"m{i}")])
     answers = [RequestOutcome(phones=tuple(PHONES[i:min(i + 10, 25)]), outcome=Outcome.ACCEPTED, message_id=f"m{i // 10}")
                for i in (0, 10, 20)]
-    # kept as they were answered, their phones a range of the message's (no tuple of their own)
-    assert sent == answers and [o.phones for o in sent] == [a.phones for a in answers]
+    sent = requests.outcomes()
+    assert sent is requests.answers and type(sent) is KeptOutcomes
+    # read as they were answered, their phones a range of the message's (no tuple of their own)
+    assert list(sent) == answers and [o.phones for o in sent] == [a.phones for a in answers]
+    assert sent[-1] == answers[2] and sent[0:2] == answers[:2]
     assert all(type(_get_phones(o)) is range and _get_of(o) is message.to for o in sent)
     assert requests.answered_by(message.to, sent)
-    assert merge("p", message, sent, requests=requests).outcomes == tuple(sent)
+    merged = merge("p", message, sent, requests=requests)
+    assert _get_outcomes(merged) is sent  # kept as columns until read
+    assert merged.ok and merged.accepted == PHONES[:25] and merged.unknown == []
+    assert merged.outcomes == tuple(answers) and type(_get_outcomes(merged)) is tuple  # made once, then kept
     # equal outcomes, not the ones kept: checked (and in order)
     assert not requests.answered_by(message.to, answers)
     assert merge("p", message, answers, requests=requests).outcomes == tuple(answers)
     # out of order, one request answered twice and another not at all, another message's phones
     swapped = [sent[1], sent[0], sent[2]]
     assert not requests.answered_by(message.to, swapped)
-    assert expand(merge("p", message, swapped, requests=requests).outcomes) == expand(sent)
+    assert expand(merge("p", message, swapped, requests=requests).outcomes) == expand(answers)
     with pytest.raises(ProviderError, match="no outcome for 5 recipient"):
         merge("p", message, [sent[0], sent[1], sent[1]], requests=requests)
     other = Message(to=PHONES[:25], text="hi")
     assert not requests.answered_by(other.to, sent)
-    # a request not kept (never sent through these requests): checked
+    # requests not all answered (never sent through these requests): checked
     unread = plan(message, 10)
-    assert not unread.answered_by(message.to, sent)
-    assert merge("p", message, sent, requests=unread).outcomes == tuple(sent)
-    # an answer other than one outcome for the request's very phones is kept as it is
-    r = requests[0]
+    with pytest.raises(LookupError, match="request 0 has no outcome"):
+        unread.answers[0]
+    assert not unread.answered_by(message.to, unread.answers)
+    assert merge("p", message, sent, requests=unread).outcomes == tuple(answers)
+    # an answer other than one outcome for the request's very phones is kept as it is, in its place
+    r = requests[1]
     split: list[OutcomePart] = [RequestOutcome(phones=r.to[:5], outcome=Outcome.ACCEPTED),
-                                RequestOutcome(phones=r.to[5:], outcome=Outcome.ACCEPTED)]
-    assert requests.kept(0, r, split) is split
+                                RequestOutcome(phones=r.to[5:], outcome=Outcome.UNKNOWN)]
+    requests.keep(1, r, split)
+    assert requests.outcomes() == [answers[0], *split, answers[2]]
+    assert not requests.answered_by(message.to, requests.outcomes())
     copy: list[OutcomePart] = [RequestOutcome(phones=tuple(list(r.to)), outcome=Outcome.ACCEPTED)]
-    assert requests.kept(0, r, copy) is copy
+    requests.keep(1, r, copy)
+    assert requests.outcomes() == [answers[0], *copy, answers[2]]
+    requests.keep(1, r, [RequestOutcome(phones=r.to, outcome=Outcome.ACCEPTED, message_id="m1")])
+    assert requests.outcomes() is requests.answers  # answered again with one outcome for its phones
 
 
-def test_a_kept_outcome_is_the_one_object_per_request_the_collector_counts():
-    """Each object the collector counts that a bulk send keeps brings its next run nearer, and a run
-    while the caller's list of phones is young walks all of it: the outcome kept per request holds
-    its phones as a range (no container of its own) and an empty ``message_ids`` shared, read-only.
-    It still pickles, copies and compares as the outcome it was cut from."""
+class TenARequest:
+    """Ten phones a request, each answered with the loopback's answer to the first (kept nowhere)."""
+
+    answer = None
+
+    @hookimpl(tryfirst=True)
+    def request_limit(self, ctx, operation):
+        return 10
+
+    @hookimpl(tryfirst=True)
+    def transmit(self, ctx, request):
+        from smsgate.default_plugins import loopback
+
+        if self.answer is None:
+            self.answer = loopback.transmit(ctx, request)
+        return self.answer
+
+
+def test_a_bulk_send_keeps_no_object_per_request_for_the_collector(smsgate_outbox):
+    """Each object the collector counts that a send keeps alive brings its next run nearer, and a run
+    while the caller's list of phones is young walks all of it: a send of 2,000 requests leaves the
+    collector no more to count than one of 200. Its result reads the same as one made phone by
+    phone, and still pickles, copies and compares as that."""
     import copy
     import gc
 
-    from smsgate.models import _get_of, _get_phones, phones_in
+    from smsgate.models import KeptOutcomes, _get_outcomes
 
-    to = tuple(PHONES[:25]) * 8  # 200 phones, 20 requests of 10
-    answers = [RequestOutcome(phones=to[i:i + 10], outcome=Outcome.ACCEPTED, message_id=f"m{i}")
-               for i in range(0, len(to), 10)]
-    kept: list[RequestOutcome | None] = [None] * len(answers)
-    gc.disable()
-    try:
-        before = gc.get_count()[0]
-        for n, answer in enumerate(answers):
-            kept[n] = phones_in(answer, to, n * 10, n * 10 + 10)
-        counted = gc.get_count()[0] - before
-    finally:
-        gc.enable()
-    assert counted <= len(answers)
-    one = kept[3]
-    assert one is not None and type(_get_phones(one)) is range and _get_of(one) is to
-    assert one.phones == to[30:40] and one == answers[3] and one.message_ids == {}
+    counted = {}
+    for requests in (200, 2000):
+        phones = [f"137{i:08d}" for i in range(requests * 10)]
+        with gateway(TenARequest(), providers={"loopback": {"max_concurrency": 1}}) as gw:
+            gw.send(Message(to=phones[:20], text="warm"))  # imports, the plugin's first calls
+            gc.collect()
+            gc.disable()
+            try:
+                before = gc.get_count()[0]
+                result = gw.send(Message(to=phones, text="hi"))
+                counted[requests] = gc.get_count()[0] - before
+            finally:
+                gc.enable()
+        assert type(_get_outcomes(result)) is KeptOutcomes  # kept as columns: every request answered whole
+        assert result.ok and result.accepted == phones and not result.unknown
+    assert counted[2000] - counted[200] < 100, counted  # (one object per request: 1,800 more)
+    # a result made phone by phone reads the same; the columns become outcomes when first read
+    assert len(result.outcomes) == 2000 and type(_get_outcomes(result)) is tuple
+    one = result.outcomes[3]
+    assert one.phones == tuple(phones[30:40]) and one.message_id and one.message_ids == {}
     with pytest.raises(TypeError, match="cannot be changed"):
         one.message_ids["13800138000"] = "x"  # type: ignore[index]  # shared by every kept outcome
     for twin in (pickle.loads(pickle.dumps(one)), copy.copy(one), copy.deepcopy(one), attrs.evolve(one)):
-        assert twin == one and twin.phones == to[30:40] and type(_get_phones(twin)) is tuple
-    given = {"13800138000": "id-1"}
-    assert phones_in(RequestOutcome(phones=to[:2], outcome=Outcome.ACCEPTED, message_ids=given),
-                     to, 0, 2).message_ids is given  # per-phone ids are kept as they came
+        assert twin == one and twin.phones == tuple(phones[30:40])
+    with gateway(TenARequest()) as gw:
+        lazy = gw.send(Message(to=phones, text="hi"))
+    assert type(_get_outcomes(lazy)) is KeptOutcomes
+    assert type(_get_outcomes(lazy)) is KeptOutcomes
+    twin = pickle.loads(pickle.dumps(lazy))
+    assert twin.recipients == lazy.recipients and len(twin.outcomes) == 2000
 
 
 def test_a_replay_keeps_the_message_order_when_requests_do_not(smsgate_outbox, tmp_path):

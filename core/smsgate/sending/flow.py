@@ -82,7 +82,7 @@ def send(target: Target, message: Message, log: Any) -> SendResult:
     if hold is not None:
         limits.settle(hold, results)
     if refused:
-        return merge(target.name, message, refused + results, key=None if journal is None else journal.key)
+        return merge(target.name, message, [*refused, *results], key=None if journal is None else journal.key)
     return merge(target.name, message, results, key=None if journal is None else journal.key, requests=batches)
 
 
@@ -131,7 +131,7 @@ def plan_requests(target: Target, message: Message, ctx: HookContext | None = No
 
 
 def run_requests(target: Target, batches: Sequence[Message], journal: Any, log: Any,
-                 start: int = 0, ctx: HookContext | None = None) -> list[OutcomePart]:
+                 start: int = 0, ctx: HookContext | None = None) -> Sequence[OutcomePart]:
     """Run ``batches`` through ``target`` as requests ``start``, ``start + 1``, ... of the send:
     each written to the ledger before it leaves and after, each after a slot of the provider's
     request rate. Every recipient gets an outcome; never raises for vendor or transport failures.

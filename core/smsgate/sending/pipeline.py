@@ -18,6 +18,7 @@ from ..errors import ProviderError, SmsError, TransportError, ValidationError
 from ..hookspecs import hookimpl
 from ..models import (
     HttpRequest,
+    KeptOutcomes,
     Message,
     Operation,
     OutcomePart,
@@ -29,7 +30,7 @@ from ..models import (
     SendResult,
     builder,
     part_phones,
-    phones_in,
+    request_index,
 )
 from ..phones import mask_phone, mask_phones_in, normalise_phone, segments
 from ..log import strip_userinfo
@@ -217,16 +218,19 @@ class Requests(Sequence[Message]):
     message's phones in one pass and joined into each request's body in another: at a million
     phones (64 MB of string objects) each pass read every phone from memory. Made one at a time, a
     request's phones are still in the CPU caches when its body is built, and its message is freed
-    once it was sent. A request's one shared outcome is kept holding its phones as a range of the
-    message's (:meth:`kept`), so its tuple of phones is freed with it too; :func:`merge` takes the
-    outcomes as they are when they are those kept, one per request, in order."""
+    once it was sent. A request's one shared outcome is kept in :attr:`answers` as columns
+    (:class:`~smsgate.models.KeptOutcomes`: no object per request for the cyclic collector), so its
+    tuple of phones is freed with it too; :func:`merge` takes those as they are when every request
+    was answered so."""
 
-    __slots__ = ("message", "limit", "answers")
+    __slots__ = ("message", "limit", "answers", "others")
 
     def __init__(self, message: Message, limit: int):
         self.message, self.limit = message, limit
-        #: request i's one shared outcome, as :meth:`kept` made it (None before, or for any other answer)
-        self.answers: list[RequestOutcome | None] = [None] * -(-len(message.to) // limit)
+        #: each request's one shared outcome, as :meth:`keep` kept it
+        self.answers = KeptOutcomes(message.to, limit)
+        #: the outcomes of a request answered otherwise (per phone, or not for its very phones)
+        self.others: dict[int, list[OutcomePart]] = {}
 
     def __len__(self) -> int:
         return len(self.answers)
@@ -238,14 +242,8 @@ class Requests(Sequence[Message]):
     def __getitem__(self, index: slice) -> list[Message]: ...
 
     def __getitem__(self, index: int | slice) -> Message | list[Message]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self.answers)))]
-        count = len(self.answers)
-        if index < 0:
-            index += count
-        if not 0 <= index < count:
-            raise IndexError("request index out of range")
-        return self._request(index)
+        found = request_index(index, len(self.answers))
+        return list(map(self._request, found)) if type(found) is range else self._request(found)
 
     def __iter__(self) -> Iterator[Message]:
         return map(self._request, range(len(self.answers)))
@@ -254,25 +252,34 @@ class Requests(Sequence[Message]):
         start = index * self.limit
         return only(self.message, self.message.to[start:start + self.limit])
 
-    def kept(self, index: int, request: Message, results: list[OutcomePart]) -> list[OutcomePart]:
-        """``results``, the outcomes of request ``index`` (``request``, as this sequence made it), as
-        the send keeps them: one outcome shared by all of the request's phones holds them as a range
-        of the message's phones (:func:`~smsgate.models.phones_in`) and is remembered for :meth:`answered_by`;
-        any other answer is kept as it is."""
-        if len(results) != 1 or type(results[0]) is not RequestOutcome or results[0].phones is not request.to:
-            return results
-        start = index * self.limit
-        part = phones_in(results[0], self.message.to, start, start + len(request.to))
-        self.answers[index] = part
-        return [part]
+    def keep(self, index: int, request: Message, results: list[OutcomePart]) -> None:
+        """Keep ``results``, the outcomes of request ``index`` (``request``, as this sequence made
+        it): one outcome shared by all of the request's very phones in :attr:`answers`, any other
+        answer as it is; :meth:`outcomes` gives them back in order."""
+        if len(results) == 1 and type(results[0]) is RequestOutcome and results[0].phones is request.to:
+            self.answers.keep(index, results[0])
+            self.others.pop(index, None)
+        else:
+            self.others[index] = results
+
+    def outcomes(self) -> Sequence[OutcomePart]:
+        """Every kept request's outcomes, in request order: :attr:`answers` itself when each request
+        was answered with one outcome for its phones (most bulk sends)."""
+        if not self.others:
+            return self.answers
+        out: list[OutcomePart] = []
+        for i in range(len(self.answers)):
+            other = self.others.get(i)
+            if other is None:
+                out.append(self.answers[i])
+            else:
+                out.extend(other)
+        return out
 
     def answered_by(self, to: tuple[str, ...], results: Sequence[OutcomePart]) -> bool:
-        """Whether ``results`` are the outcomes :meth:`kept` made, one per request, in order (so they
-        speak for ``to``, this message's phones, in order, each once), told without reading a phone."""
-        answers = self.answers
-        if self.message.to is not to or len(results) != len(answers):
-            return False
-        return all(map(operator.is_, results, answers))
+        """Whether ``results`` are :attr:`answers`, complete (so they speak for ``to``, this
+        message's phones, in order, each once), told without reading a phone."""
+        return results is self.answers and self.message.to is to and self.answers.complete()
 
 
 def only(message: Message, phones: Sequence[str]) -> Message:
@@ -522,21 +529,26 @@ def _send_outcomes(hooks: Any, ctx: Any, operation: Operation, batch: Message, l
 
 def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operation, batches: Sequence[Message],
                  max_concurrency: int, log: Any, journal: Any = None, gate: Gate | None = None,
-                 start: int = 0) -> list[OutcomePart]:
+                 start: int = 0) -> Sequence[OutcomePart]:
     """Send every batch (concurrently, at most ``max_concurrency`` at once) and merge the outcomes.
     The batches are requests ``start``, ``start + 1``, ... of the send (a route's later attempts
     continue the numbering of the earlier ones)."""
-    keep = batches.kept if type(batches) is Requests else None  # (type: see merge)
+    # the outcomes of Requests are kept by them (see Requests.keep), and read back in order at the end
+    requests = batches if type(batches) is Requests else None  # (type: see merge)
+    keep = None if requests is None else requests.keep
 
     def sent(i: int, batch: Message) -> list[OutcomePart]:
         results = send_outcomes(hooks, make_ctx, operation, batch, start + i, log, journal, gate)
-        return results if keep is None else keep(i, batch, results)
+        if keep is None:
+            return results
+        keep(i, batch, results)
+        return []
 
     if len(batches) <= 1 or max_concurrency <= 1:  # (one request: flow.run_requests sends it itself)
         out: list[OutcomePart] = []
         for i, batch in enumerate(batches):
             out.extend(sent(i, batch))
-        return out
+        return out if requests is None else requests.outcomes()
     from concurrent.futures import ThreadPoolExecutor
 
     workers = min(max_concurrency, len(batches))
@@ -546,7 +558,7 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
         out = []
         for fut in futures:
             out.extend(fut.result())
-        return out
+        return out if requests is None else requests.outcomes()
 
 
 def merge(provider: str, message: Message, results: Sequence[OutcomePart], key: str | None = None,
@@ -561,7 +573,8 @@ def merge(provider: str, message: Message, results: Sequence[OutcomePart], key: 
     if _one_for_all(to, results):
         parts = (results[0],)  # (most sends)
     elif type(requests) is Requests and requests.answered_by(to, results):
-        parts = tuple(results)  # each request's outcome, in order: nothing to check phone by phone
+        # each request's outcome, in order: nothing to check phone by phone, and kept as columns
+        return SendResult._of_parts(provider, requests.answers, message_segments(message), key)
     else:
         parts = tuple(in_order(provider, to, results))
     return SendResult._of_parts(provider, parts, message_segments(message), key)
