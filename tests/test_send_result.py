@@ -385,10 +385,11 @@ class TenARequest:
         return self.answer
 
 
-def test_a_bulk_send_keeps_no_object_per_request_for_the_collector(smsgate_outbox):
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_bulk_send_keeps_no_object_per_request_for_the_collector(smsgate_outbox, concurrency):
     """Each object the collector counts that a send keeps alive brings its next run nearer, and a run
     while the caller's list of phones is young walks all of it: a send of 2,000 requests leaves the
-    collector no more to count than one of 200. Its result reads the same as one made phone by
+    collector no more to count than one of 200, in one thread or several. Its result reads the same as one made phone by
     phone, and still pickles, copies and compares as that."""
     import copy
     import gc
@@ -398,7 +399,7 @@ def test_a_bulk_send_keeps_no_object_per_request_for_the_collector(smsgate_outbo
     counted = {}
     for requests in (200, 2000):
         phones = [f"137{i:08d}" for i in range(requests * 10)]
-        with gateway(TenARequest(), providers={"loopback": {"max_concurrency": 1}}) as gw:
+        with gateway(TenARequest(), providers={"loopback": {"max_concurrency": concurrency}}) as gw:
             gw.send(Message(to=phones[:20], text="warm"))  # imports, the plugin's first calls
             gc.collect()
             gc.disable()

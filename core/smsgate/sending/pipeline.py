@@ -8,7 +8,7 @@ import logging
 import operator
 import re
 import sys
-from itertools import islice
+from itertools import count, islice
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
@@ -551,14 +551,30 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
         return out if requests is None else requests.outcomes()
     from concurrent.futures import ThreadPoolExecutor
 
-    workers = min(max_concurrency, len(batches))
+    # Each worker takes the next request until none is left, rather than a task per request given
+    # to the pool up front: the requests of Requests are then made as they are sent, as in one
+    # thread, and a bulk send holds no future, lock and message per request until its end (objects
+    # the cyclic collector counts, see KeptOutcomes).
+    total = len(batches)
+    answered: list[list[OutcomePart]] = [[] for _ in range(total)] if requests is None else []
+    numbers = count()  # (its next() is one step under the GIL: shared by the workers)
+    context = contextvars.copy_context()  # the send's context variables (its tracing span, bound log fields)
+
+    def work() -> None:
+        for i in numbers:
+            if i >= total:
+                return
+            results = context.copy().run(sent, i, batches[i])  # (a copy per request, as a task each had)
+            if requests is None:
+                answered[i] = results
+
+    workers = min(max_concurrency, total)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsgate-send") as pool:
-        # each request runs in the send's context variables (its tracing span, bound log fields)
-        futures = [pool.submit(contextvars.copy_context().run, sent, i, b) for i, b in enumerate(batches)]
-        out = []
-        for fut in futures:
-            out.extend(fut.result())
-        return out if requests is None else requests.outcomes()
+        for fut in [pool.submit(work) for _ in range(workers)]:
+            fut.result()
+    if requests is not None:
+        return requests.outcomes()
+    return [part for results in answered for part in results]
 
 
 def merge(provider: str, message: Message, results: Sequence[OutcomePart], key: str | None = None,
