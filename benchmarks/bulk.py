@@ -12,8 +12,12 @@ request, see docs/performance.md). Each vendor runs in a child process of
 its own, so the peak resident memory (``ru_maxrss``) is that send's, with the input list of
 phone strings and the imports included. CPU is ``time.process_time`` of the send alone.
 
-    python benchmarks/bulk.py [--count 1000000] [--vendors opass,guodu,juse] [--ledger] [--shuffled] [--vendor-rate]
-    python benchmarks/bulk.py --linearity [--pairs 7] [--count 1000000] [--vendors ...] [--vendor-rate]
+    python benchmarks/bulk.py [--count 1000000] [--vendors opass,guodu,juse] [--ledger] [--shuffled] [--vendor-rate] [--concurrency N]
+    python benchmarks/bulk.py --linearity [--pairs 7] [--count 1000000] [--vendors ...] [--vendor-rate] [--concurrency N]
+
+The provider sends with ``max_concurrency`` 1 (one thread), as the goals are measured;
+``--concurrency N`` sends with N threads (the default configuration's is 4), still CPU of the whole
+process.
 
 The phones are in ascending order, as a list read with ORDER BY would be; ``--shuffled`` sends them
 in a random order (the same one every run) instead. Diagnostics: ``BULK_NO_GC=1`` turns the cyclic
@@ -63,7 +67,7 @@ NO_WAIT = "1000000/second"
 
 
 def one_send(vendor: str, count: int, ledger_url: str | None, shuffled: bool = False,
-             vendor_rate: bool = False) -> dict[str, Any]:
+             vendor_rate: bool = False, concurrency: int = 1) -> dict[str, Any]:
     """Child process: one send of ``count`` recipients through ``vendor``."""
     import resource
 
@@ -88,7 +92,7 @@ def one_send(vendor: str, count: int, ledger_url: str | None, shuffled: bool = F
                     body=request.body or b"", received_at=time.time()))
             return CannedVendor.answer
 
-    config = {**sim.demo_config(), "max_concurrency": 1}
+    config = {**sim.demo_config(), "max_concurrency": concurrency}
     gw = Gateway({"providers": {vendor: config}}, ledger=ledger_url)
     if not vendor_rate and gw.rate(vendor) is not None:  # (a vendor without a rate keeps none)
         gw = Gateway({"providers": {vendor: {**config, "rate": NO_WAIT}}}, ledger=ledger_url)
@@ -132,6 +136,8 @@ def main() -> None:
     parser.add_argument("--linearity", action="store_true",
                         help="rounds of count/10 then count recipients; the median ratio of their CPU")
     parser.add_argument("--pairs", type=int, default=7, help="rounds of --linearity")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="the provider's max_concurrency (threads sending requests; default 1, as the goals)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -139,32 +145,37 @@ def main() -> None:
         return
     vendors = args.vendors.split(",")
     if args.linearity:
-        linearity(vendors, args.count, args.pairs, args.shuffled, args.vendor_rate)
+        linearity(vendors, args.count, args.pairs, args.shuffled, args.vendor_rate, args.concurrency)
         return
     tmp = tempfile.mkdtemp(prefix="smsgate-bulk-")
     for vendor in vendors:
         for ledger_url in ([None, f"sqlite:///{tmp}/{vendor}.sqlite3"] if args.ledger else [None]):
-            stats = child(vendor, args.count, ledger_url, args.shuffled, args.vendor_rate)
-            name = ("bulk+ledger" if ledger_url else "bulk") + _variant(args.shuffled, args.vendor_rate)
+            stats = child(vendor, args.count, ledger_url, args.shuffled, args.vendor_rate, args.concurrency)
+            name = ("bulk+ledger" if ledger_url else "bulk") + _variant(args.shuffled, args.vendor_rate,
+                                                                         args.concurrency)
             print(f"{name} {vendor} n={args.count} cpu_s={stats['cpu_s']:.3f} peak_mb={stats['peak_mb']:.0f}",
                   flush=True)
 
 
-def _variant(shuffled: bool, vendor_rate: bool) -> str:
-    return ("/shuffled" if shuffled else "") + ("/vendor-rate" if vendor_rate else "")
+def _variant(shuffled: bool, vendor_rate: bool, concurrency: int) -> str:
+    return ("/shuffled" if shuffled else "") + ("/vendor-rate" if vendor_rate else "") + \
+        (f"/c{concurrency}" if concurrency != 1 else "")
 
 
-def child(vendor: str, count: int, ledger_url: str | None, shuffled: bool, vendor_rate: bool) -> dict[str, Any]:
+def child(vendor: str, count: int, ledger_url: str | None, shuffled: bool, vendor_rate: bool,
+          concurrency: int) -> dict[str, Any]:
     """One send in a fresh process (its own peak memory, nothing warm from an earlier send)."""
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
-                          json.dumps([vendor, count, ledger_url, shuffled, vendor_rate])], capture_output=True, text=True)
+                          json.dumps([vendor, count, ledger_url, shuffled, vendor_rate, concurrency])],
+                         capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"{vendor}: {out.stderr.strip()[-2000:]}")
     stats: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return stats
 
 
-def linearity(vendors: list[str], count: int, pairs: int, shuffled: bool, vendor_rate: bool) -> None:
+def linearity(vendors: list[str], count: int, pairs: int, shuffled: bool, vendor_rate: bool,
+              concurrency: int) -> None:
     """``pairs`` rounds of a send of ``count // 10`` and one of ``count`` per vendor; per vendor the
     median of the rounds' CPU ratios, with the smallest, the largest and every round's."""
     small = count // 10
@@ -172,13 +183,13 @@ def linearity(vendors: list[str], count: int, pairs: int, shuffled: bool, vendor
     for round_ in range(pairs):
         for vendor in vendors:
             sizes = (small, count) if round_ % 2 == 0 else (count, small)
-            got = {n: child(vendor, n, None, shuffled, vendor_rate)["cpu_s"] for n in sizes}
+            got = {n: child(vendor, n, None, shuffled, vendor_rate, concurrency)["cpu_s"] for n in sizes}
             cpu[vendor].append((got[small], got[count]))
             print(f"round {round_ + 1} {vendor} n={small}/{count} cpu_s={got[small]:.3f}/{got[count]:.3f} "
                   f"ratio={got[count] / got[small]:.2f}", flush=True)
     for vendor in vendors:
         ratios = [big / little for little, big in cpu[vendor]]
-        print(f"linearity{_variant(shuffled, vendor_rate)} {vendor} n={small}/{count} "
+        print(f"linearity{_variant(shuffled, vendor_rate, concurrency)} {vendor} n={small}/{count} "
               f"cpu_s={statistics.median(c[0] for c in cpu[vendor]):.3f}/"
               f"{statistics.median(c[1] for c in cpu[vendor]):.3f} ratio={statistics.median(ratios):.2f} "
               f"min={min(ratios):.2f} max={max(ratios):.2f} rounds={','.join(f'{r:.2f}' for r in ratios)}",
