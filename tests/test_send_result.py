@@ -10,6 +10,7 @@ import json
 import pickle
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import attrs
 
@@ -227,7 +228,8 @@ def test_bulk_numbers_are_checked_every_one_across_chunks():
     ascending = Message(to=phones, text="hi")
     assert normalise_recipients(ascending) is ascending
     for at in (0, _CHUNK - 1, _CHUNK, 2 * _CHUNK, count - 1):
-        for bad in ("1380013800", "12800138000", "13800138000,13800138001", "13800138000 ", "１３８００１３８０００"):
+        for bad in ("1380013800", "12800138000", "13800138000,13800138001", "13800138000 ", "１３８００１３８０００",
+                    "1380013800,", ",3800138000", "13a00138000", "23800138000", "10800138000", "13800138٠٠٠"):
             to = list(phones)
             to[at] = bad
             if bad in ("13800138000 ", "１３８００１３８０００"):  # not plain, but a number once normalised
@@ -252,6 +254,22 @@ def test_bulk_numbers_are_checked_every_one_across_chunks():
     subclassed = list(phones)
     subclassed[_CHUNK + 7] = type("Phone", (str,), {})(phones[_CHUNK + 7])
     assert normalise_recipients(Message(to=subclassed, text="hi")).to == tuple(phones)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789,1379 a\u0663\uff11", min_size=9, max_size=13), min_size=1, max_size=40),
+       st.integers(min_value=0, max_value=39))
+def test_the_bulk_check_is_the_regex_of_a_normal_number(noise, seed):
+    """The chunk check (joined bytes, C-level passes) says yes exactly when every phone matches
+    ``1[3-9][0-9]{9}``, the definition of a normal number, for phones that are nearly normal."""
+    import re
+
+    from smsgate.sending.pipeline import _normal_chunk
+
+    normal = [f"13{(seed * 7919 + i) % 10**9:09d}" for i in range(len(noise))]
+    for phones in (noise, normal, [*normal[:seed % len(normal)], *noise[:1], *normal[seed % len(normal):]]):
+        expected = all(re.fullmatch(r"1[3-9][0-9]{9}", p, flags=re.ASCII) for p in phones)
+        assert _normal_chunk(tuple(phones)) is expected, phones
 
 
 def test_bulk_duplicates_and_order_across_chunks():

@@ -7,7 +7,6 @@ import contextvars
 import logging
 import operator
 import re
-import sys
 from itertools import count, islice
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
@@ -96,11 +95,6 @@ def normalise_recipients(message: Message) -> Message:
     return attrs.evolve(message, to=to, personal=personal)
 
 
-#: already-normal numbers joined by commas (the bulk check of a chunk of them, in one regex call).
-#: Possessive (``*+``, Python 3.11+): a plain ``*`` makes the engine keep backtracking state for every
-#: number of the chunk, a stack it grows by ``realloc`` as it goes, copying it whenever the block cannot
-#: grow in place (8-11% of a million's instructions, more or less by where the heap has room).
-_NORMAL_JOINED = re.compile(r"1[3-9][0-9]{9}(?:,1[3-9][0-9]{9})*" + ("+" if sys.version_info >= (3, 11) else ""))
 #: phones checked together: a chunk's string objects stay in the CPU caches across its checks, where
 #: one pass after another over a million of them (64 MB) would read each from memory every time
 _CHUNK = 1024
@@ -113,17 +107,31 @@ def _already_normal(to: tuple[Any, ...]) -> tuple[bool, bool]:
     last = ""  # below every number
     for start in range(0, len(to), _CHUNK):
         chunk = to[start:start + _CHUNK]
-        if set(map(type, chunk)) != {str}:  # a str subclass, bytes, an int: normalise_phone decides
-            return False, False
-        # The length fixes how many numbers the regex matched at len(chunk), so the text holds no
-        # commas but those of the join: each phone is exactly one number.
-        joined = ",".join(chunk)
-        if len(joined) != 12 * len(chunk) - 1 or _NORMAL_JOINED.fullmatch(joined) is None:
+        # a str subclass, bytes, an int: normalise_phone decides (a list's count, cheaper than a set)
+        if list(map(type, chunk)).count(str) != len(chunk) or not _normal_chunk(chunk):
             return False, False
         if ascending:
             ascending = last < chunk[0] and all(map(operator.lt, chunk, islice(chunk, 1, None)))
             last = chunk[-1]
     return True, ascending
+
+
+def _normal_chunk(chunk: tuple[str, ...]) -> bool:
+    """Whether every phone of ``chunk`` (plain strs) is in normal form: 11 ASCII digits, 13-19 first.
+
+    Told from the chunk joined by commas, as bytes, in a few passes that each run in C (a regex over
+    the joined text took 2.3 times as long): the text is ASCII; a comma after every 11 characters
+    (the join's, at 11, 23, ...), and no other comma (there are ``count - 1`` in all), so each
+    phone is 11 characters without a comma; nothing but digits and commas; and every phone's first
+    two characters, read with a step of 12, are 1 and then 3-9."""
+    count = len(chunk)
+    joined = ",".join(chunk)
+    if len(joined) != 12 * count - 1 or not joined.isascii():
+        return False
+    data = joined.encode("ascii")
+    return (data[11::12] == b"," * (count - 1) and data.count(b",") == count - 1
+            and not data.translate(None, b"0123456789,")
+            and data[::12] == b"1" * count and not data[1::12].translate(None, b"3456789"))
 
 
 def check_content(message: Message, capabilities: Any, provider: str) -> None:
