@@ -109,8 +109,10 @@ class CheckingSimulator(LoopbackSimulator):
 
     def handle(self, request):
         phones = json.loads(request.body)["phones"]
-        rows = [r for key in self.keys for r in (self.ledger.status(key).rows if self.ledger.status(key) else ())]
+        records = [record for record in map(self.ledger.status, self.keys) if record is not None]
+        rows = [r for record in records for r in record.rows]
         self.seen.append(sorted((r.request_index, r.outcome) for r in rows if r.phone in phones))
+        self.counted = [record.counts() == tally(record) for record in records]  # (while some are sending)
         return super().handle(request)
 
 
@@ -123,7 +125,7 @@ def test_each_request_is_written_as_sending_before_it_leaves(ledger_conf):
             result = gw.send(Message(to=phones, template_id="LB_CODE", params=["1"], key="multi"))
             record = gw.status("multi")
     assert result.ok
-    assert [len(s) for s in sim.seen] == [100, 100, 50]
+    assert [len(s) for s in sim.seen] == [100, 100, 50] and sim.counted == [True]
     for index, seen in enumerate(sim.seen):
         assert set(seen) == {(index, "sending")}
     assert sorted({r.request_index for r in record.rows}) == [0, 1, 2]
@@ -338,6 +340,16 @@ def test_a_request_is_one_row_and_only_a_phone_with_its_own_outcome_gets_a_row(s
     assert len(replay.outcomes) == 5  # per request, the refused phone on its own
     assert {r.delivery_status for r in delivered.rows if r.outcome == "accepted"} == {"delivered"}
     assert {r.phone: r.outcome for r in delivered.rows} == {r.phone: r.outcome for r in record.rows}
+    # counted from the requests and own rows, as the rows would count
+    assert record.counts() == tally(record) == {("accepted", None): 249, ("rejected", None): 1}
+    assert delivered.counts() == tally(delivered)
+
+
+def tally(record):
+    """``record.rows`` counted per (outcome, delivery status), one row object per recipient."""
+    from collections import Counter
+
+    return dict(Counter((r.outcome, r.delivery_status) for r in record.rows))
 
 
 OLD_SCHEMA = (  # the tables as a ledger file had them before ledger_requests
@@ -384,6 +396,7 @@ def test_a_ledger_file_from_before_request_rows_is_read_replayed_and_matched(sim
         new = gw.send(Message(to=["13700137000"], template_id="LB_CODE", params=["1"], key="new"))
     assert [(r.phone, r.outcome) for r in record.rows] == [
         ("13800138000", "accepted"), ("13900139000", "rejected"), ("15000150000", "unknown")]
+    assert record.counts() == tally(record)  # rows of no request, as an older version wrote them
     assert replay.replayed and [(r.phone, r.outcome, r.message_id) for r in replay.recipients] == [
         ("13800138000", Outcome.ACCEPTED, "M1"), ("13900139000", Outcome.REJECTED, None),
         ("15000150000", Outcome.UNKNOWN, None)]

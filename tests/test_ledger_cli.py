@@ -62,6 +62,13 @@ def test_send_key_twice_then_other_params_then_status_with_delivery(setup, push_
                                        for p in ("13800138000", "13900139000")]
     text = run_cli("status", "K-1", "--config", path)
     assert text.returncode == 0 and text.stdout.count("delivered") == 2
+    # a bulk send's key: counts, not a line per recipient
+    summary = run_cli("status", "K-1", "--config", path, "--summary", "--json")
+    assert summary.returncode == 0, summary.stderr
+    assert json.loads(summary.stdout)["counts"] == [
+        {"outcome": "accepted", "settled": True, "delivery": "delivered", "recipients": 2}]
+    text = run_cli("status", "K-1", "--config", path, "--summary")
+    assert text.stdout.splitlines() == ["K-1\t2 recipient(s)\tlb", "accepted\tdelivered\t2"]
 
 
 def test_status_and_prune_errors_are_one_line(setup, tmp_path):

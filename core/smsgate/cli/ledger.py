@@ -18,6 +18,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("key", metavar="KEY", help="the send's key (send --key, or the key a send printed)")
     p.add_argument("--config", help="TOML config file (default: $SMSGATE_CONFIG)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--summary", action="store_true",
+                   help="how many recipients per outcome and delivery status, not a line per recipient")
 
     p = sub.add_parser("ledger", help="maintain the send ledger")
     actions = p.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
@@ -38,15 +40,29 @@ def parse_duration(text: str) -> float:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from ..errors import ValidationError
+    from ..models import Outcome
+    from ..sending.ledger import SENDING
 
     record = _gateway(args).status(args.key)
     if record is None:
         raise ValidationError(f"the ledger has no send with key {args.key!r}", field="key")
+    head = {"key": record.key, "provider": record.provider, "recipients": record.recipients,
+            "segments": record.segments, "created_at": record.created_at, "in_flight": record.in_flight}
+    if args.summary:  # counted from the requests: no row per recipient made (a bulk send's million)
+        counts = [{"outcome": Outcome.UNKNOWN.value if outcome == SENDING else outcome, "settled": outcome != SENDING,
+                   "delivery": status, "recipients": n}
+                  for (outcome, status), n in sorted(record.counts().items(), key=lambda c: (-c[1], str(c[0])))]
+        if args.json:
+            _print_json({**head, "counts": counts})
+        else:
+            print(f"{record.key}\t{record.recipients} recipient(s)\t{record.provider}")
+            for c in counts:
+                outcome = c["outcome"] if c["settled"] else "unknown (no outcome recorded: in flight or interrupted)"
+                print(f"{outcome}\t{c['delivery'] or '-'}\t{c['recipients']}")
+        return EXIT_OK
     rows = [row.to_json_dict() for row in record.rows]
     if args.json:
-        _print_json({"key": record.key, "provider": record.provider, "recipients": record.recipients,
-                     "segments": record.segments, "created_at": record.created_at, "in_flight": record.in_flight,
-                     "rows": rows})
+        _print_json({**head, "rows": rows})
     else:
         for row in rows:
             delivery = row["delivery"]["status"] if row["delivery"] else "-"

@@ -148,6 +148,33 @@ class SendRecord:
         out.sort(key=lambda r: (r.request_index, r.phone))
         return tuple(out)
 
+    def counts(self) -> dict[tuple[str, str | None], int]:
+        """How many of :attr:`rows` there are per (outcome, delivery status): the outcome ``sending``
+        while none is recorded, the status None without a report. Told from the requests and the
+        own rows, without a row object per recipient (a bulk send's key has a million)."""
+        own = {(r.request_index, r.phone): r for r in self.own_rows}
+        with_own = {index for index, _ in own}
+        out: dict[tuple[str, str | None], int] = {}
+
+        def add(outcome: str, status: str | None, n: int = 1) -> None:
+            out[(outcome, status)] = out.get((outcome, status), 0) + n
+
+        for q in self.requests:
+            index, shared = q.request_index, len(q.phones)
+            if index in with_own:
+                for phone in q.phones:
+                    row = own.get((index, phone))
+                    if row is not None:
+                        add(row.outcome, row.delivery_status)
+                        shared -= 1
+            if shared:
+                add(q.outcome, None, shared)
+        indexes = {q.request_index for q in self.requests}
+        for row in self.own_rows:
+            if row.request_index not in indexes:  # written by an older version
+                add(row.outcome, row.delivery_status)
+        return out
+
     def latest(self) -> dict[str, LedgerRow]:
         """Each phone's last attempt (the highest request index)."""
         out: dict[str, LedgerRow] = {}
