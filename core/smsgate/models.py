@@ -292,6 +292,11 @@ def part_phones(part: OutcomePart) -> tuple[str, ...]:
     return part.phones if type(part) is RequestOutcome else (part.phone,)  # type: ignore[union-attr]
 
 
+def part_size(part: OutcomePart) -> int:
+    """How many phones one stored part speaks for (a kept outcome's tuple of phones is not cut)."""
+    return len(_get_phones(part)) if type(part) is RequestOutcome else 1
+
+
 def expand(parts: Iterable[OutcomePart]) -> list[RecipientResult]:
     """Stored parts as one :class:`RecipientResult` per recipient, in order."""
     out: list[RecipientResult] = []
@@ -366,6 +371,11 @@ class SendResult:
     def __repr__(self) -> str:
         return (f"SendResult(provider={self.provider!r}, recipients={self.recipients!r}, "
                 f"segments={self.segments!r}, key={self.key!r}, replayed={self.replayed!r})")
+
+    def iter_outcomes(self) -> Iterator[OutcomePart]:
+        """:attr:`outcomes` one at a time, without making a bulk send's kept columns into a tuple
+        of outcomes that stays (each is made as it is read and can go): for a tally after a send."""
+        return iter(_get_outcomes(self))
 
     @property
     def ok(self) -> bool:

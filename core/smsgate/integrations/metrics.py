@@ -37,7 +37,7 @@ import prometheus_client  # noqa: F401 - the extra: without it, importing this m
 from ..errors import ProviderError, TransportError, ValidationError
 from ..hookspecs import hookimpl
 from ..log import get_logger
-from ..models import DeliveryReport, InboundMessage, Operation, SendResult, part_phones
+from ..models import DeliveryReport, InboundMessage, Operation, SendResult, part_size
 
 log = get_logger("smsgate.metrics")
 
@@ -153,9 +153,9 @@ class Metrics:
             # a routed recipient counts under the plugin of the provider that took it last
             vendors = ctx.extras.get("vendors") or {}
             tally: _Tally[tuple[str, str, str | None]] = _Tally()
-            for r in result.outcomes:  # as stored: a request's phones share one outcome
+            for r in result.iter_outcomes():  # as stored: a request's phones share one outcome
                 tally[(vendors.get(r.provider, ctx.provider) if r.provider else ctx.provider, r.outcome.value,
-                       r.reason.code if r.reason is not None else None)] += len(part_phones(r))
+                       r.reason.code if r.reason is not None else None)] += part_size(r)
             operation = _operation(message.operation)
             for (provider, outcome, code), n in tally.items():
                 self._child(self.recipients, provider, route, operation, outcome, self.code(code)).inc(n)

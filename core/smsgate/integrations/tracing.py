@@ -98,7 +98,7 @@ class Tracing:
                 accepted, rejected, unknown = len(result.accepted), len(result.rejected), len(result.unknown)
                 outcome = ("accepted" if result.ok else "unknown" if unknown else
                            "rejected" if not accepted else "partial")
-                codes = sorted({r.reason.code for r in result.outcomes if r.reason is not None})
+                codes = sorted({r.reason.code for r in result.iter_outcomes() if r.reason is not None})
                 span.set_attributes({PREFIX + "outcome": outcome, PREFIX + "accepted": accepted,
                                      PREFIX + "rejected": rejected, PREFIX + "unknown": unknown})
                 if codes:
