@@ -540,7 +540,36 @@ class _NoIds(dict):  # type: ignore[type-arg]
 _NO_IDS = _NoIds()
 
 
-class KeptOutcomes(Sequence[RequestOutcome]):
+class MadeWhenRead(Sequence[_T]):
+    """A sequence of ``len(self)`` items, item ``i`` made by ``self._item(i)`` each time it is read
+    (a slice: a list of them): the requests cut from a bulk message, and the outcomes it keeps."""
+
+    __slots__ = ()
+
+    def _item(self, index: int) -> _T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[_T]: ...
+
+    def __getitem__(self, index: int | slice) -> _T | list[_T]:
+        count = len(self)
+        if isinstance(index, slice):
+            return list(map(self._item, range(*index.indices(count))))
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError("request index out of range")
+        return self._item(index)
+
+    def __iter__(self) -> Iterator[_T]:
+        return map(self._item, range(len(self)))
+
+
+class KeptOutcomes(MadeWhenRead[RequestOutcome]):
     """A bulk send's outcomes, one per request, kept as columns and made when read.
 
     Request ``i`` spoke for ``to[i * size:(i + 1) * size]``, and its vendor gave one outcome for all
@@ -593,20 +622,7 @@ class KeptOutcomes(Sequence[RequestOutcome]):
     def __len__(self) -> int:
         return len(self._outcome)
 
-    @overload
-    def __getitem__(self, index: int) -> RequestOutcome: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[RequestOutcome]: ...
-
-    def __getitem__(self, index: int | slice) -> RequestOutcome | list[RequestOutcome]:
-        found = request_index(index, len(self._outcome))
-        return list(map(self._part, found)) if type(found) is range else self._part(found)
-
-    def __iter__(self) -> Iterator[RequestOutcome]:
-        return map(self._part, range(len(self._outcome)))
-
-    def _part(self, index: int) -> RequestOutcome:
+    def _item(self, index: int) -> RequestOutcome:
         outcome = self._outcome[index]
         if outcome is None:
             raise LookupError(f"request {index} has no outcome kept")
@@ -629,18 +645,6 @@ class KeptOutcomes(Sequence[RequestOutcome]):
             if found is outcome:
                 out.extend(to[i * size:(i + 1) * size])
         return out
-
-
-def request_index(index: int | slice, count: int) -> int | range:
-    """``index`` into a sequence of ``count`` requests: the one index it names (negative from the end;
-    IndexError out of range), or a slice's indices as a range."""
-    if isinstance(index, slice):
-        return range(*index.indices(count))
-    if index < 0:
-        index += count
-    if not 0 <= index < count:
-        raise IndexError("request index out of range")
-    return index
 
 
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:

@@ -8,8 +8,8 @@ import logging
 import operator
 import re
 from itertools import count, islice
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, overload
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -18,6 +18,7 @@ from ..hookspecs import hookimpl
 from ..models import (
     HttpRequest,
     KeptOutcomes,
+    MadeWhenRead,
     Message,
     Operation,
     OutcomePart,
@@ -29,7 +30,6 @@ from ..models import (
     SendResult,
     builder,
     part_phones,
-    request_index,
 )
 from ..phones import mask_phone, mask_phones_in, normalise_phone, segments
 from ..log import strip_userinfo
@@ -218,7 +218,7 @@ def plan(message: Message, limit: int) -> Sequence[Message]:
     return Requests(message, limit)
 
 
-class Requests(Sequence[Message]):
+class Requests(MadeWhenRead[Message]):
     """``message`` cut into requests of at most ``limit`` phones, each request's message made when
     it is read, that is as it is sent.
 
@@ -243,20 +243,7 @@ class Requests(Sequence[Message]):
     def __len__(self) -> int:
         return len(self.answers)
 
-    @overload
-    def __getitem__(self, index: int) -> Message: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Message]: ...
-
-    def __getitem__(self, index: int | slice) -> Message | list[Message]:
-        found = request_index(index, len(self.answers))
-        return list(map(self._request, found)) if type(found) is range else self._request(found)
-
-    def __iter__(self) -> Iterator[Message]:
-        return map(self._request, range(len(self.answers)))
-
-    def _request(self, index: int) -> Message:
+    def _item(self, index: int) -> Message:
         start = index * self.limit
         return only(self.message, self.message.to[start:start + self.limit])
 
@@ -564,7 +551,7 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
     # thread, and a bulk send holds no future, lock and message per request until its end (objects
     # the cyclic collector counts, see KeptOutcomes).
     total = len(batches)
-    answered: list[list[OutcomePart]] = [[] for _ in range(total)] if requests is None else []
+    answered: list[list[OutcomePart]] = [[] for _ in range(total)]  # (empty for what Requests kept)
     numbers = count()  # (its next() is one step under the GIL: shared by the workers)
     context = contextvars.copy_context()  # the send's context variables (its tracing span, bound log fields)
 
@@ -572,9 +559,7 @@ def execute_send(hooks: Any, make_ctx: Callable[[int], Any], operation: Operatio
         for i in numbers:
             if i >= total:
                 return
-            results = context.copy().run(sent, i, batches[i])  # (a copy per request, as a task each had)
-            if requests is None:
-                answered[i] = results
+            answered[i] = context.copy().run(sent, i, batches[i])  # (a copy per request, as a task each had)
 
     workers = min(max_concurrency, total)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsgate-send") as pool:

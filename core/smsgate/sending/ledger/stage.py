@@ -16,7 +16,8 @@ from typing import Any
 import attrs
 
 from ...errors import ConfigError, LedgerError, ValidationError
-from ...models import Message, Outcome, OutcomePart, Reason, RecipientResult, RequestOutcome, SendResult, part_phones
+from ...models import (Message, Outcome, OutcomePart, Reason, RecipientResult, RequestOutcome, SendResult, part_phones,
+                       part_size)
 from ..pipeline import covers_in_order, message_segments
 from . import SENDING, Attempt, Ledger, LedgerRow, SendRecord, fingerprint
 
@@ -68,7 +69,7 @@ class Journal:
             self.ledger.settle(self.key, index, results, self.clock())
         except LedgerError as exc:
             self.log.error("smsgate.ledger.settle_failed", key=self.key, request=index,
-                           recipients=sum(len(part_phones(r)) for r in results), error=str(exc))
+                           recipients=sum(map(part_size, results)), error=str(exc))
 
 
 def open_send(ledger: Ledger | None, provider: str, vendor: str, message: Message, batches: Sequence[Message],
