@@ -27,9 +27,9 @@ import sys
 import tempfile
 import time
 
-from smsgate.reporting import DeliveryReport
 from smsgate.models import Status
 from smsgate.receiving.store import Spool
+from smsgate.reporting import DeliveryReport
 
 REPORTS = 250
 
