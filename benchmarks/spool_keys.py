@@ -5,8 +5,8 @@ arrive in order land each push's keys in a few places of the index, ids in no or
 over it, and every index page a commit touches is written to the WAL. This prints the CPU of
 ``Spool.put`` (verify and parse excluded: the reports are built before the clock starts) for:
 
-- ``ordered``: the receiver benchmark's shape (``benchmarks/callbacks.py``), ten interleaved streams
-  of ids that each grow;
+- ``ordered``: ten interleaved streams of ids that each grow, as the receiver benchmark's pushes
+  (``benchmarks/callbacks.py``) carry them;
 - ``random``: 16-digit ids drawn at random, as a vendor whose ids carry no order would send.
 
 Each is ``--pushes`` puts into a fresh spool (``synchronous=FULL``, as ``smsgate serve``), after
